@@ -1,0 +1,128 @@
+import type { Logger } from 'pino';
+import { file_grpc_health_v1_health } from '../gen/grpc/health/v1/health_pb.js';
+import { file_grpc_reflection_v1_reflection } from '../gen/grpc/reflection/v1/reflection_pb.js';
+import { file_grpc_reflection_v1alpha_reflection } from '../gen/grpc/reflection/v1alpha/reflection_pb.js';
+import { file_video_v1_events } from '../gen/video/v1/events_pb.js';
+import { file_video_v1_video_service, VideoService } from '../gen/video/v1/video_service_pb.js';
+import { createTokenVerifier } from './auth/jwt.js';
+import type { Config } from './config.js';
+import { type Clock, systemClock } from './domain/ports.js';
+import { createHttpServer } from './http/server.js';
+import { openDatabase } from './persistence/database.js';
+import { createJitsiProvider } from './providers/jitsi-provider.js';
+import { createProviderRegistry } from './providers/provider-registry.js';
+import { createHealthRoutes } from './rpc/health-service.js';
+import {
+  createAuthInterceptor,
+  createErrorInterceptor,
+  createLoggingInterceptor,
+  createValidationInterceptor,
+} from './rpc/interceptors.js';
+import { createReflectionRoutes } from './rpc/reflection-service.js';
+import { createVideoRoutes } from './rpc/video-routes.js';
+import { createVideoService } from './video/video-service.js';
+
+export interface App {
+  /** The bound port (the configured one, or the OS's pick for port 0). */
+  readonly port: number;
+  stop(): Promise<void>;
+}
+
+/** Room for the protobuf envelope around the largest image. */
+const MESSAGE_OVERHEAD_BYTES = 64 * 1024;
+
+/**
+ * The composition root: every component built with plain factory calls, started in
+ * order, stopped in reverse. `main.ts` and the end-to-end tests both start the service
+ * through here.
+ */
+export async function startApp(
+  config: Config,
+  logger: Logger,
+  clock: Clock = systemClock,
+): Promise<App> {
+  const database = await openDatabase(config, logger);
+  try {
+    if (config.database.migrateOnStart) {
+      const applied = await database.migrate();
+      if (applied.length > 0) logger.info({ applied }, 'migrations applied');
+    }
+
+    const jitsi = config.providers.jitsi;
+    const providers = createProviderRegistry(
+      [createJitsiProvider({ ...jitsi, clock })],
+      config.providers.default,
+    );
+    if (jitsi.usesDevelopmentSecret) {
+      logger.warn(
+        'Jitsi provider in development mode: tokens signed with the development app secret',
+      );
+    }
+    const video = createVideoService({
+      orm: database.orm,
+      providers,
+      clock,
+      logger,
+      rules: config.consultation,
+    });
+
+    const verifier = createTokenVerifier({
+      secret: config.auth.jwtSecret,
+      issuer: config.auth.issuer,
+      audience: config.auth.audience,
+      clockSkewSeconds: config.auth.clockSkewSeconds,
+    });
+    if (config.auth.usesDevelopmentSecret) {
+      logger.warn(
+        'AUTH_JWT_SECRET is not set: accepting tokens signed with the development secret',
+      );
+    }
+
+    const shutdown = new AbortController();
+    const ready = () => database.ping();
+    const server = createHttpServer({
+      host: config.host,
+      port: config.port,
+      readMaxBytes: config.consultation.maxImageBytes + MESSAGE_OVERHEAD_BYTES,
+      ready,
+      logger,
+      interceptors: [
+        createLoggingInterceptor(logger),
+        createErrorInterceptor(logger),
+        createAuthInterceptor(verifier),
+        createValidationInterceptor({ maxImageBytes: config.consultation.maxImageBytes }),
+      ],
+      routes: (router) => {
+        createVideoRoutes(video)(router);
+        createHealthRoutes({
+          check: ready,
+          services: [VideoService.typeName],
+          shutdownSignal: shutdown.signal,
+        })(router);
+        createReflectionRoutes([
+          file_video_v1_video_service,
+          file_video_v1_events,
+          file_grpc_health_v1_health,
+          file_grpc_reflection_v1_reflection,
+          file_grpc_reflection_v1alpha_reflection,
+        ])(router);
+      },
+    });
+    const port = await server.start();
+    logger.info({ port, host: config.host }, 'listening');
+
+    return {
+      port,
+      async stop() {
+        logger.info('shutting down');
+        shutdown.abort();
+        await server.stop(config.shutdownTimeoutMs);
+        await database.stop();
+        logger.info('stopped');
+      },
+    };
+  } catch (error) {
+    await database.stop();
+    throw error;
+  }
+}

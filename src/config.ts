@@ -1,0 +1,168 @@
+import { z } from 'zod';
+
+/**
+ * The service's whole configuration, parsed once from the environment at start.
+ * Every variable is documented in the README's configuration table; a test keeps the
+ * two (and docker-compose.yml) in step.
+ */
+export interface Config {
+  readonly env: 'development' | 'production' | 'test';
+  readonly host: string;
+  readonly port: number;
+  readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  readonly shutdownTimeoutMs: number;
+  readonly database: {
+    /** Unset: PostgreSQL's own engine runs embedded (PGlite) with data in `dataDir`. */
+    readonly url: string | undefined;
+    readonly dataDir: string;
+    readonly migrateOnStart: boolean;
+    readonly poolSize: number;
+  };
+  readonly auth: {
+    readonly jwtSecret: string;
+    readonly issuer: string | undefined;
+    readonly audience: string | undefined;
+    readonly clockSkewSeconds: number;
+    readonly usesDevelopmentSecret: boolean;
+  };
+  readonly consultation: {
+    /** A patient may check in (and a doctor join) this long before the slot starts. */
+    readonly joinWindowBeforeMinutes: number;
+    /** Tokens and check-in stay valid this long after the slot ends. */
+    readonly graceAfterEndMinutes: number;
+    readonly maxImageBytes: number;
+  };
+  readonly providers: {
+    readonly default: 'jitsi';
+    readonly jitsi: {
+      readonly domain: string;
+      readonly appId: string;
+      readonly appSecret: string;
+      readonly audience: string;
+      readonly usesDevelopmentSecret: boolean;
+    };
+  };
+}
+
+export const DEVELOPMENT_JWT_SECRET = 'video-service-development-secret-do-not-use-in-production';
+export const DEVELOPMENT_JITSI_SECRET = 'video-service-development-jitsi-secret';
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+/** The variables the service reads, with their defaults. The README documents each. */
+const schema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  PORT: int(0, 65535).default(8080),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  SHUTDOWN_TIMEOUT_MS: int(100, 120_000).default(10_000),
+  DATABASE_URL: z
+    .url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// or postgresql:// URL' })
+    .optional(),
+  DATA_DIR: z.string().min(1).default('.data'),
+  DATABASE_POOL_SIZE: int(1, 100).default(10),
+  MIGRATE_ON_START: bool.optional(),
+  AUTH_JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+  AUTH_ISSUER: z.string().min(1).optional(),
+  AUTH_AUDIENCE: z.string().min(1).optional(),
+  AUTH_CLOCK_SKEW_SECONDS: int(0, 300).default(30),
+  JOIN_WINDOW_BEFORE_MINUTES: int(0, 24 * 60).default(15),
+  GRACE_AFTER_END_MINUTES: int(0, 24 * 60).default(15),
+  MAX_IMAGE_BYTES: int(1024, 64 * 1024 * 1024).default(10 * 1024 * 1024),
+  JITSI_DOMAIN: z.string().min(1).default('meet.jitsi.localhost'),
+  JITSI_APP_ID: z.string().min(1).default('video-service'),
+  JITSI_APP_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
+  JITSI_AUDIENCE: z.string().min(1).default('jitsi'),
+});
+
+/** The names of every variable the service reads (for docs and docker-compose checks). */
+export const CONFIG_VARIABLES: readonly string[] = Object.keys(schema.shape);
+
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Parses the environment; throws a ConfigError listing every problem at once. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const input = Object.fromEntries(
+    Object.entries(env).filter(([key, value]) => key in schema.shape && value !== ''),
+  );
+  const parsed = schema.safeParse(input);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`),
+    );
+  }
+  const e = parsed.data;
+  const problems: string[] = [];
+  if (e.NODE_ENV === 'production') {
+    if (!e.AUTH_JWT_SECRET) problems.push('AUTH_JWT_SECRET: required in production');
+    if (!e.JITSI_APP_SECRET) problems.push('JITSI_APP_SECRET: required in production');
+    if (!e.DATABASE_URL) problems.push('DATABASE_URL: required in production');
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  return deepFreeze({
+    env: e.NODE_ENV,
+    host: e.HOST,
+    port: e.PORT,
+    logLevel: e.LOG_LEVEL,
+    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    database: {
+      url: e.DATABASE_URL,
+      dataDir: e.DATA_DIR,
+      // Migrations run at start for the embedded engine; a real database opts in.
+      migrateOnStart: e.MIGRATE_ON_START ?? e.DATABASE_URL === undefined,
+      poolSize: e.DATABASE_POOL_SIZE,
+    },
+    auth: {
+      jwtSecret: e.AUTH_JWT_SECRET ?? DEVELOPMENT_JWT_SECRET,
+      issuer: e.AUTH_ISSUER,
+      audience: e.AUTH_AUDIENCE,
+      clockSkewSeconds: e.AUTH_CLOCK_SKEW_SECONDS,
+      usesDevelopmentSecret: e.AUTH_JWT_SECRET === undefined,
+    },
+    consultation: {
+      joinWindowBeforeMinutes: e.JOIN_WINDOW_BEFORE_MINUTES,
+      graceAfterEndMinutes: e.GRACE_AFTER_END_MINUTES,
+      maxImageBytes: e.MAX_IMAGE_BYTES,
+    },
+    providers: {
+      default: 'jitsi',
+      jitsi: {
+        domain: e.JITSI_DOMAIN,
+        appId: e.JITSI_APP_ID,
+        appSecret: e.JITSI_APP_SECRET ?? DEVELOPMENT_JITSI_SECRET,
+        audience: e.JITSI_AUDIENCE,
+        usesDevelopmentSecret: e.JITSI_APP_SECRET === undefined,
+      },
+    },
+  });
+}
+
+/** What is safe to log of the configuration: everything but the secrets. */
+export function redactedConfig(config: Config): unknown {
+  return {
+    ...config,
+    database: { ...config.database, url: config.database.url?.replace(/\/\/[^@/]*@/, '//***@') },
+    auth: { ...config.auth, jwtSecret: '***' },
+    providers: {
+      ...config.providers,
+      jitsi: { ...config.providers.jitsi, appSecret: '***' },
+    },
+  };
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}

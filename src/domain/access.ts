@@ -1,0 +1,119 @@
+import { DomainError } from './errors.js';
+
+/**
+ * Who may do what. One table of role → actions, and one `can()` that every use case
+ * asks before it touches a consultation. Ownership and clinic tenancy are part of the
+ * answer: a caller outside the consultation's clinic, or a patient or doctor who takes
+ * no part in it, is told it does not exist.
+ */
+export type Role = 'patient' | 'doctor' | 'nurse' | 'clinic_admin' | 'service';
+export const ROLES: readonly Role[] = ['patient', 'doctor', 'nurse', 'clinic_admin', 'service'];
+
+/** The authenticated caller, from the verified token's claims. */
+export interface Principal {
+  readonly userId: string;
+  readonly role: Role;
+  readonly clinicId: string;
+}
+
+export type Action =
+  | 'consultation.schedule'
+  | 'consultation.cancel'
+  | 'consultation.read'
+  | 'consultation.check_in'
+  | 'consultation.admit'
+  | 'consultation.start'
+  | 'consultation.end'
+  | 'consultation.join'
+  | 'consultation.report_issue'
+  | 'consultation.share_image'
+  | 'waiting_room.list'
+  | 'history.list'
+  | 'provider.status';
+
+export const PERMISSIONS: Readonly<Record<Role, ReadonlySet<Action>>> = {
+  patient: new Set([
+    'consultation.read',
+    'consultation.check_in',
+    'consultation.join',
+    'consultation.report_issue',
+    'consultation.share_image',
+    'history.list',
+    'provider.status',
+  ]),
+  doctor: new Set([
+    'consultation.read',
+    'consultation.admit',
+    'consultation.start',
+    'consultation.end',
+    'consultation.join',
+    'consultation.report_issue',
+    'consultation.share_image',
+    'waiting_room.list',
+    'history.list',
+    'provider.status',
+  ]),
+  nurse: new Set(['consultation.read', 'waiting_room.list', 'history.list', 'provider.status']),
+  clinic_admin: new Set([
+    'consultation.schedule',
+    'consultation.cancel',
+    'consultation.read',
+    'waiting_room.list',
+    'history.list',
+    'provider.status',
+  ]),
+  service: new Set([
+    'consultation.schedule',
+    'consultation.cancel',
+    'consultation.read',
+    'history.list',
+    'provider.status',
+  ]),
+};
+
+/** What `can()` needs to know about a consultation. */
+export interface ConsultationScope {
+  readonly clinicId: string;
+  readonly doctorId: string;
+  readonly patientId: string;
+}
+
+/** Whether the caller can see the consultation at all (tenancy and ownership). */
+export function canSee(principal: Principal, consultation: ConsultationScope): boolean {
+  if (principal.clinicId !== consultation.clinicId) return false;
+  switch (principal.role) {
+    case 'patient':
+      return consultation.patientId === principal.userId;
+    case 'doctor':
+      return consultation.doctorId === principal.userId;
+    default:
+      return true;
+  }
+}
+
+export function can(
+  principal: Principal,
+  action: Action,
+  consultation?: ConsultationScope,
+): boolean {
+  if (!PERMISSIONS[principal.role].has(action)) return false;
+  return consultation === undefined || canSee(principal, consultation);
+}
+
+/**
+ * Refuses unless the caller may act: NOT_FOUND when the consultation is invisible to
+ * them (its existence must not leak), PERMISSION_DENIED when they see it but their role
+ * does not allow the action.
+ */
+export function authorize(
+  principal: Principal,
+  action: Action,
+  consultation?: ConsultationScope,
+): void {
+  if (consultation !== undefined && !canSee(principal, consultation)) {
+    throw new DomainError('not_found', 'consultation not found');
+  }
+  if (!PERMISSIONS[principal.role].has(action)) {
+    throw new DomainError('permission_denied', `role ${principal.role} may not ${action}`);
+  }
+}

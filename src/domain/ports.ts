@@ -1,0 +1,45 @@
+import type { ParticipantRole, ProviderName } from './consultation.js';
+
+/** The time, so that tests can move it. */
+export interface Clock {
+  now(): Date;
+}
+
+export const systemClock: Clock = { now: () => new Date() };
+
+/** A participant's join credentials for one provider session. */
+export interface JoinCredentials {
+  readonly token: string;
+  readonly joinUrl: string;
+  readonly expiresAt: Date;
+}
+
+export interface ProviderHealth {
+  readonly healthy: boolean;
+  /** Why it is not healthy, or a short note on how it runs. */
+  readonly detail: string;
+}
+
+export interface TokenRequest {
+  /** The session id that `ensureSession` answered. */
+  readonly sessionId: string;
+  /** The participant's opaque id: never a name or anything that identifies a patient. */
+  readonly participantId: string;
+  readonly role: ParticipantRole;
+  readonly expiresAt: Date;
+}
+
+/**
+ * A video provider: where the call itself happens. Session ids are derived from the
+ * consultation id, so every method is safe to repeat.
+ */
+export interface VideoProvider {
+  readonly name: ProviderName;
+  /** Creates the provider session for a consultation, or reuses the one that exists. */
+  ensureSession(consultationId: string): Promise<{ sessionId: string }>;
+  /** Issues a participant's join token; the doctor moderates. */
+  issueToken(request: TokenRequest): Promise<JoinCredentials>;
+  /** Closes the session; closing a closed or unknown session succeeds. */
+  endSession(sessionId: string): Promise<void>;
+  health(): Promise<ProviderHealth>;
+}

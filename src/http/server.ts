@@ -1,0 +1,126 @@
+import http from 'node:http';
+import http2 from 'node:http2';
+import net from 'node:net';
+import type { ConnectRouter, Interceptor } from '@connectrpc/connect';
+import { connectNodeAdapter } from '@connectrpc/connect-node';
+import type { Logger } from 'pino';
+
+export interface HttpServerOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly routes: (router: ConnectRouter) => void;
+  readonly interceptors: Interceptor[];
+  /** Largest request message accepted, in bytes. */
+  readonly readMaxBytes: number;
+  /** Answers `GET /readyz`: whether the service can do its work (database up). */
+  readonly ready: () => Promise<boolean>;
+  readonly logger: Logger;
+}
+
+export interface HttpServer {
+  /** Listens; answers the bound port (useful with port 0). */
+  start(): Promise<number>;
+  /**
+   * Stops accepting, lets in-flight calls finish within the deadline, then aborts what
+   * is left and closes every connection.
+   */
+  stop(deadlineMs: number): Promise<void>;
+}
+
+/**
+ * One port for everything: cleartext HTTP/2 and HTTP/1.1, serving Connect (JSON and
+ * binary, GET for side-effect-free reads), gRPC and gRPC-Web, plus the plain HTTP
+ * routes load balancers use.
+ *
+ * Node's cleartext HTTP/2 server cannot fall back to HTTP/1.1 (that takes TLS and
+ * ALPN), so a TCP listener looks at each connection's first bytes: the HTTP/2 client
+ * preface starts with "PRI", which no HTTP/1.1 method does.
+ */
+export function createHttpServer(options: HttpServerOptions): HttpServer {
+  const shutdown = new AbortController();
+  const handler = connectNodeAdapter({
+    routes: options.routes,
+    interceptors: options.interceptors,
+    readMaxBytes: options.readMaxBytes,
+    shutdownSignal: shutdown.signal,
+    fallback(req, res) {
+      const path = (req.url ?? '/').split('?')[0];
+      if (req.method === 'GET' && path === '/healthz') {
+        return sendJson(res, 200, { status: 'ok' });
+      }
+      if (req.method === 'GET' && path === '/readyz') {
+        return void options.ready().then(
+          (ready) => sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready' }),
+          () => sendJson(res, 503, { status: 'not ready' }),
+        );
+      }
+      sendJson(res, 404, { error: 'not found' });
+    },
+  });
+  const h1 = http.createServer(handler);
+  const h2 = http2.createServer(handler);
+  const sessions = new Set<http2.Http2Session>();
+  const sockets = new Set<net.Socket>();
+  h2.on('session', (session) => {
+    sessions.add(session);
+    session.once('close', () => sessions.delete(session));
+  });
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    socket.once('data', (chunk: Buffer) => {
+      socket.pause();
+      socket.unshift(chunk);
+      if (chunk.toString('latin1', 0, 3) === 'PRI') {
+        // The HTTP/2 session reads what is already buffered on the socket.
+        h2.emit('connection', socket);
+      } else {
+        h1.emit('connection', socket);
+        socket.resume();
+      }
+    });
+  });
+
+  return {
+    start() {
+      return new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(options.port, options.host, () => {
+          server.off('error', reject);
+          const address = server.address();
+          resolve(typeof address === 'object' && address ? address.port : options.port);
+        });
+      });
+    },
+    async stop(deadlineMs) {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // HTTP/2: GOAWAY, then the session closes once its open streams finish.
+      for (const session of sessions) session.close();
+      // HTTP/1.1: idle keep-alive connections would hold the server open; busy ones
+      // become idle as their requests finish.
+      h1.closeIdleConnections();
+      const idleSweep = setInterval(() => h1.closeIdleConnections(), 50);
+      const timer = setTimeout(() => {
+        options.logger.warn({ open: sessions.size + sockets.size }, 'shutdown deadline: aborting');
+        shutdown.abort();
+        for (const session of sessions) session.destroy();
+        for (const socket of sockets) socket.destroy();
+      }, deadlineMs);
+      await closed;
+      clearTimeout(timer);
+      clearInterval(idleSweep);
+    },
+  };
+}
+
+/** Just what the fallback needs of the adapter's response (HTTP/1.1 or HTTP/2). */
+interface JsonResponse {
+  writeHead(status: number, headers: Record<string, string>): unknown;
+  end(body: string): unknown;
+}
+
+function sendJson(res: JsonResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json' });
+  res.end(text);
+}

@@ -1,0 +1,152 @@
+import type { ConnectRouter, HandlerContext } from '@connectrpc/connect';
+import { VideoService } from '../../gen/video/v1/video_service_pb.js';
+import type { Principal } from '../domain/access.js';
+import type { VideoService as VideoUseCases } from '../video/video-service.js';
+import { kPrincipal } from './interceptors.js';
+import {
+  fromProtoIssueType,
+  fromProtoProvider,
+  fromProtoStatus,
+  fromTimestamp,
+  toProtoConsultation,
+  toProtoProvider,
+  toProtoRole,
+  toTimestamp,
+} from './mappers.js';
+
+/**
+ * The VideoService handlers: each one translates the request, calls one use case and
+ * translates the answer. Authentication, validation and error mapping happened already
+ * in the interceptors.
+ */
+export function createVideoRoutes(video: VideoUseCases) {
+  return (router: ConnectRouter) =>
+    router.service(VideoService, {
+      async scheduleConsultation(req, ctx) {
+        const { consultation, created } = await video.scheduleConsultation(caller(ctx), {
+          appointmentId: req.appointmentId,
+          doctorId: req.doctorId,
+          patientId: req.patientId,
+          scheduledStart: fromTimestamp(req.scheduledStart)!,
+          scheduledEnd: fromTimestamp(req.scheduledEnd)!,
+          provider: fromProtoProvider(req.provider),
+        });
+        return { consultation: toProtoConsultation(consultation), created };
+      },
+
+      async cancelConsultation(req, ctx) {
+        const target =
+          req.target.case === 'appointmentId'
+            ? { appointmentId: req.target.value }
+            : { consultationId: req.target.value ?? '' };
+        const consultation = await video.cancelConsultation(caller(ctx), target);
+        return { consultation: toProtoConsultation(consultation) };
+      },
+
+      async checkIn(req, ctx) {
+        const { consultation, queuePosition } = await video.checkIn(
+          caller(ctx),
+          req.consultationId,
+        );
+        return { consultation: toProtoConsultation(consultation), queuePosition };
+      },
+
+      async listWaitingRoom(req, ctx) {
+        const patients = await video.listWaitingRoom(caller(ctx), req.doctorId);
+        return {
+          patients: patients.map((p) => ({
+            ...p,
+            checkedInAt: toTimestamp(p.checkedInAt),
+            scheduledStart: toTimestamp(p.scheduledStart),
+          })),
+        };
+      },
+
+      async admitPatient(req, ctx) {
+        const consultation = await video.admitPatient(caller(ctx), req.consultationId);
+        return { consultation: toProtoConsultation(consultation) };
+      },
+
+      async startConsultation(req, ctx) {
+        const { consultation, started } = await video.startConsultation(
+          caller(ctx),
+          req.consultationId,
+        );
+        return { consultation: toProtoConsultation(consultation), started };
+      },
+
+      async generateToken(req, ctx) {
+        const token = await video.generateToken(caller(ctx), req.consultationId);
+        return {
+          token: token.token,
+          joinUrl: token.joinUrl,
+          provider: toProtoProvider(token.provider),
+          providerSessionId: token.providerSessionId,
+          expiresAt: toTimestamp(token.expiresAt),
+          role: toProtoRole(token.role),
+        };
+      },
+
+      async endConsultation(req, ctx) {
+        const consultation = await video.endConsultation(caller(ctx), req.consultationId);
+        return { consultation: toProtoConsultation(consultation) };
+      },
+
+      async getConsultationStatus(req, ctx) {
+        const consultation = await video.getConsultation(caller(ctx), req.consultationId);
+        return { consultation: toProtoConsultation(consultation) };
+      },
+
+      async reportTechnicalIssue(req, ctx) {
+        const issue = await video.reportTechnicalIssue(caller(ctx), {
+          consultationId: req.consultationId,
+          issueType: fromProtoIssueType(req.issueType),
+          description: req.description,
+        });
+        return { issueId: issue.issueId, reportedAt: toTimestamp(issue.reportedAt) };
+      },
+
+      async shareMedicalImage(req, ctx) {
+        const image = await video.shareMedicalImage(caller(ctx), {
+          consultationId: req.consultationId,
+          content: req.content,
+          declaredType: req.contentType,
+        });
+        return { ...image, sharedAt: toTimestamp(image.sharedAt) };
+      },
+
+      async listConsultationHistory(req, ctx) {
+        const page = await video.listHistory(caller(ctx), {
+          statuses: req.statuses.map(fromProtoStatus),
+          scheduledFrom: fromTimestamp(req.scheduledFrom),
+          scheduledTo: fromTimestamp(req.scheduledTo),
+          pageSize: req.pageSize,
+          pageToken: req.pageToken,
+        });
+        return {
+          consultations: page.consultations.map(toProtoConsultation),
+          nextPageToken: page.nextPageToken,
+        };
+      },
+
+      async getProviderStatus(_req, ctx) {
+        const statuses = await video.providerStatus(caller(ctx));
+        return {
+          providers: statuses.map((s) => ({
+            provider: toProtoProvider(s.name),
+            configured: s.configured,
+            healthy: s.healthy,
+            isDefault: s.isDefault,
+            detail: s.detail,
+          })),
+        };
+      },
+    });
+}
+
+function caller(ctx: HandlerContext): Principal {
+  const principal = ctx.values.get(kPrincipal);
+  // The auth interceptor runs before every VideoService handler; no principal is a bug.
+  if (!principal) throw new Error('no authenticated principal on a VideoService call');
+  return principal;
+}

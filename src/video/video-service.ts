@@ -1,0 +1,671 @@
+import { createHash, randomUUID } from 'node:crypto';
+import {
+  type EntityManager,
+  type FilterQuery,
+  OptimisticLockError,
+  UniqueConstraintViolationException,
+} from '@mikro-orm/core';
+import type { MikroORM } from '@mikro-orm/postgresql';
+import type { Logger } from 'pino';
+import { authorize, type Principal } from '../domain/access.js';
+import {
+  assertInsideJoinWindow,
+  assertValidSlot,
+  type ConsultationStatus,
+  durationSeconds,
+  FINAL_STATUSES,
+  joinWindow,
+  type ParticipantRole,
+  type ProviderName,
+  transition,
+  type WindowRules,
+} from '../domain/consultation.js';
+import { DomainError, failedPrecondition, invalidArgument, notFound } from '../domain/errors.js';
+import { checkMedicalImage, type MedicalImageType } from '../domain/medical-image.js';
+import type { Clock } from '../domain/ports.js';
+import {
+  type ConsultationEntity,
+  ConsultationSchema,
+  type ParticipantEntity,
+  ParticipantSchema,
+  SharedImageSchema,
+  type TechnicalIssueKind,
+  TechnicalIssueSchema,
+} from '../persistence/entities.js';
+import type { ProviderRegistry, ProviderStatusView } from '../providers/provider-registry.js';
+import { decodeCursor, encodeCursor, filterFingerprint, pageSize } from './pagination.js';
+
+/** A consultation as the use cases answer it: plain data, no ORM behind it. */
+export interface ConsultationView {
+  readonly id: string;
+  readonly appointmentId: string;
+  readonly clinicId: string;
+  readonly doctorId: string;
+  readonly patientId: string;
+  readonly scheduledStart: Date;
+  readonly scheduledEnd: Date;
+  readonly status: ConsultationStatus;
+  readonly provider: ProviderName | null;
+  readonly providerSessionId: string | null;
+  readonly startedAt: Date | null;
+  readonly endedAt: Date | null;
+  readonly durationSeconds: number | null;
+  readonly endReason: ConsultationEntity['endReason'];
+  readonly version: number;
+  readonly createdAt: Date;
+  readonly participants: readonly ParticipantView[];
+}
+
+export interface ParticipantView {
+  readonly userId: string;
+  readonly role: ParticipantRole;
+  readonly checkedInAt: Date | null;
+  readonly admittedAt: Date | null;
+  readonly firstTokenAt: Date | null;
+}
+
+export interface WaitingPatientView {
+  readonly consultationId: string;
+  readonly appointmentId: string;
+  readonly patientId: string;
+  readonly doctorId: string;
+  readonly checkedInAt: Date;
+  readonly waitedSeconds: number;
+  readonly queuePosition: number;
+  readonly scheduledStart: Date;
+  readonly admitted: boolean;
+}
+
+export interface ScheduleInput {
+  readonly appointmentId: string;
+  readonly doctorId: string;
+  readonly patientId: string;
+  readonly scheduledStart: Date;
+  readonly scheduledEnd: Date;
+  readonly provider: ProviderName | undefined;
+}
+
+export interface HistoryQuery {
+  readonly statuses: readonly ConsultationStatus[];
+  readonly scheduledFrom: Date | undefined;
+  readonly scheduledTo: Date | undefined;
+  readonly pageSize: number;
+  readonly pageToken: string;
+}
+
+export interface JoinToken {
+  readonly token: string;
+  readonly joinUrl: string;
+  readonly provider: ProviderName;
+  readonly providerSessionId: string;
+  readonly expiresAt: Date;
+  readonly role: ParticipantRole;
+}
+
+export interface VideoServiceDeps {
+  readonly orm: MikroORM;
+  readonly providers: ProviderRegistry;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly rules: WindowRules & { readonly maxImageBytes: number };
+}
+
+/** How often a use case is replayed when another call changed the consultation first. */
+const MAX_ATTEMPTS = 5;
+/** The statuses in which a checked-in patient counts as waiting. */
+const WAITING_STATUSES: ConsultationStatus[] = ['waiting', 'in_progress'];
+
+export type VideoService = ReturnType<typeof createVideoService>;
+
+/**
+ * The consultation use cases. Each one reads as its story: load what the caller may see,
+ * check the rule, change, commit; provider calls happen outside any transaction.
+ */
+export function createVideoService(deps: VideoServiceDeps) {
+  const { orm, providers, clock, logger, rules } = deps;
+
+  /**
+   * Runs one unit of work in a transaction on a fresh EntityManager. A lost optimistic
+   * race replays the whole unit, which then sees the winner's state and decides again.
+   */
+  async function unitOfWork<T>(work: (em: EntityManager) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await orm.em.fork().transactional(work);
+      } catch (error) {
+        if (error instanceof OptimisticLockError && attempt < MAX_ATTEMPTS) continue;
+        if (error instanceof OptimisticLockError) {
+          throw new DomainError('unavailable', 'the consultation is changing; retry', undefined, {
+            cause: error,
+          });
+        }
+        throw error;
+      }
+    }
+  }
+
+  /** Loads a consultation the caller may act on, or answers NOT_FOUND / PERMISSION_DENIED. */
+  async function load(
+    em: EntityManager,
+    principal: Principal,
+    consultationId: string,
+    action: Parameters<typeof authorize>[1],
+  ): Promise<ConsultationEntity> {
+    const consultation = await em.findOne(
+      ConsultationSchema,
+      { id: consultationId, clinicId: principal.clinicId },
+      { populate: ['participants'] },
+    );
+    if (!consultation) throw notFound('consultation');
+    authorize(principal, action, consultation);
+    return consultation;
+  }
+
+  function participant(consultation: ConsultationEntity, role: ParticipantRole): ParticipantEntity {
+    const found = consultation.participants.getItems().find((p) => p.role === role);
+    if (!found) throw new Error(`consultation ${consultation.id} has no ${role}`);
+    return found;
+  }
+
+  function callerRole(principal: Principal, consultation: ConsultationEntity): ParticipantRole {
+    if (principal.role === 'doctor' && principal.userId === consultation.doctorId) return 'doctor';
+    if (principal.role === 'patient' && principal.userId === consultation.patientId)
+      return 'patient';
+    throw new DomainError(
+      'permission_denied',
+      'only the consultation’s doctor and patient take part',
+    );
+  }
+
+  /** Counts the doctor's waiting patients who checked in no later than `checkedInAt`. */
+  async function queuePosition(
+    em: EntityManager,
+    consultation: ConsultationEntity,
+    checkedInAt: Date,
+  ): Promise<number> {
+    return em.count(ParticipantSchema, {
+      clinicId: consultation.clinicId,
+      role: 'patient',
+      admittedAt: null,
+      checkedInAt: { $lte: checkedInAt },
+      consultation: { doctorId: consultation.doctorId, status: { $in: WAITING_STATUSES } },
+    });
+  }
+
+  /**
+   * Makes sure the consultation has its provider session: the session id is derived
+   * from the consultation id, so creating it twice (after a lost race) is harmless.
+   */
+  async function ensureProviderSession(
+    consultation: ConsultationEntity,
+  ): Promise<{ provider: ProviderName; sessionId: string }> {
+    const provider = consultation.provider ?? providers.defaultProvider;
+    if (consultation.providerSessionId) {
+      return { provider, sessionId: consultation.providerSessionId };
+    }
+    const { sessionId } = await providers.get(provider).ensureSession(consultation.id);
+    return { provider, sessionId };
+  }
+
+  async function endProviderSession(consultation: ConsultationView): Promise<void> {
+    if (!consultation.provider || !consultation.providerSessionId) return;
+    try {
+      await providers.get(consultation.provider).endSession(consultation.providerSessionId);
+    } catch (error) {
+      // The consultation is already ended in the database; the provider closes idle
+      // sessions on its own, so a failure here is logged, not returned.
+      logger.warn(
+        { err: error, consultationId: consultation.id, provider: consultation.provider },
+        'could not close the provider session',
+      );
+    }
+  }
+
+  return {
+    async scheduleConsultation(
+      principal: Principal,
+      input: ScheduleInput,
+    ): Promise<{ consultation: ConsultationView; created: boolean }> {
+      authorize(principal, 'consultation.schedule');
+      assertValidSlot({ start: input.scheduledStart, end: input.scheduledEnd });
+      const provider = providers.choose(input.provider);
+      const existing = async () => {
+        const found = await orm.em
+          .fork()
+          .findOne(
+            ConsultationSchema,
+            { clinicId: principal.clinicId, appointmentId: input.appointmentId },
+            { populate: ['participants'] },
+          );
+        if (!found) return undefined;
+        if (found.doctorId !== input.doctorId || found.patientId !== input.patientId) {
+          throw new DomainError(
+            'already_exists',
+            'the appointment already has a consultation with other participants',
+            'appointment_id',
+          );
+        }
+        return { consultation: toView(found), created: false };
+      };
+
+      const before = await existing();
+      if (before) return before;
+      try {
+        const consultation = await unitOfWork(async (em) => {
+          const now = clock.now();
+          const created = em.create(ConsultationSchema, {
+            id: randomUUID(),
+            clinicId: principal.clinicId,
+            appointmentId: input.appointmentId,
+            doctorId: input.doctorId,
+            patientId: input.patientId,
+            scheduledStart: input.scheduledStart,
+            scheduledEnd: input.scheduledEnd,
+            status: 'scheduled',
+            provider,
+            createdAt: now,
+            updatedAt: now,
+          });
+          for (const [role, userId] of [
+            ['doctor', input.doctorId],
+            ['patient', input.patientId],
+          ] as const) {
+            created.participants.add(
+              em.create(ParticipantSchema, {
+                id: randomUUID(),
+                consultation: created,
+                clinicId: principal.clinicId,
+                userId,
+                role,
+              }),
+            );
+          }
+          await em.flush();
+          return toView(created);
+        });
+        logger.info({ consultationId: consultation.id }, 'consultation scheduled');
+        return { consultation, created: true };
+      } catch (error) {
+        // Another call scheduled the same appointment between our read and our insert.
+        if (error instanceof UniqueConstraintViolationException) {
+          const after = await existing();
+          if (after) return after;
+        }
+        throw error;
+      }
+    },
+
+    async cancelConsultation(
+      principal: Principal,
+      target: { consultationId: string } | { appointmentId: string },
+    ): Promise<ConsultationView> {
+      authorize(principal, 'consultation.cancel');
+      const { consultation, wasLive } = await unitOfWork(async (em) => {
+        const id =
+          'consultationId' in target
+            ? target.consultationId
+            : (
+                await em.findOne(
+                  ConsultationSchema,
+                  { clinicId: principal.clinicId, appointmentId: target.appointmentId },
+                  { fields: ['id'] },
+                )
+              )?.id;
+        if (!id) throw notFound('consultation');
+        const c = await load(em, principal, id, 'consultation.cancel');
+        const t = transition(c.status, 'cancel');
+        if (t.changed) {
+          const now = clock.now();
+          c.status = t.to;
+          c.endedAt = now;
+          c.endReason = 'cancelled';
+          if (c.startedAt) c.durationSeconds = durationSeconds(c.startedAt, now);
+          c.updatedAt = now;
+          await em.flush();
+        }
+        return { consultation: toView(c), wasLive: t.changed && t.from === 'in_progress' };
+      });
+      if (wasLive) await endProviderSession(consultation);
+      return consultation;
+    },
+
+    async checkIn(
+      principal: Principal,
+      consultationId: string,
+    ): Promise<{ consultation: ConsultationView; queuePosition: number }> {
+      return unitOfWork(async (em) => {
+        const c = await load(em, principal, consultationId, 'consultation.check_in');
+        const now = clock.now();
+        const t = transition(c.status, 'check_in');
+        assertInsideJoinWindow({ start: c.scheduledStart, end: c.scheduledEnd }, rules, now);
+        const patient = participant(c, 'patient');
+        if (!patient.checkedInAt) {
+          patient.checkedInAt = now;
+          c.status = t.to;
+          c.updatedAt = now;
+          await em.flush();
+        }
+        const position = patient.admittedAt ? 0 : await queuePosition(em, c, patient.checkedInAt);
+        return { consultation: toView(c), queuePosition: position };
+      });
+    },
+
+    async listWaitingRoom(principal: Principal, doctorId: string): Promise<WaitingPatientView[]> {
+      authorize(principal, 'waiting_room.list');
+      const forDoctor = principal.role === 'doctor' ? principal.userId : doctorId || undefined;
+      const waiting = await orm.em.fork().find(
+        ParticipantSchema,
+        {
+          clinicId: principal.clinicId,
+          role: 'patient',
+          checkedInAt: { $ne: null },
+          admittedAt: null,
+          consultation: {
+            status: { $in: WAITING_STATUSES },
+            ...(forDoctor ? { doctorId: forDoctor } : {}),
+          },
+        },
+        { populate: ['consultation'], orderBy: { checkedInAt: 'asc', id: 'asc' } },
+      );
+      const now = clock.now();
+      const positions = new Map<string, number>();
+      return waiting.map((p) => {
+        const doctor = p.consultation.doctorId;
+        const position = (positions.get(doctor) ?? 0) + 1;
+        positions.set(doctor, position);
+        const checkedInAt = p.checkedInAt!;
+        return {
+          consultationId: p.consultation.id,
+          appointmentId: p.consultation.appointmentId,
+          patientId: p.userId,
+          doctorId: doctor,
+          checkedInAt,
+          waitedSeconds: durationSeconds(checkedInAt, now),
+          queuePosition: position,
+          scheduledStart: p.consultation.scheduledStart,
+          admitted: false,
+        };
+      });
+    },
+
+    async admitPatient(principal: Principal, consultationId: string): Promise<ConsultationView> {
+      return unitOfWork(async (em) => {
+        const c = await load(em, principal, consultationId, 'consultation.admit');
+        if (FINAL_STATUSES.has(c.status)) {
+          throw failedPrecondition(
+            `cannot admit to a consultation that is ${c.status.replace('_', ' ')}`,
+          );
+        }
+        const patient = participant(c, 'patient');
+        if (!patient.checkedInAt) throw failedPrecondition('the patient has not checked in');
+        if (!patient.admittedAt) {
+          const now = clock.now();
+          patient.admittedAt = now;
+          c.updatedAt = now; // the admission is a change of the consultation: bump its version
+          await em.flush();
+        }
+        return toView(c);
+      });
+    },
+
+    async startConsultation(
+      principal: Principal,
+      consultationId: string,
+    ): Promise<{ consultation: ConsultationView; started: boolean }> {
+      // Read and check first, call the provider with no transaction open, then commit.
+      const before = await unitOfWork(async (em) => {
+        const c = await load(em, principal, consultationId, 'consultation.start');
+        transition(c.status, 'start');
+        return c;
+      });
+      const session = await ensureProviderSession(before);
+      const result = await unitOfWork(async (em) => {
+        const c = await load(em, principal, consultationId, 'consultation.start');
+        const t = transition(c.status, 'start');
+        if (!t.changed) return { consultation: toView(c), started: false };
+        const now = clock.now();
+        c.status = t.to;
+        c.startedAt = now;
+        c.provider = session.provider;
+        c.providerSessionId = c.providerSessionId ?? session.sessionId;
+        c.updatedAt = now;
+        await em.flush();
+        return { consultation: toView(c), started: true };
+      });
+      if (result.started) logger.info({ consultationId }, 'consultation started');
+      return result;
+    },
+
+    async generateToken(principal: Principal, consultationId: string): Promise<JoinToken> {
+      const before = await unitOfWork(async (em) => {
+        const c = await load(em, principal, consultationId, 'consultation.join');
+        checkMayJoin(principal, c);
+        return c;
+      });
+      const session = await ensureProviderSession(before);
+      const { c, role, participantId } = await unitOfWork(async (em) => {
+        const c = await load(em, principal, consultationId, 'consultation.join');
+        const role = checkMayJoin(principal, c);
+        const me = participant(c, role);
+        const now = clock.now();
+        if (!c.providerSessionId) {
+          c.provider = session.provider;
+          c.providerSessionId = session.sessionId;
+          c.updatedAt = now;
+        }
+        me.firstTokenAt ??= now;
+        await em.flush();
+        return { c: toView(c), role, participantId: me.id };
+      });
+      const expiresAt = joinWindow({ start: c.scheduledStart, end: c.scheduledEnd }, rules).end;
+      const provider = c.provider ?? session.provider;
+      const sessionId = c.providerSessionId ?? session.sessionId;
+      const credentials = await providers.get(provider).issueToken({
+        sessionId,
+        participantId,
+        role,
+        expiresAt,
+      });
+      return {
+        token: credentials.token,
+        joinUrl: credentials.joinUrl,
+        provider,
+        providerSessionId: sessionId,
+        expiresAt: credentials.expiresAt,
+        role,
+      };
+
+      /** The join rules: inside the window; a patient only once admitted or started. */
+      function checkMayJoin(p: Principal, c: ConsultationEntity): ParticipantRole {
+        const role = callerRole(p, c);
+        if (FINAL_STATUSES.has(c.status)) {
+          throw failedPrecondition(`the consultation is ${c.status.replace('_', ' ')}`);
+        }
+        assertInsideJoinWindow(
+          { start: c.scheduledStart, end: c.scheduledEnd },
+          rules,
+          clock.now(),
+        );
+        if (
+          role === 'patient' &&
+          c.status !== 'in_progress' &&
+          !participant(c, 'patient').admittedAt
+        ) {
+          throw failedPrecondition(
+            'the doctor has not admitted the patient or started the consultation yet',
+          );
+        }
+        return role;
+      }
+    },
+
+    async endConsultation(principal: Principal, consultationId: string): Promise<ConsultationView> {
+      const { consultation, changed } = await unitOfWork(async (em) => {
+        const c = await load(em, principal, consultationId, 'consultation.end');
+        const t = transition(c.status, 'end');
+        if (t.changed) {
+          const now = clock.now();
+          c.status = t.to;
+          c.endedAt = now;
+          c.durationSeconds = durationSeconds(c.startedAt ?? now, now);
+          c.endReason = 'completed';
+          c.updatedAt = now;
+          await em.flush();
+        }
+        return { consultation: toView(c), changed: t.changed };
+      });
+      if (changed) {
+        logger.info({ consultationId }, 'consultation ended');
+        await endProviderSession(consultation);
+      }
+      return consultation;
+    },
+
+    async getConsultation(principal: Principal, consultationId: string): Promise<ConsultationView> {
+      const em = orm.em.fork();
+      return toView(await load(em, principal, consultationId, 'consultation.read'));
+    },
+
+    async reportTechnicalIssue(
+      principal: Principal,
+      input: { consultationId: string; issueType: TechnicalIssueKind; description: string },
+    ): Promise<{ issueId: string; reportedAt: Date }> {
+      return unitOfWork(async (em) => {
+        const c = await load(em, principal, input.consultationId, 'consultation.report_issue');
+        const role = callerRole(principal, c);
+        if (c.status === 'cancelled') throw failedPrecondition('the consultation is cancelled');
+        const issue = em.create(TechnicalIssueSchema, {
+          id: randomUUID(),
+          consultation: c,
+          clinicId: c.clinicId,
+          reporterId: principal.userId,
+          reporterRole: role,
+          issueType: input.issueType,
+          description: input.description,
+          reportedAt: clock.now(),
+        });
+        return { issueId: issue.id, reportedAt: issue.reportedAt };
+      });
+    },
+
+    async shareMedicalImage(
+      principal: Principal,
+      input: { consultationId: string; content: Uint8Array; declaredType: string },
+    ): Promise<{
+      imageId: string;
+      contentType: MedicalImageType;
+      sizeBytes: number;
+      sha256: string;
+      sharedAt: Date;
+    }> {
+      const contentType = checkMedicalImage(input.content, input.declaredType, rules.maxImageBytes);
+      const sha256 = createHash('sha256').update(input.content).digest('hex');
+      return unitOfWork(async (em) => {
+        const c = await load(em, principal, input.consultationId, 'consultation.share_image');
+        callerRole(principal, c);
+        if (FINAL_STATUSES.has(c.status)) {
+          throw failedPrecondition(`the consultation is ${c.status.replace('_', ' ')}`);
+        }
+        const image = em.create(SharedImageSchema, {
+          id: randomUUID(),
+          consultation: c,
+          clinicId: c.clinicId,
+          sharedBy: principal.userId,
+          contentType,
+          sizeBytes: input.content.length,
+          sha256,
+          content: Buffer.from(input.content),
+          sharedAt: clock.now(),
+        });
+        return {
+          imageId: image.id,
+          contentType,
+          sizeBytes: image.sizeBytes,
+          sha256,
+          sharedAt: image.sharedAt,
+        };
+      });
+    },
+
+    async listHistory(
+      principal: Principal,
+      query: HistoryQuery,
+    ): Promise<{ consultations: ConsultationView[]; nextPageToken: string }> {
+      authorize(principal, 'history.list');
+      const limit = pageSize(query.pageSize);
+      if (query.scheduledFrom && query.scheduledTo && query.scheduledTo < query.scheduledFrom) {
+        throw invalidArgument('scheduled_to', 'must not be before scheduled_from');
+      }
+      const fingerprint = filterFingerprint([
+        principal.userId,
+        [...query.statuses].sort(),
+        query.scheduledFrom?.getTime(),
+        query.scheduledTo?.getTime(),
+      ]);
+      const cursor = decodeCursor(query.pageToken, fingerprint);
+
+      const where: FilterQuery<ConsultationEntity>[] = [{ clinicId: principal.clinicId }];
+      if (principal.role === 'patient') where.push({ patientId: principal.userId });
+      if (principal.role === 'doctor') where.push({ doctorId: principal.userId });
+      if (query.statuses.length > 0) where.push({ status: { $in: [...query.statuses] } });
+      if (query.scheduledFrom) where.push({ scheduledStart: { $gte: query.scheduledFrom } });
+      if (query.scheduledTo) where.push({ scheduledStart: { $lt: query.scheduledTo } });
+      if (cursor) {
+        where.push({
+          $or: [
+            { scheduledStart: { $lt: cursor.scheduledStart } },
+            { scheduledStart: cursor.scheduledStart, id: { $lt: cursor.id } },
+          ],
+        });
+      }
+      const rows = await orm.em.fork().find(
+        ConsultationSchema,
+        { $and: where },
+        {
+          populate: ['participants'],
+          orderBy: { scheduledStart: 'desc', id: 'desc' },
+          limit: limit + 1,
+        },
+      );
+      const page = rows.slice(0, limit);
+      const last = page.at(-1);
+      return {
+        consultations: page.map(toView),
+        nextPageToken: rows.length > limit && last ? encodeCursor(last, fingerprint) : '',
+      };
+    },
+
+    async providerStatus(principal: Principal): Promise<ProviderStatusView[]> {
+      authorize(principal, 'provider.status');
+      return providers.statuses();
+    },
+  };
+}
+
+function toView(c: ConsultationEntity): ConsultationView {
+  return {
+    id: c.id,
+    appointmentId: c.appointmentId,
+    clinicId: c.clinicId,
+    doctorId: c.doctorId,
+    patientId: c.patientId,
+    scheduledStart: c.scheduledStart,
+    scheduledEnd: c.scheduledEnd,
+    status: c.status,
+    provider: c.provider ?? null,
+    providerSessionId: c.providerSessionId ?? null,
+    startedAt: c.startedAt ?? null,
+    endedAt: c.endedAt ?? null,
+    durationSeconds: c.durationSeconds ?? null,
+    endReason: c.endReason ?? null,
+    version: c.version,
+    createdAt: c.createdAt,
+    participants: c.participants.getItems().map((p) => ({
+      userId: p.userId,
+      role: p.role,
+      checkedInAt: p.checkedInAt ?? null,
+      admittedAt: p.admittedAt ?? null,
+      firstTokenAt: p.firstTokenAt ?? null,
+    })),
+  };
+}

@@ -1,0 +1,437 @@
+import { timestampDate } from '@bufbuild/protobuf/wkt';
+import { Code, ConnectError } from '@connectrpc/connect';
+import jwt from 'jsonwebtoken';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  ConsultationStatus,
+  EndReason,
+  ParticipantRole,
+  Provider,
+} from '../../gen/video/v1/consultation_pb.js';
+import { TechnicalIssueType } from '../../gen/video/v1/video_service_pb.js';
+import { DEVELOPMENT_JITSI_SECRET } from '../../src/config.js';
+import { startTestApp, type TestApp } from '../support/app.js';
+import { appointmentId, slot, type VideoClient, videoClient } from '../support/clients.js';
+import { jpeg, png } from '../support/images.js';
+
+/**
+ * The consultation's story through the running server on a real database: scheduling,
+ * the waiting room, tokens, start and end, reports, images, history, and the ownership
+ * rules, each through a real Connect client.
+ */
+let t: TestApp;
+let service: VideoClient;
+const as = (role: Parameters<TestApp['token']>[0], user: string, clinic?: string) =>
+  videoClient(t.baseUrl, t.token(role, user, clinic));
+
+beforeAll(async () => {
+  t = await startTestApp();
+  service = as('service', 'appointments-service');
+});
+afterAll(async () => {
+  await t?.stop();
+});
+
+async function schedule(minutesFromNow = 5, doctor = 'doc-1', patient = 'pat-1') {
+  const res = await service.scheduleConsultation({
+    appointmentId: appointmentId(),
+    doctorId: doctor,
+    patientId: patient,
+    ...slot(minutesFromNow),
+  });
+  return res.consultation!;
+}
+
+async function codeOf(call: Promise<unknown>): Promise<Code | 'ok'> {
+  try {
+    await call;
+    return 'ok';
+  } catch (error) {
+    return ConnectError.from(error).code;
+  }
+}
+
+describe('scheduling', () => {
+  it('creates a consultation once per appointment', async () => {
+    const request = {
+      appointmentId: appointmentId(),
+      doctorId: 'doc-1',
+      patientId: 'pat-1',
+      ...slot(60),
+    };
+    const first = await service.scheduleConsultation(request);
+    const again = await service.scheduleConsultation(request);
+    expect(first.created).toBe(true);
+    expect(again.created).toBe(false);
+    expect(again.consultation?.id).toBe(first.consultation?.id);
+    expect(first.consultation).toMatchObject({
+      status: ConsultationStatus.SCHEDULED,
+      clinicId: 'clinic-1',
+      provider: Provider.JITSI,
+      version: 1,
+    });
+    expect(first.consultation?.participants.map((p) => p.role).sort()).toEqual(
+      [ParticipantRole.PATIENT, ParticipantRole.DOCTOR].sort(),
+    );
+  });
+
+  it('answers one consultation to concurrent schedules of one appointment', async () => {
+    const request = {
+      appointmentId: appointmentId(),
+      doctorId: 'doc-1',
+      patientId: 'pat-1',
+      ...slot(60),
+    };
+    const results = await Promise.all(
+      Array.from({ length: 6 }, () => service.scheduleConsultation(request)),
+    );
+    expect(new Set(results.map((r) => r.consultation?.id)).size).toBe(1);
+    expect(results.filter((r) => r.created)).toHaveLength(1);
+  });
+
+  it('refuses the same appointment with other participants', async () => {
+    const request = {
+      appointmentId: appointmentId(),
+      doctorId: 'doc-1',
+      patientId: 'pat-1',
+      ...slot(60),
+    };
+    await service.scheduleConsultation(request);
+    expect(await codeOf(service.scheduleConsultation({ ...request, patientId: 'pat-9' }))).toBe(
+      Code.AlreadyExists,
+    );
+  });
+
+  it('is for the service and clinic admins only', async () => {
+    const request = {
+      appointmentId: appointmentId(),
+      doctorId: 'doc-1',
+      patientId: 'pat-1',
+      ...slot(60),
+    };
+    expect(await codeOf(as('doctor', 'doc-1').scheduleConsultation(request))).toBe(
+      Code.PermissionDenied,
+    );
+    expect(await codeOf(as('clinic_admin', 'admin-1').scheduleConsultation(request))).toBe('ok');
+  });
+
+  it('names the wrong field of a bad request', async () => {
+    const error = await service
+      .scheduleConsultation({
+        appointmentId: 'bad id with spaces',
+        doctorId: 'd',
+        patientId: 'p',
+        ...slot(5),
+      })
+      .catch((e: unknown) => ConnectError.from(e));
+    expect(error).toBeInstanceOf(ConnectError);
+    expect((error as ConnectError).code).toBe(Code.InvalidArgument);
+    expect((error as ConnectError).rawMessage).toMatch(/^appointment_id: /);
+    const backwards = { ...slot(5) };
+    const swapped = {
+      scheduledStart: backwards.scheduledEnd,
+      scheduledEnd: backwards.scheduledStart,
+    };
+    const err2 = await service
+      .scheduleConsultation({
+        appointmentId: appointmentId(),
+        doctorId: 'd',
+        patientId: 'p',
+        ...swapped,
+      })
+      .catch((e: unknown) => ConnectError.from(e));
+    expect((err2 as ConnectError).code).toBe(Code.InvalidArgument);
+    expect((err2 as ConnectError).rawMessage).toMatch(/^scheduled_end: /);
+  });
+
+  it('cancels by appointment id, idempotently', async () => {
+    const request = {
+      appointmentId: appointmentId(),
+      doctorId: 'doc-1',
+      patientId: 'pat-1',
+      ...slot(60),
+    };
+    await service.scheduleConsultation(request);
+    const target = { case: 'appointmentId' as const, value: request.appointmentId };
+    const first = await service.cancelConsultation({ target });
+    const again = await service.cancelConsultation({ target });
+    expect(first.consultation?.status).toBe(ConsultationStatus.CANCELLED);
+    expect(first.consultation?.endReason).toBe(EndReason.CANCELLED);
+    expect(again.consultation?.version).toBe(first.consultation?.version);
+  });
+});
+
+describe('waiting room and joining', () => {
+  it('runs a whole consultation', async () => {
+    const c = await schedule(5, 'doc-flow', 'pat-flow');
+    const doctor = as('doctor', 'doc-flow');
+    const patient = as('patient', 'pat-flow');
+
+    // The patient may not join before being admitted or before the doctor starts.
+    expect(await codeOf(patient.generateToken({ consultationId: c.id }))).toBe(
+      Code.FailedPrecondition,
+    );
+    expect(await codeOf(doctor.admitPatient({ consultationId: c.id }))).toBe(
+      Code.FailedPrecondition,
+    );
+
+    const checkIn = await patient.checkIn({ consultationId: c.id });
+    expect(checkIn.queuePosition).toBe(1);
+    expect(checkIn.consultation?.status).toBe(ConsultationStatus.WAITING);
+    expect((await patient.checkIn({ consultationId: c.id })).queuePosition).toBe(1);
+
+    const room = await doctor.listWaitingRoom({});
+    expect(room.patients).toHaveLength(1);
+    expect(room.patients[0]).toMatchObject({
+      consultationId: c.id,
+      patientId: 'pat-flow',
+      queuePosition: 1,
+    });
+
+    const admitted = await doctor.admitPatient({ consultationId: c.id });
+    expect(admitted.consultation?.version).toBeGreaterThan(checkIn.consultation!.version);
+    expect((await doctor.listWaitingRoom({})).patients).toHaveLength(0);
+
+    const patientToken = await patient.generateToken({ consultationId: c.id });
+    expect(patientToken.role).toBe(ParticipantRole.PATIENT);
+    expect(patientToken.provider).toBe(Provider.JITSI);
+    expect(patientToken.joinUrl).toBe(
+      `https://meet.jitsi.localhost/${patientToken.providerSessionId}?jwt=${patientToken.token}`,
+    );
+    const claims = jwt.verify(patientToken.token, DEVELOPMENT_JITSI_SECRET) as jwt.JwtPayload;
+    expect(claims.room).toBe(patientToken.providerSessionId);
+    // Never past the end of the slot plus the grace period (15 minutes by default).
+    const windowEnd = timestampDate(c.scheduledEnd!).getTime() + 15 * 60_000;
+    expect(timestampDate(patientToken.expiresAt!).getTime()).toBeLessThanOrEqual(windowEnd);
+    expect(claims.exp! * 1000).toBeLessThanOrEqual(windowEnd);
+    expect(JSON.stringify(claims)).not.toContain('pat-flow');
+
+    const doctorToken = await doctor.generateToken({ consultationId: c.id });
+    expect(doctorToken.role).toBe(ParticipantRole.DOCTOR);
+    expect((jwt.decode(doctorToken.token) as jwt.JwtPayload).moderator).toBe(true);
+    expect(doctorToken.providerSessionId).toBe(patientToken.providerSessionId);
+
+    const started = await doctor.startConsultation({ consultationId: c.id });
+    expect(started.started).toBe(true);
+    expect(started.consultation?.status).toBe(ConsultationStatus.IN_PROGRESS);
+    const again = await doctor.startConsultation({ consultationId: c.id });
+    expect(again.started).toBe(false);
+    expect(again.consultation?.version).toBe(started.consultation?.version);
+
+    const issue = await patient.reportTechnicalIssue({
+      consultationId: c.id,
+      issueType: TechnicalIssueType.AUDIO,
+      description: 'I cannot hear the doctor',
+    });
+    expect(issue.issueId).toMatch(/^[0-9a-f-]{36}$/);
+
+    const image = await patient.shareMedicalImage({ consultationId: c.id, content: png() });
+    expect(image).toMatchObject({ contentType: 'image/png', sizeBytes: png().length });
+    expect(image.sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(
+      await codeOf(
+        patient.shareMedicalImage({
+          consultationId: c.id,
+          content: jpeg(),
+          contentType: 'image/png',
+        }),
+      ),
+    ).toBe(Code.InvalidArgument);
+    expect(
+      await codeOf(
+        patient.shareMedicalImage({
+          consultationId: c.id,
+          content: new TextEncoder().encode('not an image'),
+        }),
+      ),
+    ).toBe(Code.InvalidArgument);
+
+    // Only the doctor ends it; ending twice changes nothing.
+    expect(await codeOf(patient.endConsultation({ consultationId: c.id }))).toBe(
+      Code.PermissionDenied,
+    );
+    const ended = await doctor.endConsultation({ consultationId: c.id });
+    expect(ended.consultation?.status).toBe(ConsultationStatus.ENDED);
+    expect(ended.consultation?.endReason).toBe(EndReason.COMPLETED);
+    expect(ended.consultation?.endedAt).toBeDefined();
+    const endedAgain = await doctor.endConsultation({ consultationId: c.id });
+    expect(endedAgain.consultation?.version).toBe(ended.consultation?.version);
+    expect(endedAgain.consultation?.durationSeconds).toBe(ended.consultation?.durationSeconds);
+
+    expect(await codeOf(patient.generateToken({ consultationId: c.id }))).toBe(
+      Code.FailedPrecondition,
+    );
+    expect(await codeOf(doctor.startConsultation({ consultationId: c.id }))).toBe(
+      Code.FailedPrecondition,
+    );
+    const status = await patient.getConsultationStatus({ consultationId: c.id });
+    expect(status.consultation?.status).toBe(ConsultationStatus.ENDED);
+  });
+
+  it('lets the patient join once the doctor has started, without admission', async () => {
+    const c = await schedule(5, 'doc-2', 'pat-2');
+    await as('doctor', 'doc-2').startConsultation({ consultationId: c.id });
+    const token = await as('patient', 'pat-2').generateToken({ consultationId: c.id });
+    expect(token.role).toBe(ParticipantRole.PATIENT);
+  });
+
+  it('opens check-in only inside the join window', async () => {
+    const later = await schedule(120, 'doc-3', 'pat-3');
+    expect(await codeOf(as('patient', 'pat-3').checkIn({ consultationId: later.id }))).toBe(
+      Code.FailedPrecondition,
+    );
+    expect(await codeOf(as('doctor', 'doc-3').generateToken({ consultationId: later.id }))).toBe(
+      Code.FailedPrecondition,
+    );
+    const soon = await schedule(10, 'doc-3', 'pat-3');
+    expect(await codeOf(as('patient', 'pat-3').checkIn({ consultationId: soon.id }))).toBe('ok');
+  });
+
+  it('queues a doctor’s patients in arrival order', async () => {
+    const a = await schedule(5, 'doc-q', 'pat-qa');
+    const b = await schedule(6, 'doc-q', 'pat-qb');
+    expect((await as('patient', 'pat-qa').checkIn({ consultationId: a.id })).queuePosition).toBe(1);
+    expect((await as('patient', 'pat-qb').checkIn({ consultationId: b.id })).queuePosition).toBe(2);
+    const room = await as('doctor', 'doc-q').listWaitingRoom({});
+    expect(room.patients.map((p) => [p.patientId, p.queuePosition])).toEqual([
+      ['pat-qa', 1],
+      ['pat-qb', 2],
+    ]);
+    const adminView = await as('clinic_admin', 'admin-1').listWaitingRoom({ doctorId: 'doc-q' });
+    expect(adminView.patients).toHaveLength(2);
+    expect((await as('doctor', 'doc-other').listWaitingRoom({})).patients).toHaveLength(0);
+  });
+});
+
+describe('who sees what', () => {
+  it('answers NOT_FOUND outside the caller’s consultations and clinic', async () => {
+    const c = await schedule(5, 'doc-own', 'pat-own');
+    const id = { consultationId: c.id };
+    expect(await codeOf(as('patient', 'pat-own').getConsultationStatus(id))).toBe('ok');
+    expect(await codeOf(as('doctor', 'doc-own').getConsultationStatus(id))).toBe('ok');
+    expect(await codeOf(as('patient', 'pat-other').getConsultationStatus(id))).toBe(Code.NotFound);
+    expect(await codeOf(as('doctor', 'doc-other').startConsultation(id))).toBe(Code.NotFound);
+    expect(await codeOf(as('clinic_admin', 'admin-2', 'clinic-2').getConsultationStatus(id))).toBe(
+      Code.NotFound,
+    );
+    expect(await codeOf(as('doctor', 'doc-own', 'clinic-2').getConsultationStatus(id))).toBe(
+      Code.NotFound,
+    );
+    expect(
+      await codeOf(
+        as('patient', 'pat-own').getConsultationStatus({ consultationId: crypto.randomUUID() }),
+      ),
+    ).toBe(Code.NotFound);
+  });
+
+  it('refuses calls without a valid token', async () => {
+    const id = { consultationId: crypto.randomUUID() };
+    expect(await codeOf(videoClient(t.baseUrl).getConsultationStatus(id))).toBe(
+      Code.Unauthenticated,
+    );
+    expect(await codeOf(videoClient(t.baseUrl, 'not-a-jwt').getConsultationStatus(id))).toBe(
+      Code.Unauthenticated,
+    );
+    const forged = jwt.sign(
+      { role: 'service', clinic_id: 'clinic-1' },
+      'another-secret-of-sufficient-length',
+      {
+        subject: 'x',
+      },
+    );
+    expect(await codeOf(videoClient(t.baseUrl, forged).getConsultationStatus(id))).toBe(
+      Code.Unauthenticated,
+    );
+  });
+});
+
+describe('history', () => {
+  it('pages through the caller’s consultations, stable while rows are added', async () => {
+    const doctor = 'doc-history';
+    for (let i = 0; i < 5; i++) await schedule(60 + i, doctor, `pat-h${i}`);
+    const client = as('doctor', doctor);
+    const first = await client.listConsultationHistory({ pageSize: 2 });
+    expect(first.consultations).toHaveLength(2);
+    expect(first.nextPageToken).not.toBe('');
+    // A consultation added meanwhile, sorting before the cursor, must not shift the pages.
+    await schedule(500, doctor, 'pat-late');
+    const second = await client.listConsultationHistory({
+      pageSize: 2,
+      pageToken: first.nextPageToken,
+    });
+    const third = await client.listConsultationHistory({
+      pageSize: 2,
+      pageToken: second.nextPageToken,
+    });
+    const ids = [...first.consultations, ...second.consultations, ...third.consultations].map(
+      (c) => c.id,
+    );
+    expect(new Set(ids).size).toBe(5);
+    expect(third.nextPageToken).toBe('');
+    const starts = [...first.consultations, ...second.consultations, ...third.consultations].map(
+      (c) => timestampDate(c.scheduledStart!).getTime(),
+    );
+    expect(starts).toEqual([...starts].sort((a, b) => b - a));
+
+    // The patient sees only their own; filters apply.
+    const patientView = await as('patient', 'pat-h0').listConsultationHistory({});
+    expect(patientView.consultations.every((c) => c.patientId === 'pat-h0')).toBe(true);
+    const cancelled = await client.listConsultationHistory({
+      statuses: [ConsultationStatus.CANCELLED],
+    });
+    expect(cancelled.consultations).toHaveLength(0);
+    expect(await codeOf(client.listConsultationHistory({ pageSize: 1000 }))).toBe(
+      Code.InvalidArgument,
+    );
+    expect(await codeOf(client.listConsultationHistory({ pageToken: 'garbage' }))).toBe(
+      Code.InvalidArgument,
+    );
+    expect(
+      await codeOf(
+        client.listConsultationHistory({
+          statuses: [ConsultationStatus.ENDED],
+          pageToken: first.nextPageToken,
+        }),
+      ),
+    ).toBe(Code.InvalidArgument);
+  });
+});
+
+describe('concurrency', () => {
+  it('lets exactly one of concurrent start, end and cancel calls win each transition', async () => {
+    for (let round = 0; round < 5; round++) {
+      const c = await schedule(5, 'doc-race', `pat-race-${round}`);
+      const doctor = as('doctor', 'doc-race');
+      const id = { consultationId: c.id };
+      const calls = await Promise.allSettled([
+        doctor.startConsultation(id),
+        doctor.startConsultation(id),
+        service.cancelConsultation({ target: { case: 'consultationId', value: c.id } }),
+        doctor.endConsultation(id),
+      ]);
+      const final = (await service.getConsultationStatus(id)).consultation!;
+      const starts = calls.slice(0, 2);
+      const startedByCall = starts.filter(
+        (r) => r.status === 'fulfilled' && (r.value as { started: boolean }).started,
+      ).length;
+      // Start succeeded at most once as a change, whatever else happened.
+      expect(startedByCall).toBeLessThanOrEqual(1);
+      expect([
+        ConsultationStatus.CANCELLED,
+        ConsultationStatus.ENDED,
+        ConsultationStatus.IN_PROGRESS,
+      ]).toContain(final.status);
+      // Every refused call was refused as a precondition, never a crash.
+      for (const r of calls) {
+        if (r.status === 'rejected')
+          expect(ConnectError.from(r.reason).code).toBe(Code.FailedPrecondition);
+      }
+      if (final.status === ConsultationStatus.CANCELLED) {
+        expect(calls[2].status).toBe('fulfilled');
+      }
+      // The version counts exactly the changes that happened.
+      const changes = 1 + startedByCall + (final.status === ConsultationStatus.IN_PROGRESS ? 0 : 1);
+      expect(final.version).toBe(changes);
+    }
+  });
+});

@@ -1,0 +1,46 @@
+import { type App, startApp } from '../../src/app.js';
+import { mintToken } from '../../src/auth/jwt.js';
+import { DEVELOPMENT_JWT_SECRET, loadConfig } from '../../src/config.js';
+import type { Role } from '../../src/domain/access.js';
+import { createLogger } from '../../src/logger.js';
+import { createTestDatabase, type TestDatabase } from './database.js';
+
+export interface TestApp {
+  readonly app: App;
+  readonly baseUrl: string;
+  /** A bearer token for a caller, signed like the service expects. */
+  token(role: Role, userId: string, clinicId?: string): string;
+  stop(): Promise<void>;
+}
+
+/**
+ * The real service on a free port, on a database of its own (see createTestDatabase),
+ * logging nothing unless LOG_LEVEL says otherwise.
+ */
+export async function startTestApp(env: Record<string, string> = {}): Promise<TestApp> {
+  const database: TestDatabase = await createTestDatabase();
+  const config = loadConfig({
+    NODE_ENV: 'test',
+    HOST: '127.0.0.1',
+    PORT: '0',
+    LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent',
+    ...database.env,
+    ...env,
+  });
+  const app = await startApp(config, createLogger(config.logLevel));
+  return {
+    app,
+    baseUrl: `http://127.0.0.1:${app.port}`,
+    token: (role, userId, clinicId = 'clinic-1') =>
+      mintToken({
+        secret: config.auth.jwtSecret ?? DEVELOPMENT_JWT_SECRET,
+        role,
+        userId,
+        clinicId,
+      }),
+    async stop() {
+      await app.stop();
+      await database.drop();
+    },
+  };
+}

@@ -1,0 +1,57 @@
+import { describe, expect, it } from 'vitest';
+import {
+  ConfigError,
+  DEVELOPMENT_JWT_SECRET,
+  loadConfig,
+  redactedConfig,
+} from '../../src/config.js';
+
+describe('configuration', () => {
+  it('runs with no configuration at all, embedded and in development mode', () => {
+    const config = loadConfig({});
+    expect(config.port).toBe(8080);
+    expect(config.database.url).toBeUndefined();
+    expect(config.database.migrateOnStart).toBe(true);
+    expect(config.auth.jwtSecret).toBe(DEVELOPMENT_JWT_SECRET);
+    expect(Object.isFrozen(config.database)).toBe(true);
+  });
+
+  it('does not migrate a real database unless asked', () => {
+    const url = 'postgresql://u:p@db:5432/video';
+    expect(loadConfig({ DATABASE_URL: url }).database.migrateOnStart).toBe(false);
+    expect(
+      loadConfig({ DATABASE_URL: url, MIGRATE_ON_START: 'true' }).database.migrateOnStart,
+    ).toBe(true);
+  });
+
+  it('lists every problem at once', () => {
+    try {
+      loadConfig({ PORT: 'eighty', DATABASE_URL: 'mysql://x', AUTH_JWT_SECRET: 'short' });
+      expect.unreachable();
+    } catch (error) {
+      expect(error).toBeInstanceOf(ConfigError);
+      const problems = (error as ConfigError).problems.join('\n');
+      expect(problems).toMatch(/PORT/);
+      expect(problems).toMatch(/DATABASE_URL/);
+      expect(problems).toMatch(/AUTH_JWT_SECRET/);
+    }
+  });
+
+  it('refuses development secrets in production', () => {
+    expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(
+      /AUTH_JWT_SECRET.*\n.*JITSI_APP_SECRET/s,
+    );
+  });
+
+  it('never logs secrets', () => {
+    const config = loadConfig({
+      DATABASE_URL: 'postgresql://user:hunter2@db:5432/video',
+      AUTH_JWT_SECRET: 's'.repeat(40),
+      JITSI_APP_SECRET: 'j'.repeat(20),
+    });
+    const text = JSON.stringify(redactedConfig(config));
+    expect(text).not.toContain('hunter2');
+    expect(text).not.toContain('s'.repeat(40));
+    expect(text).not.toContain('j'.repeat(20));
+  });
+});

@@ -1,0 +1,28 @@
+import { defineConfig } from 'vitest/config';
+
+/**
+ * Two tiers: `unit` (pure logic and in-memory RPC, no I/O) and `integration` (real
+ * PostgreSQL or the embedded engine, the real server, a real Kafka broker).
+ */
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: {
+          name: 'unit',
+          include: ['test/unit/**/*.test.ts'],
+        },
+      },
+      {
+        test: {
+          name: 'integration',
+          include: ['test/integration/**/*.int.test.ts'],
+          testTimeout: 30_000,
+          hookTimeout: 300_000,
+          // Two cores: keep database-heavy files from starving each other.
+          maxWorkers: 2,
+        },
+      },
+    ],
+  },
+});
