@@ -93,7 +93,7 @@ export async function startApp(
         createValidationInterceptor({ maxImageBytes: config.consultation.maxImageBytes }),
       ],
       routes: (router) => {
-        createVideoRoutes(video)(router);
+        createVideoRoutes(video, { orm: database.orm, clock, logger })(router);
         createHealthRoutes({
           check: ready,
           services: [VideoService.typeName],

@@ -29,7 +29,8 @@ export type Action =
   | 'consultation.share_image'
   | 'waiting_room.list'
   | 'history.list'
-  | 'provider.status';
+  | 'provider.status'
+  | 'audit.list';
 
 export const PERMISSIONS: Readonly<Record<Role, ReadonlySet<Action>>> = {
   patient: new Set([
@@ -61,6 +62,7 @@ export const PERMISSIONS: Readonly<Record<Role, ReadonlySet<Action>>> = {
     'waiting_room.list',
     'history.list',
     'provider.status',
+    'audit.list',
   ]),
   service: new Set([
     'consultation.schedule',

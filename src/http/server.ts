@@ -1,9 +1,10 @@
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
-import type { ConnectRouter, Interceptor } from '@connectrpc/connect';
+import { type ConnectRouter, createContextValues, type Interceptor } from '@connectrpc/connect';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
 import type { Logger } from 'pino';
+import { kClientAddress } from '../rpc/interceptors.js';
 
 export interface HttpServerOptions {
   readonly host: string;
@@ -43,6 +44,7 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
     interceptors: options.interceptors,
     readMaxBytes: options.readMaxBytes,
     shutdownSignal: shutdown.signal,
+    contextValues: (req) => createContextValues().set(kClientAddress, req.socket.remoteAddress),
     fallback(req, res) {
       const path = (req.url ?? '/').split('?')[0];
       if (req.method === 'GET' && path === '/healthz') {

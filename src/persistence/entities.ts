@@ -99,9 +99,39 @@ export const SharedImageSchema = defineEntity({
 });
 export type SharedImageEntity = InferEntity<typeof SharedImageSchema>;
 
+/**
+ * The HIPAA audit trail: one row per read or change of consultation data, allowed or
+ * not. Append-only: the database itself refuses UPDATE, DELETE and TRUNCATE on it.
+ */
+export const AuditEntrySchema = defineEntity({
+  name: 'AuditEntry',
+  tableName: 'audit_entry',
+  properties: {
+    id: p.uuid().primary(),
+    at: p.datetime(),
+    actorId: p.string().length(128),
+    actorRole: p.string().length(32),
+    clinicId: p.string().length(64),
+    action: p.string().length(64),
+    resourceType: p.string().length(32),
+    resourceId: p.string().length(128).nullable(),
+    outcome: p.string().length(32),
+    requestId: p.string().length(64).nullable(),
+    clientAddress: p.string().length(64).nullable(),
+    userAgent: p.string().length(256).nullable(),
+  },
+  indexes: [
+    { properties: ['clinicId', 'at'] },
+    { properties: ['clinicId', 'resourceId', 'at'] },
+    { properties: ['clinicId', 'actorId', 'at'] },
+  ],
+});
+export type AuditEntryEntity = InferEntity<typeof AuditEntrySchema>;
+
 export const ENTITIES = [
   ConsultationSchema,
   ParticipantSchema,
   TechnicalIssueSchema,
   SharedImageSchema,
+  AuditEntrySchema,
 ];

@@ -11,6 +11,11 @@ export const kPrincipal = createContextKey<Principal | undefined>(undefined, {
   description: 'the authenticated caller',
 });
 
+/** The client's network address, set by the HTTP server for the audit trail. */
+export const kClientAddress = createContextKey<string | undefined>(undefined, {
+  description: 'client address',
+});
+
 /** The id that ties this request's log lines together. */
 export const kRequestId = createContextKey<string>('', { description: 'request id' });
 

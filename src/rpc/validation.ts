@@ -9,6 +9,7 @@ import {
   GenerateTokenRequestSchema,
   GetConsultationStatusRequestSchema,
   GetProviderStatusRequestSchema,
+  ListAuditEntriesRequestSchema,
   ListConsultationHistoryRequestSchema,
   ListWaitingRoomRequestSchema,
   ReportTechnicalIssueRequestSchema,
@@ -153,6 +154,17 @@ rule(ListConsultationHistoryRequestSchema, (m) => [
   maxLength('page_token', m.pageToken, LIMITS.pageToken),
 ]);
 rule(GetProviderStatusRequestSchema, () => []);
+rule(ListAuditEntriesRequestSchema, (m) => [
+  externalId('actor_id', m.actorId, LIMITS.userId, false),
+  externalId('resource_id', m.resourceId, LIMITS.userId, false),
+  maxLength('action', m.action, 64),
+  timestamp('from', m.from, false),
+  timestamp('to', m.to, false),
+  m.pageSize > MAX_PAGE_SIZE
+    ? { field: 'page_size', message: `must be at most ${MAX_PAGE_SIZE}` }
+    : undefined,
+  maxLength('page_token', m.pageToken, LIMITS.pageToken),
+]);
 
 /** The first violation of a request message, or undefined when it is valid. */
 export function validate(message: Message, options: RuleOptions): Violation | undefined {

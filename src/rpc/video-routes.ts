@@ -1,8 +1,11 @@
 import type { ConnectRouter, HandlerContext } from '@connectrpc/connect';
+import type { MikroORM } from '@mikro-orm/postgresql';
+import type { Logger } from 'pino';
 import { VideoService } from '../../gen/video/v1/video_service_pb.js';
-import type { Principal } from '../domain/access.js';
+import type { Clock } from '../domain/ports.js';
+import { type Caller, listAuditEntries } from '../video/audit.js';
 import type { VideoService as VideoUseCases } from '../video/video-service.js';
-import { kPrincipal } from './interceptors.js';
+import { kClientAddress, kPrincipal, kRequestId } from './interceptors.js';
 import {
   fromProtoIssueType,
   fromProtoProvider,
@@ -19,7 +22,10 @@ import {
  * translates the answer. Authentication, validation and error mapping happened already
  * in the interceptors.
  */
-export function createVideoRoutes(video: VideoUseCases) {
+export function createVideoRoutes(
+  video: VideoUseCases,
+  auditDeps: { orm: MikroORM; clock: Clock; logger: Logger },
+) {
   return (router: ConnectRouter) =>
     router.service(VideoService, {
       async scheduleConsultation(req, ctx) {
@@ -141,12 +147,47 @@ export function createVideoRoutes(video: VideoUseCases) {
           })),
         };
       },
+
+      async listAuditEntries(req, ctx) {
+        const page = await listAuditEntries(auditDeps, caller(ctx), {
+          actorId: req.actorId,
+          resourceId: req.resourceId,
+          action: req.action,
+          from: fromTimestamp(req.from),
+          to: fromTimestamp(req.to),
+          pageSize: req.pageSize,
+          pageToken: req.pageToken,
+        });
+        return {
+          entries: page.entries.map((e) => ({
+            id: e.id,
+            at: toTimestamp(e.at),
+            actorId: e.actorId,
+            actorRole: e.actorRole,
+            clinicId: e.clinicId,
+            action: e.action,
+            resourceType: e.resourceType,
+            resourceId: e.resourceId ?? '',
+            outcome: e.outcome,
+            requestId: e.requestId ?? '',
+            clientAddress: e.clientAddress ?? '',
+            userAgent: e.userAgent ?? '',
+          })),
+          nextPageToken: page.nextPageToken,
+        };
+      },
     });
 }
 
-function caller(ctx: HandlerContext): Principal {
+/** The authenticated caller and where the call came from, for the use cases' audit. */
+function caller(ctx: HandlerContext): Caller {
   const principal = ctx.values.get(kPrincipal);
   // The auth interceptor runs before every VideoService handler; no principal is a bug.
   if (!principal) throw new Error('no authenticated principal on a VideoService call');
-  return principal;
+  return {
+    principal,
+    requestId: ctx.values.get(kRequestId),
+    clientAddress: ctx.values.get(kClientAddress),
+    userAgent: ctx.requestHeader.get('user-agent') ?? undefined,
+  };
 }

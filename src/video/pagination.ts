@@ -2,12 +2,13 @@ import { createHash } from 'node:crypto';
 import { invalidArgument } from '../domain/errors.js';
 
 /**
- * Keyset pagination for history: the cursor names the last row of the page by its sort
- * key (scheduled start, id), so rows inserted meanwhile never shift or repeat a page.
- * It also carries a fingerprint of the filters, so a cursor is refused with other ones.
+ * Keyset pagination: the cursor names the last row of the page by its sort key (a time
+ * and the id), so rows inserted meanwhile never shift or repeat a page. It also carries
+ * a fingerprint of the filters, so a cursor is refused with other ones.
  */
-export interface HistoryCursor {
-  readonly scheduledStart: Date;
+export interface PageCursor {
+  /** The sort time of the page's last row (scheduled start, or an audit entry's time). */
+  readonly time: Date;
   readonly id: string;
 }
 
@@ -26,12 +27,12 @@ export function filterFingerprint(filters: unknown): string {
   return createHash('sha256').update(JSON.stringify(filters)).digest('base64url').slice(0, 16);
 }
 
-export function encodeCursor(cursor: HistoryCursor, fingerprint: string): string {
-  const payload = JSON.stringify([cursor.scheduledStart.getTime(), cursor.id, fingerprint]);
+export function encodeCursor(cursor: PageCursor, fingerprint: string): string {
+  const payload = JSON.stringify([cursor.time.getTime(), cursor.id, fingerprint]);
   return Buffer.from(payload).toString('base64url');
 }
 
-export function decodeCursor(token: string, fingerprint: string): HistoryCursor | undefined {
+export function decodeCursor(token: string, fingerprint: string): PageCursor | undefined {
   if (token === '') return undefined;
   let parsed: unknown;
   try {
@@ -52,5 +53,5 @@ export function decodeCursor(token: string, fingerprint: string): HistoryCursor 
   if (parsed[2] !== fingerprint) {
     throw invalidArgument('page_token', 'was issued for other filters');
   }
-  return { scheduledStart: new Date(parsed[0]), id: parsed[1] };
+  return { time: new Date(parsed[0]), id: parsed[1] };
 }

@@ -7,7 +7,7 @@ import {
 } from '@mikro-orm/core';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
-import { authorize, type Principal } from '../domain/access.js';
+import { type Action, authorize, type Principal } from '../domain/access.js';
 import {
   assertInsideJoinWindow,
   assertValidSlot,
@@ -33,6 +33,7 @@ import {
   TechnicalIssueSchema,
 } from '../persistence/entities.js';
 import type { ProviderRegistry, ProviderStatusView } from '../providers/provider-registry.js';
+import { addAuditEntry, type Caller, recordRefusal } from './audit.js';
 import { decodeCursor, encodeCursor, filterFingerprint, pageSize } from './pagination.js';
 
 /** A consultation as the use cases answer it: plain data, no ORM behind it. */
@@ -144,6 +145,54 @@ export function createVideoService(deps: VideoServiceDeps) {
     }
   }
 
+  /**
+   * The audit trail around a use case: a refusal (a DomainError) is recorded in a
+   * transaction of its own, since the refused one rolled back.
+   */
+  async function auditRefusals<T>(
+    caller: Caller,
+    action: Action,
+    resourceId: string | undefined,
+    run: () => Promise<T>,
+  ): Promise<T> {
+    try {
+      return await run();
+    } catch (error) {
+      if (error instanceof DomainError) {
+        const record = {
+          action,
+          resourceType: 'consultation',
+          resourceId,
+          outcome: error.code,
+        } as const;
+        await recordRefusal(orm, caller, record, clock.now(), logger);
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * One audited unit of work: the work, then its audit entry, commit together; a
+   * refusal is recorded on its own. `audit.resourceId` may be set by the work (schedule
+   * learns its consultation id only when it creates it).
+   */
+  function audited<T>(
+    caller: Caller,
+    action: Action,
+    resourceId: string | undefined,
+    work: (em: EntityManager, audit: { resourceId: string | undefined }) => Promise<T>,
+  ): Promise<T> {
+    const audit = { resourceId };
+    return auditRefusals(caller, action, resourceId, () =>
+      unitOfWork(async (em) => {
+        const result = await work(em, audit);
+        const record = { action, resourceType: 'consultation', outcome: 'allowed' } as const;
+        addAuditEntry(em, caller, { ...record, resourceId: audit.resourceId }, clock.now());
+        return result;
+      }),
+    );
+  }
+
   /** Loads a consultation the caller may act on, or answers NOT_FOUND / PERMISSION_DENIED. */
   async function load(
     em: EntityManager,
@@ -223,35 +272,31 @@ export function createVideoService(deps: VideoServiceDeps) {
 
   return {
     async scheduleConsultation(
-      principal: Principal,
+      caller: Caller,
       input: ScheduleInput,
     ): Promise<{ consultation: ConsultationView; created: boolean }> {
-      authorize(principal, 'consultation.schedule');
-      assertValidSlot({ start: input.scheduledStart, end: input.scheduledEnd });
-      const provider = providers.choose(input.provider);
-      const existing = async () => {
-        const found = await orm.em
-          .fork()
-          .findOne(
+      const { principal } = caller;
+      const schedule = () =>
+        audited(caller, 'consultation.schedule', undefined, async (em, audit) => {
+          authorize(principal, 'consultation.schedule');
+          assertValidSlot({ start: input.scheduledStart, end: input.scheduledEnd });
+          const provider = providers.choose(input.provider);
+          const found = await em.findOne(
             ConsultationSchema,
             { clinicId: principal.clinicId, appointmentId: input.appointmentId },
             { populate: ['participants'] },
           );
-        if (!found) return undefined;
-        if (found.doctorId !== input.doctorId || found.patientId !== input.patientId) {
-          throw new DomainError(
-            'already_exists',
-            'the appointment already has a consultation with other participants',
-            'appointment_id',
-          );
-        }
-        return { consultation: toView(found), created: false };
-      };
-
-      const before = await existing();
-      if (before) return before;
-      try {
-        const consultation = await unitOfWork(async (em) => {
+          if (found) {
+            audit.resourceId = found.id;
+            if (found.doctorId !== input.doctorId || found.patientId !== input.patientId) {
+              throw new DomainError(
+                'already_exists',
+                'the appointment already has a consultation with other participants',
+                'appointment_id',
+              );
+            }
+            return { consultation: toView(found), created: false };
+          }
           const now = clock.now();
           const created = em.create(ConsultationSchema, {
             id: randomUUID(),
@@ -280,61 +325,73 @@ export function createVideoService(deps: VideoServiceDeps) {
               }),
             );
           }
+          audit.resourceId = created.id;
           await em.flush();
-          return toView(created);
+          return { consultation: toView(created), created: true };
         });
-        logger.info({ consultationId: consultation.id }, 'consultation scheduled');
-        return { consultation, created: true };
-      } catch (error) {
-        // Another call scheduled the same appointment between our read and our insert.
-        if (error instanceof UniqueConstraintViolationException) {
-          const after = await existing();
-          if (after) return after;
+      try {
+        const result = await schedule();
+        if (result.created) {
+          logger.info({ consultationId: result.consultation.id }, 'consultation scheduled');
         }
+        return result;
+      } catch (error) {
+        // Another call scheduled the same appointment between our read and our insert:
+        // run again, and the existing consultation is the answer.
+        if (error instanceof UniqueConstraintViolationException) return schedule();
         throw error;
       }
     },
 
     async cancelConsultation(
-      principal: Principal,
+      caller: Caller,
       target: { consultationId: string } | { appointmentId: string },
     ): Promise<ConsultationView> {
-      authorize(principal, 'consultation.cancel');
-      const { consultation, wasLive } = await unitOfWork(async (em) => {
-        const id =
-          'consultationId' in target
-            ? target.consultationId
-            : (
-                await em.findOne(
-                  ConsultationSchema,
-                  { clinicId: principal.clinicId, appointmentId: target.appointmentId },
-                  { fields: ['id'] },
-                )
-              )?.id;
-        if (!id) throw notFound('consultation');
-        const c = await load(em, principal, id, 'consultation.cancel');
-        const t = transition(c.status, 'cancel');
-        if (t.changed) {
-          const now = clock.now();
-          c.status = t.to;
-          c.endedAt = now;
-          c.endReason = 'cancelled';
-          if (c.startedAt) c.durationSeconds = durationSeconds(c.startedAt, now);
-          c.updatedAt = now;
-          await em.flush();
-        }
-        return { consultation: toView(c), wasLive: t.changed && t.from === 'in_progress' };
-      });
+      const { principal } = caller;
+      const knownId = 'consultationId' in target ? target.consultationId : undefined;
+      const action = 'consultation.cancel';
+      const { consultation, wasLive } = await audited(
+        caller,
+        action,
+        knownId,
+        async (em, audit) => {
+          authorize(principal, action);
+          const id =
+            'consultationId' in target
+              ? target.consultationId
+              : (
+                  await em.findOne(
+                    ConsultationSchema,
+                    { clinicId: principal.clinicId, appointmentId: target.appointmentId },
+                    { fields: ['id'] },
+                  )
+                )?.id;
+          if (!id) throw notFound('consultation');
+          audit.resourceId = id;
+          const c = await load(em, principal, id, action);
+          const t = transition(c.status, 'cancel');
+          if (t.changed) {
+            const now = clock.now();
+            c.status = t.to;
+            c.endedAt = now;
+            c.endReason = 'cancelled';
+            if (c.startedAt) c.durationSeconds = durationSeconds(c.startedAt, now);
+            c.updatedAt = now;
+            await em.flush();
+          }
+          return { consultation: toView(c), wasLive: t.changed && t.from === 'in_progress' };
+        },
+      );
       if (wasLive) await endProviderSession(consultation);
       return consultation;
     },
 
     async checkIn(
-      principal: Principal,
+      caller: Caller,
       consultationId: string,
     ): Promise<{ consultation: ConsultationView; queuePosition: number }> {
-      return unitOfWork(async (em) => {
-        const c = await load(em, principal, consultationId, 'consultation.check_in');
+      return audited(caller, 'consultation.check_in', consultationId, async (em) => {
+        const c = await load(em, caller.principal, consultationId, 'consultation.check_in');
         const now = clock.now();
         const t = transition(c.status, 'check_in');
         assertInsideJoinWindow({ start: c.scheduledStart, end: c.scheduledEnd }, rules, now);
@@ -350,47 +407,50 @@ export function createVideoService(deps: VideoServiceDeps) {
       });
     },
 
-    async listWaitingRoom(principal: Principal, doctorId: string): Promise<WaitingPatientView[]> {
-      authorize(principal, 'waiting_room.list');
-      const forDoctor = principal.role === 'doctor' ? principal.userId : doctorId || undefined;
-      const waiting = await orm.em.fork().find(
-        ParticipantSchema,
-        {
-          clinicId: principal.clinicId,
-          role: 'patient',
-          checkedInAt: { $ne: null },
-          admittedAt: null,
-          consultation: {
-            status: { $in: WAITING_STATUSES },
-            ...(forDoctor ? { doctorId: forDoctor } : {}),
+    async listWaitingRoom(caller: Caller, doctorId: string): Promise<WaitingPatientView[]> {
+      const { principal } = caller;
+      return audited(caller, 'waiting_room.list', undefined, async (em) => {
+        authorize(principal, 'waiting_room.list');
+        const forDoctor = principal.role === 'doctor' ? principal.userId : doctorId || undefined;
+        const waiting = await em.find(
+          ParticipantSchema,
+          {
+            clinicId: principal.clinicId,
+            role: 'patient',
+            checkedInAt: { $ne: null },
+            admittedAt: null,
+            consultation: {
+              status: { $in: WAITING_STATUSES },
+              ...(forDoctor ? { doctorId: forDoctor } : {}),
+            },
           },
-        },
-        { populate: ['consultation'], orderBy: { checkedInAt: 'asc', id: 'asc' } },
-      );
-      const now = clock.now();
-      const positions = new Map<string, number>();
-      return waiting.map((p) => {
-        const doctor = p.consultation.doctorId;
-        const position = (positions.get(doctor) ?? 0) + 1;
-        positions.set(doctor, position);
-        const checkedInAt = p.checkedInAt!;
-        return {
-          consultationId: p.consultation.id,
-          appointmentId: p.consultation.appointmentId,
-          patientId: p.userId,
-          doctorId: doctor,
-          checkedInAt,
-          waitedSeconds: durationSeconds(checkedInAt, now),
-          queuePosition: position,
-          scheduledStart: p.consultation.scheduledStart,
-          admitted: false,
-        };
+          { populate: ['consultation'], orderBy: { checkedInAt: 'asc', id: 'asc' } },
+        );
+        const now = clock.now();
+        const positions = new Map<string, number>();
+        return waiting.map((p) => {
+          const doctor = p.consultation.doctorId;
+          const position = (positions.get(doctor) ?? 0) + 1;
+          positions.set(doctor, position);
+          const checkedInAt = p.checkedInAt!;
+          return {
+            consultationId: p.consultation.id,
+            appointmentId: p.consultation.appointmentId,
+            patientId: p.userId,
+            doctorId: doctor,
+            checkedInAt,
+            waitedSeconds: durationSeconds(checkedInAt, now),
+            queuePosition: position,
+            scheduledStart: p.consultation.scheduledStart,
+            admitted: false,
+          };
+        });
       });
     },
 
-    async admitPatient(principal: Principal, consultationId: string): Promise<ConsultationView> {
-      return unitOfWork(async (em) => {
-        const c = await load(em, principal, consultationId, 'consultation.admit');
+    async admitPatient(caller: Caller, consultationId: string): Promise<ConsultationView> {
+      return audited(caller, 'consultation.admit', consultationId, async (em) => {
+        const c = await load(em, caller.principal, consultationId, 'consultation.admit');
         if (FINAL_STATUSES.has(c.status)) {
           throw failedPrecondition(
             `cannot admit to a consultation that is ${c.status.replace('_', ' ')}`,
@@ -409,18 +469,20 @@ export function createVideoService(deps: VideoServiceDeps) {
     },
 
     async startConsultation(
-      principal: Principal,
+      caller: Caller,
       consultationId: string,
     ): Promise<{ consultation: ConsultationView; started: boolean }> {
+      const { principal } = caller;
+      const action = 'consultation.start';
       // Read and check first, call the provider with no transaction open, then commit.
-      const before = await unitOfWork(async (em) => {
-        const c = await load(em, principal, consultationId, 'consultation.start');
+      const before = await auditRefusals(caller, action, consultationId, async () => {
+        const c = await load(orm.em.fork(), principal, consultationId, action);
         transition(c.status, 'start');
         return c;
       });
       const session = await ensureProviderSession(before);
-      const result = await unitOfWork(async (em) => {
-        const c = await load(em, principal, consultationId, 'consultation.start');
+      const result = await audited(caller, action, consultationId, async (em) => {
+        const c = await load(em, principal, consultationId, action);
         const t = transition(c.status, 'start');
         if (!t.changed) return { consultation: toView(c), started: false };
         const now = clock.now();
@@ -436,27 +498,34 @@ export function createVideoService(deps: VideoServiceDeps) {
       return result;
     },
 
-    async generateToken(principal: Principal, consultationId: string): Promise<JoinToken> {
-      const before = await unitOfWork(async (em) => {
-        const c = await load(em, principal, consultationId, 'consultation.join');
+    async generateToken(caller: Caller, consultationId: string): Promise<JoinToken> {
+      const { principal } = caller;
+      const action = 'consultation.join';
+      const before = await auditRefusals(caller, action, consultationId, async () => {
+        const c = await load(orm.em.fork(), principal, consultationId, action);
         checkMayJoin(principal, c);
         return c;
       });
       const session = await ensureProviderSession(before);
-      const { c, role, participantId } = await unitOfWork(async (em) => {
-        const c = await load(em, principal, consultationId, 'consultation.join');
-        const role = checkMayJoin(principal, c);
-        const me = participant(c, role);
-        const now = clock.now();
-        if (!c.providerSessionId) {
-          c.provider = session.provider;
-          c.providerSessionId = session.sessionId;
-          c.updatedAt = now;
-        }
-        me.firstTokenAt ??= now;
-        await em.flush();
-        return { c: toView(c), role, participantId: me.id };
-      });
+      const { c, role, participantId } = await audited(
+        caller,
+        action,
+        consultationId,
+        async (em) => {
+          const c = await load(em, principal, consultationId, action);
+          const role = checkMayJoin(principal, c);
+          const me = participant(c, role);
+          const now = clock.now();
+          if (!c.providerSessionId) {
+            c.provider = session.provider;
+            c.providerSessionId = session.sessionId;
+            c.updatedAt = now;
+          }
+          me.firstTokenAt ??= now;
+          await em.flush();
+          return { c: toView(c), role, participantId: me.id };
+        },
+      );
       const expiresAt = joinWindow({ start: c.scheduledStart, end: c.scheduledEnd }, rules).end;
       const provider = c.provider ?? session.provider;
       const sessionId = c.providerSessionId ?? session.sessionId;
@@ -499,21 +568,27 @@ export function createVideoService(deps: VideoServiceDeps) {
       }
     },
 
-    async endConsultation(principal: Principal, consultationId: string): Promise<ConsultationView> {
-      const { consultation, changed } = await unitOfWork(async (em) => {
-        const c = await load(em, principal, consultationId, 'consultation.end');
-        const t = transition(c.status, 'end');
-        if (t.changed) {
-          const now = clock.now();
-          c.status = t.to;
-          c.endedAt = now;
-          c.durationSeconds = durationSeconds(c.startedAt ?? now, now);
-          c.endReason = 'completed';
-          c.updatedAt = now;
-          await em.flush();
-        }
-        return { consultation: toView(c), changed: t.changed };
-      });
+    async endConsultation(caller: Caller, consultationId: string): Promise<ConsultationView> {
+      const action = 'consultation.end';
+      const { consultation, changed } = await audited(
+        caller,
+        action,
+        consultationId,
+        async (em) => {
+          const c = await load(em, caller.principal, consultationId, action);
+          const t = transition(c.status, 'end');
+          if (t.changed) {
+            const now = clock.now();
+            c.status = t.to;
+            c.endedAt = now;
+            c.durationSeconds = durationSeconds(c.startedAt ?? now, now);
+            c.endReason = 'completed';
+            c.updatedAt = now;
+            await em.flush();
+          }
+          return { consultation: toView(c), changed: t.changed };
+        },
+      );
       if (changed) {
         logger.info({ consultationId }, 'consultation ended');
         await endProviderSession(consultation);
@@ -521,17 +596,20 @@ export function createVideoService(deps: VideoServiceDeps) {
       return consultation;
     },
 
-    async getConsultation(principal: Principal, consultationId: string): Promise<ConsultationView> {
-      const em = orm.em.fork();
-      return toView(await load(em, principal, consultationId, 'consultation.read'));
+    async getConsultation(caller: Caller, consultationId: string): Promise<ConsultationView> {
+      return audited(caller, 'consultation.read', consultationId, async (em) =>
+        toView(await load(em, caller.principal, consultationId, 'consultation.read')),
+      );
     },
 
     async reportTechnicalIssue(
-      principal: Principal,
+      caller: Caller,
       input: { consultationId: string; issueType: TechnicalIssueKind; description: string },
     ): Promise<{ issueId: string; reportedAt: Date }> {
-      return unitOfWork(async (em) => {
-        const c = await load(em, principal, input.consultationId, 'consultation.report_issue');
+      const { principal } = caller;
+      const action = 'consultation.report_issue';
+      return audited(caller, action, input.consultationId, async (em) => {
+        const c = await load(em, principal, input.consultationId, action);
         const role = callerRole(principal, c);
         if (c.status === 'cancelled') throw failedPrecondition('the consultation is cancelled');
         const issue = em.create(TechnicalIssueSchema, {
@@ -549,7 +627,7 @@ export function createVideoService(deps: VideoServiceDeps) {
     },
 
     async shareMedicalImage(
-      principal: Principal,
+      caller: Caller,
       input: { consultationId: string; content: Uint8Array; declaredType: string },
     ): Promise<{
       imageId: string;
@@ -558,14 +636,20 @@ export function createVideoService(deps: VideoServiceDeps) {
       sha256: string;
       sharedAt: Date;
     }> {
-      const contentType = checkMedicalImage(input.content, input.declaredType, rules.maxImageBytes);
-      const sha256 = createHash('sha256').update(input.content).digest('hex');
-      return unitOfWork(async (em) => {
-        const c = await load(em, principal, input.consultationId, 'consultation.share_image');
+      const { principal } = caller;
+      const action = 'consultation.share_image';
+      return audited(caller, action, input.consultationId, async (em) => {
+        const c = await load(em, principal, input.consultationId, action);
         callerRole(principal, c);
         if (FINAL_STATUSES.has(c.status)) {
           throw failedPrecondition(`the consultation is ${c.status.replace('_', ' ')}`);
         }
+        const contentType = checkMedicalImage(
+          input.content,
+          input.declaredType,
+          rules.maxImageBytes,
+        );
+        const sha256 = createHash('sha256').update(input.content).digest('hex');
         const image = em.create(SharedImageSchema, {
           id: randomUUID(),
           consultation: c,
@@ -588,55 +672,61 @@ export function createVideoService(deps: VideoServiceDeps) {
     },
 
     async listHistory(
-      principal: Principal,
+      caller: Caller,
       query: HistoryQuery,
     ): Promise<{ consultations: ConsultationView[]; nextPageToken: string }> {
-      authorize(principal, 'history.list');
-      const limit = pageSize(query.pageSize);
-      if (query.scheduledFrom && query.scheduledTo && query.scheduledTo < query.scheduledFrom) {
-        throw invalidArgument('scheduled_to', 'must not be before scheduled_from');
-      }
-      const fingerprint = filterFingerprint([
-        principal.userId,
-        [...query.statuses].sort(),
-        query.scheduledFrom?.getTime(),
-        query.scheduledTo?.getTime(),
-      ]);
-      const cursor = decodeCursor(query.pageToken, fingerprint);
+      const { principal } = caller;
+      return audited(caller, 'history.list', undefined, async (em) => {
+        authorize(principal, 'history.list');
+        const limit = pageSize(query.pageSize);
+        if (query.scheduledFrom && query.scheduledTo && query.scheduledTo < query.scheduledFrom) {
+          throw invalidArgument('scheduled_to', 'must not be before scheduled_from');
+        }
+        const fingerprint = filterFingerprint([
+          principal.userId,
+          [...query.statuses].sort(),
+          query.scheduledFrom?.getTime(),
+          query.scheduledTo?.getTime(),
+        ]);
+        const cursor = decodeCursor(query.pageToken, fingerprint);
 
-      const where: FilterQuery<ConsultationEntity>[] = [{ clinicId: principal.clinicId }];
-      if (principal.role === 'patient') where.push({ patientId: principal.userId });
-      if (principal.role === 'doctor') where.push({ doctorId: principal.userId });
-      if (query.statuses.length > 0) where.push({ status: { $in: [...query.statuses] } });
-      if (query.scheduledFrom) where.push({ scheduledStart: { $gte: query.scheduledFrom } });
-      if (query.scheduledTo) where.push({ scheduledStart: { $lt: query.scheduledTo } });
-      if (cursor) {
-        where.push({
-          $or: [
-            { scheduledStart: { $lt: cursor.scheduledStart } },
-            { scheduledStart: cursor.scheduledStart, id: { $lt: cursor.id } },
-          ],
-        });
-      }
-      const rows = await orm.em.fork().find(
-        ConsultationSchema,
-        { $and: where },
-        {
-          populate: ['participants'],
-          orderBy: { scheduledStart: 'desc', id: 'desc' },
-          limit: limit + 1,
-        },
-      );
-      const page = rows.slice(0, limit);
-      const last = page.at(-1);
-      return {
-        consultations: page.map(toView),
-        nextPageToken: rows.length > limit && last ? encodeCursor(last, fingerprint) : '',
-      };
+        const where: FilterQuery<ConsultationEntity>[] = [{ clinicId: principal.clinicId }];
+        if (principal.role === 'patient') where.push({ patientId: principal.userId });
+        if (principal.role === 'doctor') where.push({ doctorId: principal.userId });
+        if (query.statuses.length > 0) where.push({ status: { $in: [...query.statuses] } });
+        if (query.scheduledFrom) where.push({ scheduledStart: { $gte: query.scheduledFrom } });
+        if (query.scheduledTo) where.push({ scheduledStart: { $lt: query.scheduledTo } });
+        if (cursor) {
+          where.push({
+            $or: [
+              { scheduledStart: { $lt: cursor.time } },
+              { scheduledStart: cursor.time, id: { $lt: cursor.id } },
+            ],
+          });
+        }
+        const rows = await em.find(
+          ConsultationSchema,
+          { $and: where },
+          {
+            populate: ['participants'],
+            orderBy: { scheduledStart: 'desc', id: 'desc' },
+            limit: limit + 1,
+          },
+        );
+        const page = rows.slice(0, limit);
+        const last = page.at(-1);
+        return {
+          consultations: page.map(toView),
+          nextPageToken:
+            rows.length > limit && last
+              ? encodeCursor({ time: last.scheduledStart, id: last.id }, fingerprint)
+              : '',
+        };
+      });
     },
 
-    async providerStatus(principal: Principal): Promise<ProviderStatusView[]> {
-      authorize(principal, 'provider.status');
+    async providerStatus(caller: Caller): Promise<ProviderStatusView[]> {
+      authorize(caller.principal, 'provider.status');
       return providers.statuses();
     },
   };

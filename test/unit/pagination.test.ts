@@ -3,7 +3,7 @@ import { DomainError } from '../../src/domain/errors.js';
 import { decodeCursor, encodeCursor, pageSize } from '../../src/video/pagination.js';
 
 describe('history cursor', () => {
-  const cursor = { scheduledStart: new Date('2026-03-01T10:00:00Z'), id: 'abc' };
+  const cursor = { time: new Date('2026-03-01T10:00:00Z'), id: 'abc' };
 
   it('round-trips', () => {
     expect(decodeCursor(encodeCursor(cursor, 'f1'), 'f1')).toEqual(cursor);

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file video/v1/video_service.proto.
  */
 export const file_video_v1_video_service: GenFile = /*@__PURE__*/
-  fileDesc("Chx2aWRlby92MS92aWRlb19zZXJ2aWNlLnByb3RvEgh2aWRlby52MSLqAQobU2NoZWR1bGVDb25zdWx0YXRpb25SZXF1ZXN0EhYKDmFwcG9pbnRtZW50X2lkGAEgASgJEhEKCWRvY3Rvcl9pZBgCIAEoCRISCgpwYXRpZW50X2lkGAMgASgJEjMKD3NjaGVkdWxlZF9zdGFydBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoNc2NoZWR1bGVkX2VuZBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJAoIcHJvdmlkZXIYBiABKA4yEi52aWRlby52MS5Qcm92aWRlciJdChxTY2hlZHVsZUNvbnN1bHRhdGlvblJlc3BvbnNlEiwKDGNvbnN1bHRhdGlvbhgBIAEoCzIWLnZpZGVvLnYxLkNvbnN1bHRhdGlvbhIPCgdjcmVhdGVkGAIgASgIIloKGUNhbmNlbENvbnN1bHRhdGlvblJlcXVlc3QSGQoPY29uc3VsdGF0aW9uX2lkGAEgASgJSAASGAoOYXBwb2ludG1lbnRfaWQYAiABKAlIAEIICgZ0YXJnZXQiSgoaQ2FuY2VsQ29uc3VsdGF0aW9uUmVzcG9uc2USLAoMY29uc3VsdGF0aW9uGAEgASgLMhYudmlkZW8udjEuQ29uc3VsdGF0aW9uIikKDkNoZWNrSW5SZXF1ZXN0EhcKD2NvbnN1bHRhdGlvbl9pZBgBIAEoCSJXCg9DaGVja0luUmVzcG9uc2USLAoMY29uc3VsdGF0aW9uGAEgASgLMhYudmlkZW8udjEuQ29uc3VsdGF0aW9uEhYKDnF1ZXVlX3Bvc2l0aW9uGAIgASgNIisKFkxpc3RXYWl0aW5nUm9vbVJlcXVlc3QSEQoJZG9jdG9yX2lkGAEgASgJIkUKF0xpc3RXYWl0aW5nUm9vbVJlc3BvbnNlEioKCHBhdGllbnRzGAEgAygLMhgudmlkZW8udjEuV2FpdGluZ1BhdGllbnQikgIKDldhaXRpbmdQYXRpZW50EhcKD2NvbnN1bHRhdGlvbl9pZBgBIAEoCRIWCg5hcHBvaW50bWVudF9pZBgCIAEoCRISCgpwYXRpZW50X2lkGAMgASgJEhEKCWRvY3Rvcl9pZBgEIAEoCRIxCg1jaGVja2VkX2luX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg53YWl0ZWRfc2Vjb25kcxgGIAEoDRIWCg5xdWV1ZV9wb3NpdGlvbhgHIAEoDRIzCg9zY2hlZHVsZWRfc3RhcnQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGFkbWl0dGVkGAkgASgIIi4KE0FkbWl0UGF0aWVudFJlcXVlc3QSFwoPY29uc3VsdGF0aW9uX2lkGAEgASgJIkQKFEFkbWl0UGF0aWVudFJlc3BvbnNlEiwKDGNvbnN1bHRhdGlvbhgBIAEoCzIWLnZpZGVvLnYxLkNvbnN1bHRhdGlvbiIzChhTdGFydENvbnN1bHRhdGlvblJlcXVlc3QSFwoPY29uc3VsdGF0aW9uX2lkGAEgASgJIloKGVN0YXJ0Q29uc3VsdGF0aW9uUmVzcG9uc2USLAoMY29uc3VsdGF0aW9uGAEgASgLMhYudmlkZW8udjEuQ29uc3VsdGF0aW9uEg8KB3N0YXJ0ZWQYAiABKAgiLwoUR2VuZXJhdGVUb2tlblJlcXVlc3QSFwoPY29uc3VsdGF0aW9uX2lkGAEgASgJItQBChVHZW5lcmF0ZVRva2VuUmVzcG9uc2USDQoFdG9rZW4YASABKAkSEAoIam9pbl91cmwYAiABKAkSJAoIcHJvdmlkZXIYAyABKA4yEi52aWRlby52MS5Qcm92aWRlchIbChNwcm92aWRlcl9zZXNzaW9uX2lkGAQgASgJEi4KCmV4cGlyZXNfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEicKBHJvbGUYBiABKA4yGS52aWRlby52MS5QYXJ0aWNpcGFudFJvbGUiMQoWRW5kQ29uc3VsdGF0aW9uUmVxdWVzdBIXCg9jb25zdWx0YXRpb25faWQYASABKAkiRwoXRW5kQ29uc3VsdGF0aW9uUmVzcG9uc2USLAoMY29uc3VsdGF0aW9uGAEgASgLMhYudmlkZW8udjEuQ29uc3VsdGF0aW9uIjcKHEdldENvbnN1bHRhdGlvblN0YXR1c1JlcXVlc3QSFwoPY29uc3VsdGF0aW9uX2lkGAEgASgJIk0KHUdldENvbnN1bHRhdGlvblN0YXR1c1Jlc3BvbnNlEiwKDGNvbnN1bHRhdGlvbhgBIAEoCzIWLnZpZGVvLnYxLkNvbnN1bHRhdGlvbiJ9ChtSZXBvcnRUZWNobmljYWxJc3N1ZVJlcXVlc3QSFwoPY29uc3VsdGF0aW9uX2lkGAEgASgJEjAKCmlzc3VlX3R5cGUYAiABKA4yHC52aWRlby52MS5UZWNobmljYWxJc3N1ZVR5cGUSEwoLZGVzY3JpcHRpb24YAyABKAkiYQocUmVwb3J0VGVjaG5pY2FsSXNzdWVSZXNwb25zZRIQCghpc3N1ZV9pZBgBIAEoCRIvCgtyZXBvcnRlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiWgoYU2hhcmVNZWRpY2FsSW1hZ2VSZXF1ZXN0EhcKD2NvbnN1bHRhdGlvbl9pZBgBIAEoCRIPCgdjb250ZW50GAIgASgMEhQKDGNvbnRlbnRfdHlwZRgDIAEoCSKWAQoZU2hhcmVNZWRpY2FsSW1hZ2VSZXNwb25zZRIQCghpbWFnZV9pZBgBIAEoCRIUCgxjb250ZW50X3R5cGUYAiABKAkSEgoKc2l6ZV9ieXRlcxgDIAEoDRIOCgZzaGEyNTYYBCABKAkSLQoJc2hhcmVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLdAQoeTGlzdENvbnN1bHRhdGlvbkhpc3RvcnlSZXF1ZXN0Ei4KCHN0YXR1c2VzGAEgAygOMhwudmlkZW8udjEuQ29uc3VsdGF0aW9uU3RhdHVzEjIKDnNjaGVkdWxlZF9mcm9tGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxzY2hlZHVsZWRfdG8YAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXBhZ2Vfc2l6ZRgEIAEoDRISCgpwYWdlX3Rva2VuGAUgASgJImkKH0xpc3RDb25zdWx0YXRpb25IaXN0b3J5UmVzcG9uc2USLQoNY29uc3VsdGF0aW9ucxgBIAMoCzIWLnZpZGVvLnYxLkNvbnN1bHRhdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiGgoYR2V0UHJvdmlkZXJTdGF0dXNSZXF1ZXN0IkgKGUdldFByb3ZpZGVyU3RhdHVzUmVzcG9uc2USKwoJcHJvdmlkZXJzGAEgAygLMhgudmlkZW8udjEuUHJvdmlkZXJTdGF0dXMifwoOUHJvdmlkZXJTdGF0dXMSJAoIcHJvdmlkZXIYASABKA4yEi52aWRlby52MS5Qcm92aWRlchISCgpjb25maWd1cmVkGAIgASgIEg8KB2hlYWx0aHkYAyABKAgSEgoKaXNfZGVmYXVsdBgEIAEoCBIOCgZkZXRhaWwYBSABKAkqvwEKElRlY2huaWNhbElzc3VlVHlwZRIkCiBURUNITklDQUxfSVNTVUVfVFlQRV9VTlNQRUNJRklFRBAAEh4KGlRFQ0hOSUNBTF9JU1NVRV9UWVBFX0FVRElPEAESHgoaVEVDSE5JQ0FMX0lTU1VFX1RZUEVfVklERU8QAhIjCh9URUNITklDQUxfSVNTVUVfVFlQRV9DT05ORUNUSU9OEAMSHgoaVEVDSE5JQ0FMX0lTU1VFX1RZUEVfT1RIRVIQBDLWCQoMVmlkZW9TZXJ2aWNlEmUKFFNjaGVkdWxlQ29uc3VsdGF0aW9uEiUudmlkZW8udjEuU2NoZWR1bGVDb25zdWx0YXRpb25SZXF1ZXN0GiYudmlkZW8udjEuU2NoZWR1bGVDb25zdWx0YXRpb25SZXNwb25zZRJfChJDYW5jZWxDb25zdWx0YXRpb24SIy52aWRlby52MS5DYW5jZWxDb25zdWx0YXRpb25SZXF1ZXN0GiQudmlkZW8udjEuQ2FuY2VsQ29uc3VsdGF0aW9uUmVzcG9uc2USPgoHQ2hlY2tJbhIYLnZpZGVvLnYxLkNoZWNrSW5SZXF1ZXN0GhkudmlkZW8udjEuQ2hlY2tJblJlc3BvbnNlElsKD0xpc3RXYWl0aW5nUm9vbRIgLnZpZGVvLnYxLkxpc3RXYWl0aW5nUm9vbVJlcXVlc3QaIS52aWRlby52MS5MaXN0V2FpdGluZ1Jvb21SZXNwb25zZSIDkAIBEk0KDEFkbWl0UGF0aWVudBIdLnZpZGVvLnYxLkFkbWl0UGF0aWVudFJlcXVlc3QaHi52aWRlby52MS5BZG1pdFBhdGllbnRSZXNwb25zZRJcChFTdGFydENvbnN1bHRhdGlvbhIiLnZpZGVvLnYxLlN0YXJ0Q29uc3VsdGF0aW9uUmVxdWVzdBojLnZpZGVvLnYxLlN0YXJ0Q29uc3VsdGF0aW9uUmVzcG9uc2USUAoNR2VuZXJhdGVUb2tlbhIeLnZpZGVvLnYxLkdlbmVyYXRlVG9rZW5SZXF1ZXN0Gh8udmlkZW8udjEuR2VuZXJhdGVUb2tlblJlc3BvbnNlElYKD0VuZENvbnN1bHRhdGlvbhIgLnZpZGVvLnYxLkVuZENvbnN1bHRhdGlvblJlcXVlc3QaIS52aWRlby52MS5FbmRDb25zdWx0YXRpb25SZXNwb25zZRJtChVHZXRDb25zdWx0YXRpb25TdGF0dXMSJi52aWRlby52MS5HZXRDb25zdWx0YXRpb25TdGF0dXNSZXF1ZXN0GicudmlkZW8udjEuR2V0Q29uc3VsdGF0aW9uU3RhdHVzUmVzcG9uc2UiA5ACARJlChRSZXBvcnRUZWNobmljYWxJc3N1ZRIlLnZpZGVvLnYxLlJlcG9ydFRlY2huaWNhbElzc3VlUmVxdWVzdBomLnZpZGVvLnYxLlJlcG9ydFRlY2huaWNhbElzc3VlUmVzcG9uc2USXAoRU2hhcmVNZWRpY2FsSW1hZ2USIi52aWRlby52MS5TaGFyZU1lZGljYWxJbWFnZVJlcXVlc3QaIy52aWRlby52MS5TaGFyZU1lZGljYWxJbWFnZVJlc3BvbnNlEnMKF0xpc3RDb25zdWx0YXRpb25IaXN0b3J5EigudmlkZW8udjEuTGlzdENvbnN1bHRhdGlvbkhpc3RvcnlSZXF1ZXN0GikudmlkZW8udjEuTGlzdENvbnN1bHRhdGlvbkhpc3RvcnlSZXNwb25zZSIDkAIBEmEKEUdldFByb3ZpZGVyU3RhdHVzEiIudmlkZW8udjEuR2V0UHJvdmlkZXJTdGF0dXNSZXF1ZXN0GiMudmlkZW8udjEuR2V0UHJvdmlkZXJTdGF0dXNSZXNwb25zZSIDkAIBYgZwcm90bzM", [file_google_protobuf_timestamp, file_video_v1_consultation]);
+  fileDesc("Chx2aWRlby92MS92aWRlb19zZXJ2aWNlLnByb3RvEgh2aWRlby52MSLqAQobU2NoZWR1bGVDb25zdWx0YXRpb25SZXF1ZXN0EhYKDmFwcG9pbnRtZW50X2lkGAEgASgJEhEKCWRvY3Rvcl9pZBgCIAEoCRISCgpwYXRpZW50X2lkGAMgASgJEjMKD3NjaGVkdWxlZF9zdGFydBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoNc2NoZWR1bGVkX2VuZBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJAoIcHJvdmlkZXIYBiABKA4yEi52aWRlby52MS5Qcm92aWRlciJdChxTY2hlZHVsZUNvbnN1bHRhdGlvblJlc3BvbnNlEiwKDGNvbnN1bHRhdGlvbhgBIAEoCzIWLnZpZGVvLnYxLkNvbnN1bHRhdGlvbhIPCgdjcmVhdGVkGAIgASgIIloKGUNhbmNlbENvbnN1bHRhdGlvblJlcXVlc3QSGQoPY29uc3VsdGF0aW9uX2lkGAEgASgJSAASGAoOYXBwb2ludG1lbnRfaWQYAiABKAlIAEIICgZ0YXJnZXQiSgoaQ2FuY2VsQ29uc3VsdGF0aW9uUmVzcG9uc2USLAoMY29uc3VsdGF0aW9uGAEgASgLMhYudmlkZW8udjEuQ29uc3VsdGF0aW9uIikKDkNoZWNrSW5SZXF1ZXN0EhcKD2NvbnN1bHRhdGlvbl9pZBgBIAEoCSJXCg9DaGVja0luUmVzcG9uc2USLAoMY29uc3VsdGF0aW9uGAEgASgLMhYudmlkZW8udjEuQ29uc3VsdGF0aW9uEhYKDnF1ZXVlX3Bvc2l0aW9uGAIgASgNIisKFkxpc3RXYWl0aW5nUm9vbVJlcXVlc3QSEQoJZG9jdG9yX2lkGAEgASgJIkUKF0xpc3RXYWl0aW5nUm9vbVJlc3BvbnNlEioKCHBhdGllbnRzGAEgAygLMhgudmlkZW8udjEuV2FpdGluZ1BhdGllbnQikgIKDldhaXRpbmdQYXRpZW50EhcKD2NvbnN1bHRhdGlvbl9pZBgBIAEoCRIWCg5hcHBvaW50bWVudF9pZBgCIAEoCRISCgpwYXRpZW50X2lkGAMgASgJEhEKCWRvY3Rvcl9pZBgEIAEoCRIxCg1jaGVja2VkX2luX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg53YWl0ZWRfc2Vjb25kcxgGIAEoDRIWCg5xdWV1ZV9wb3NpdGlvbhgHIAEoDRIzCg9zY2hlZHVsZWRfc3RhcnQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGFkbWl0dGVkGAkgASgIIi4KE0FkbWl0UGF0aWVudFJlcXVlc3QSFwoPY29uc3VsdGF0aW9uX2lkGAEgASgJIkQKFEFkbWl0UGF0aWVudFJlc3BvbnNlEiwKDGNvbnN1bHRhdGlvbhgBIAEoCzIWLnZpZGVvLnYxLkNvbnN1bHRhdGlvbiIzChhTdGFydENvbnN1bHRhdGlvblJlcXVlc3QSFwoPY29uc3VsdGF0aW9uX2lkGAEgASgJIloKGVN0YXJ0Q29uc3VsdGF0aW9uUmVzcG9uc2USLAoMY29uc3VsdGF0aW9uGAEgASgLMhYudmlkZW8udjEuQ29uc3VsdGF0aW9uEg8KB3N0YXJ0ZWQYAiABKAgiLwoUR2VuZXJhdGVUb2tlblJlcXVlc3QSFwoPY29uc3VsdGF0aW9uX2lkGAEgASgJItQBChVHZW5lcmF0ZVRva2VuUmVzcG9uc2USDQoFdG9rZW4YASABKAkSEAoIam9pbl91cmwYAiABKAkSJAoIcHJvdmlkZXIYAyABKA4yEi52aWRlby52MS5Qcm92aWRlchIbChNwcm92aWRlcl9zZXNzaW9uX2lkGAQgASgJEi4KCmV4cGlyZXNfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEicKBHJvbGUYBiABKA4yGS52aWRlby52MS5QYXJ0aWNpcGFudFJvbGUiMQoWRW5kQ29uc3VsdGF0aW9uUmVxdWVzdBIXCg9jb25zdWx0YXRpb25faWQYASABKAkiRwoXRW5kQ29uc3VsdGF0aW9uUmVzcG9uc2USLAoMY29uc3VsdGF0aW9uGAEgASgLMhYudmlkZW8udjEuQ29uc3VsdGF0aW9uIjcKHEdldENvbnN1bHRhdGlvblN0YXR1c1JlcXVlc3QSFwoPY29uc3VsdGF0aW9uX2lkGAEgASgJIk0KHUdldENvbnN1bHRhdGlvblN0YXR1c1Jlc3BvbnNlEiwKDGNvbnN1bHRhdGlvbhgBIAEoCzIWLnZpZGVvLnYxLkNvbnN1bHRhdGlvbiJ9ChtSZXBvcnRUZWNobmljYWxJc3N1ZVJlcXVlc3QSFwoPY29uc3VsdGF0aW9uX2lkGAEgASgJEjAKCmlzc3VlX3R5cGUYAiABKA4yHC52aWRlby52MS5UZWNobmljYWxJc3N1ZVR5cGUSEwoLZGVzY3JpcHRpb24YAyABKAkiYQocUmVwb3J0VGVjaG5pY2FsSXNzdWVSZXNwb25zZRIQCghpc3N1ZV9pZBgBIAEoCRIvCgtyZXBvcnRlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiWgoYU2hhcmVNZWRpY2FsSW1hZ2VSZXF1ZXN0EhcKD2NvbnN1bHRhdGlvbl9pZBgBIAEoCRIPCgdjb250ZW50GAIgASgMEhQKDGNvbnRlbnRfdHlwZRgDIAEoCSKWAQoZU2hhcmVNZWRpY2FsSW1hZ2VSZXNwb25zZRIQCghpbWFnZV9pZBgBIAEoCRIUCgxjb250ZW50X3R5cGUYAiABKAkSEgoKc2l6ZV9ieXRlcxgDIAEoDRIOCgZzaGEyNTYYBCABKAkSLQoJc2hhcmVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLdAQoeTGlzdENvbnN1bHRhdGlvbkhpc3RvcnlSZXF1ZXN0Ei4KCHN0YXR1c2VzGAEgAygOMhwudmlkZW8udjEuQ29uc3VsdGF0aW9uU3RhdHVzEjIKDnNjaGVkdWxlZF9mcm9tGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxzY2hlZHVsZWRfdG8YAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXBhZ2Vfc2l6ZRgEIAEoDRISCgpwYWdlX3Rva2VuGAUgASgJImkKH0xpc3RDb25zdWx0YXRpb25IaXN0b3J5UmVzcG9uc2USLQoNY29uc3VsdGF0aW9ucxgBIAMoCzIWLnZpZGVvLnYxLkNvbnN1bHRhdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiGgoYR2V0UHJvdmlkZXJTdGF0dXNSZXF1ZXN0IkgKGUdldFByb3ZpZGVyU3RhdHVzUmVzcG9uc2USKwoJcHJvdmlkZXJzGAEgAygLMhgudmlkZW8udjEuUHJvdmlkZXJTdGF0dXMifwoOUHJvdmlkZXJTdGF0dXMSJAoIcHJvdmlkZXIYASABKA4yEi52aWRlby52MS5Qcm92aWRlchISCgpjb25maWd1cmVkGAIgASgIEg8KB2hlYWx0aHkYAyABKAgSEgoKaXNfZGVmYXVsdBgEIAEoCBIOCgZkZXRhaWwYBSABKAkiyQEKF0xpc3RBdWRpdEVudHJpZXNSZXF1ZXN0EhAKCGFjdG9yX2lkGAEgASgJEhMKC3Jlc291cmNlX2lkGAIgASgJEg4KBmFjdGlvbhgDIAEoCRIoCgRmcm9tGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBImCgJ0bxgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJcGFnZV9zaXplGAYgASgNEhIKCnBhZ2VfdG9rZW4YByABKAkiWgoYTGlzdEF1ZGl0RW50cmllc1Jlc3BvbnNlEiUKB2VudHJpZXMYASADKAsyFC52aWRlby52MS5BdWRpdEVudHJ5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKGAgoKQXVkaXRFbnRyeRIKCgJpZBgBIAEoCRImCgJhdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIYWN0b3JfaWQYAyABKAkSEgoKYWN0b3Jfcm9sZRgEIAEoCRIRCgljbGluaWNfaWQYBSABKAkSDgoGYWN0aW9uGAYgASgJEhUKDXJlc291cmNlX3R5cGUYByABKAkSEwoLcmVzb3VyY2VfaWQYCCABKAkSDwoHb3V0Y29tZRgJIAEoCRISCgpyZXF1ZXN0X2lkGAogASgJEhYKDmNsaWVudF9hZGRyZXNzGAsgASgJEhIKCnVzZXJfYWdlbnQYDCABKAkqvwEKElRlY2huaWNhbElzc3VlVHlwZRIkCiBURUNITklDQUxfSVNTVUVfVFlQRV9VTlNQRUNJRklFRBAAEh4KGlRFQ0hOSUNBTF9JU1NVRV9UWVBFX0FVRElPEAESHgoaVEVDSE5JQ0FMX0lTU1VFX1RZUEVfVklERU8QAhIjCh9URUNITklDQUxfSVNTVUVfVFlQRV9DT05ORUNUSU9OEAMSHgoaVEVDSE5JQ0FMX0lTU1VFX1RZUEVfT1RIRVIQBDK2CgoMVmlkZW9TZXJ2aWNlEmUKFFNjaGVkdWxlQ29uc3VsdGF0aW9uEiUudmlkZW8udjEuU2NoZWR1bGVDb25zdWx0YXRpb25SZXF1ZXN0GiYudmlkZW8udjEuU2NoZWR1bGVDb25zdWx0YXRpb25SZXNwb25zZRJfChJDYW5jZWxDb25zdWx0YXRpb24SIy52aWRlby52MS5DYW5jZWxDb25zdWx0YXRpb25SZXF1ZXN0GiQudmlkZW8udjEuQ2FuY2VsQ29uc3VsdGF0aW9uUmVzcG9uc2USPgoHQ2hlY2tJbhIYLnZpZGVvLnYxLkNoZWNrSW5SZXF1ZXN0GhkudmlkZW8udjEuQ2hlY2tJblJlc3BvbnNlElsKD0xpc3RXYWl0aW5nUm9vbRIgLnZpZGVvLnYxLkxpc3RXYWl0aW5nUm9vbVJlcXVlc3QaIS52aWRlby52MS5MaXN0V2FpdGluZ1Jvb21SZXNwb25zZSIDkAIBEk0KDEFkbWl0UGF0aWVudBIdLnZpZGVvLnYxLkFkbWl0UGF0aWVudFJlcXVlc3QaHi52aWRlby52MS5BZG1pdFBhdGllbnRSZXNwb25zZRJcChFTdGFydENvbnN1bHRhdGlvbhIiLnZpZGVvLnYxLlN0YXJ0Q29uc3VsdGF0aW9uUmVxdWVzdBojLnZpZGVvLnYxLlN0YXJ0Q29uc3VsdGF0aW9uUmVzcG9uc2USUAoNR2VuZXJhdGVUb2tlbhIeLnZpZGVvLnYxLkdlbmVyYXRlVG9rZW5SZXF1ZXN0Gh8udmlkZW8udjEuR2VuZXJhdGVUb2tlblJlc3BvbnNlElYKD0VuZENvbnN1bHRhdGlvbhIgLnZpZGVvLnYxLkVuZENvbnN1bHRhdGlvblJlcXVlc3QaIS52aWRlby52MS5FbmRDb25zdWx0YXRpb25SZXNwb25zZRJtChVHZXRDb25zdWx0YXRpb25TdGF0dXMSJi52aWRlby52MS5HZXRDb25zdWx0YXRpb25TdGF0dXNSZXF1ZXN0GicudmlkZW8udjEuR2V0Q29uc3VsdGF0aW9uU3RhdHVzUmVzcG9uc2UiA5ACARJlChRSZXBvcnRUZWNobmljYWxJc3N1ZRIlLnZpZGVvLnYxLlJlcG9ydFRlY2huaWNhbElzc3VlUmVxdWVzdBomLnZpZGVvLnYxLlJlcG9ydFRlY2huaWNhbElzc3VlUmVzcG9uc2USXAoRU2hhcmVNZWRpY2FsSW1hZ2USIi52aWRlby52MS5TaGFyZU1lZGljYWxJbWFnZVJlcXVlc3QaIy52aWRlby52MS5TaGFyZU1lZGljYWxJbWFnZVJlc3BvbnNlEnMKF0xpc3RDb25zdWx0YXRpb25IaXN0b3J5EigudmlkZW8udjEuTGlzdENvbnN1bHRhdGlvbkhpc3RvcnlSZXF1ZXN0GikudmlkZW8udjEuTGlzdENvbnN1bHRhdGlvbkhpc3RvcnlSZXNwb25zZSIDkAIBEmEKEUdldFByb3ZpZGVyU3RhdHVzEiIudmlkZW8udjEuR2V0UHJvdmlkZXJTdGF0dXNSZXF1ZXN0GiMudmlkZW8udjEuR2V0UHJvdmlkZXJTdGF0dXNSZXNwb25zZSIDkAIBEl4KEExpc3RBdWRpdEVudHJpZXMSIS52aWRlby52MS5MaXN0QXVkaXRFbnRyaWVzUmVxdWVzdBoiLnZpZGVvLnYxLkxpc3RBdWRpdEVudHJpZXNSZXNwb25zZSIDkAIBYgZwcm90bzM", [file_google_protobuf_timestamp, file_video_v1_consultation]);
 
 /**
  * The video appointment to create a consultation for.
@@ -893,6 +893,195 @@ export const ProviderStatusSchema: GenMessage<ProviderStatus> = /*@__PURE__*/
   messageDesc(file_video_v1_video_service, 27);
 
 /**
+ * Lists audit entries of the caller's clinic.
+ *
+ * @generated from message video.v1.ListAuditEntriesRequest
+ */
+export type ListAuditEntriesRequest = Message<"video.v1.ListAuditEntriesRequest"> & {
+  /**
+   * Only entries of this actor (user id); empty for all.
+   *
+   * @generated from field: string actor_id = 1;
+   */
+  actorId: string;
+
+  /**
+   * Only entries about this resource (e.g. a consultation id); empty for all.
+   *
+   * @generated from field: string resource_id = 2;
+   */
+  resourceId: string;
+
+  /**
+   * Only entries of this action (e.g. `consultation.start`); empty for all.
+   *
+   * @generated from field: string action = 3;
+   */
+  action: string;
+
+  /**
+   * Only entries at or after this time.
+   *
+   * @generated from field: google.protobuf.Timestamp from = 4;
+   */
+  from?: Timestamp | undefined;
+
+  /**
+   * Only entries before this time.
+   *
+   * @generated from field: google.protobuf.Timestamp to = 5;
+   */
+  to?: Timestamp | undefined;
+
+  /**
+   * At most this many per page: 1 to 100; 0 means 20.
+   *
+   * @generated from field: uint32 page_size = 6;
+   */
+  pageSize: number;
+
+  /**
+   * The `next_page_token` of the previous page; empty for the first page.
+   *
+   * @generated from field: string page_token = 7;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message video.v1.ListAuditEntriesRequest.
+ * Use `create(ListAuditEntriesRequestSchema)` to create a new message.
+ */
+export const ListAuditEntriesRequestSchema: GenMessage<ListAuditEntriesRequest> = /*@__PURE__*/
+  messageDesc(file_video_v1_video_service, 28);
+
+/**
+ * One page of audit entries.
+ *
+ * @generated from message video.v1.ListAuditEntriesResponse
+ */
+export type ListAuditEntriesResponse = Message<"video.v1.ListAuditEntriesResponse"> & {
+  /**
+   * Newest first.
+   *
+   * @generated from field: repeated video.v1.AuditEntry entries = 1;
+   */
+  entries: AuditEntry[];
+
+  /**
+   * Pass it to get the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message video.v1.ListAuditEntriesResponse.
+ * Use `create(ListAuditEntriesResponseSchema)` to create a new message.
+ */
+export const ListAuditEntriesResponseSchema: GenMessage<ListAuditEntriesResponse> = /*@__PURE__*/
+  messageDesc(file_video_v1_video_service, 29);
+
+/**
+ * One access to consultation data, as recorded at the time. Entries are never changed.
+ *
+ * @generated from message video.v1.AuditEntry
+ */
+export type AuditEntry = Message<"video.v1.AuditEntry"> & {
+  /**
+   * The entry's id.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * When it happened.
+   *
+   * @generated from field: google.protobuf.Timestamp at = 2;
+   */
+  at?: Timestamp | undefined;
+
+  /**
+   * Who acted: a user id, or the name of the event source for Kafka-driven changes.
+   *
+   * @generated from field: string actor_id = 3;
+   */
+  actorId: string;
+
+  /**
+   * Their role (patient, doctor, nurse, clinic_admin, service).
+   *
+   * @generated from field: string actor_role = 4;
+   */
+  actorRole: string;
+
+  /**
+   * The clinic the actor acted in.
+   *
+   * @generated from field: string clinic_id = 5;
+   */
+  clinicId: string;
+
+  /**
+   * What they did, e.g. `consultation.read`, `consultation.start`.
+   *
+   * @generated from field: string action = 6;
+   */
+  action: string;
+
+  /**
+   * The kind of record, e.g. `consultation`.
+   *
+   * @generated from field: string resource_type = 7;
+   */
+  resourceType: string;
+
+  /**
+   * The record's id; empty for lists.
+   *
+   * @generated from field: string resource_id = 8;
+   */
+  resourceId: string;
+
+  /**
+   * `allowed`, or the error code the attempt was refused with (e.g. `not_found`).
+   *
+   * @generated from field: string outcome = 9;
+   */
+  outcome: string;
+
+  /**
+   * The request's id, as in the service's logs.
+   *
+   * @generated from field: string request_id = 10;
+   */
+  requestId: string;
+
+  /**
+   * The client's network address.
+   *
+   * @generated from field: string client_address = 11;
+   */
+  clientAddress: string;
+
+  /**
+   * The client's User-Agent header (at most 256 characters).
+   *
+   * @generated from field: string user_agent = 12;
+   */
+  userAgent: string;
+};
+
+/**
+ * Describes the message video.v1.AuditEntry.
+ * Use `create(AuditEntrySchema)` to create a new message.
+ */
+export const AuditEntrySchema: GenMessage<AuditEntry> = /*@__PURE__*/
+  messageDesc(file_video_v1_video_service, 30);
+
+/**
  * The kind of a technical problem.
  *
  * @generated from enum video.v1.TechnicalIssueType
@@ -1089,6 +1278,17 @@ export const VideoService: GenService<{
     methodKind: "unary";
     input: typeof GetProviderStatusRequestSchema;
     output: typeof GetProviderStatusResponseSchema;
+  },
+  /**
+   * The clinic's audit trail, newest first (clinic_admin only, own clinic only): who
+   * read or changed which consultation, when, from where, with what outcome.
+   *
+   * @generated from rpc video.v1.VideoService.ListAuditEntries
+   */
+  listAuditEntries: {
+    methodKind: "unary";
+    input: typeof ListAuditEntriesRequestSchema;
+    output: typeof ListAuditEntriesResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_video_v1_video_service, 0);

@@ -1,0 +1,139 @@
+import { randomUUID } from 'node:crypto';
+import type { EntityManager, FilterQuery } from '@mikro-orm/core';
+import type { MikroORM } from '@mikro-orm/postgresql';
+import type { Logger } from 'pino';
+import { type Action, authorize, type Principal } from '../domain/access.js';
+import { DomainError, invalidArgument } from '../domain/errors.js';
+import type { Clock } from '../domain/ports.js';
+import { type AuditEntryEntity, AuditEntrySchema } from '../persistence/entities.js';
+import { decodeCursor, encodeCursor, filterFingerprint, pageSize } from './pagination.js';
+
+/** Who is calling, and from where: what an audit entry records besides the action. */
+export interface Caller {
+  readonly principal: Principal;
+  readonly requestId?: string | undefined;
+  readonly clientAddress?: string | undefined;
+  readonly userAgent?: string | undefined;
+}
+
+export interface AuditRecord {
+  readonly action: Action;
+  readonly resourceType: 'consultation';
+  readonly resourceId: string | undefined;
+  /** `allowed`, or the code the attempt was refused with. */
+  readonly outcome: string;
+}
+
+/** Adds an audit entry to the unit of work: it commits (or not) with the change. */
+export function addAuditEntry(em: EntityManager, caller: Caller, record: AuditRecord, at: Date) {
+  em.create(AuditEntrySchema, {
+    id: randomUUID(),
+    at,
+    actorId: caller.principal.userId,
+    actorRole: caller.principal.role,
+    clinicId: caller.principal.clinicId,
+    action: record.action,
+    resourceType: record.resourceType,
+    resourceId: record.resourceId ?? null,
+    outcome: record.outcome,
+    requestId: caller.requestId?.slice(0, 64) ?? null,
+    clientAddress: caller.clientAddress?.slice(0, 64) ?? null,
+    userAgent: caller.userAgent?.slice(0, 256) ?? null,
+  });
+}
+
+/**
+ * Records a refused attempt in a transaction of its own (the refused one rolled back).
+ * Losing the audit of a refusal must not turn the refusal into a server error, so a
+ * failure here is logged and swallowed.
+ */
+export async function recordRefusal(
+  orm: MikroORM,
+  caller: Caller,
+  record: AuditRecord,
+  at: Date,
+  logger: Logger,
+): Promise<void> {
+  try {
+    await orm.em.fork().transactional(async (em) => addAuditEntry(em, caller, record, at));
+  } catch (error) {
+    logger.error(
+      { err: error, requestId: caller.requestId, action: record.action },
+      'audit write failed',
+    );
+  }
+}
+
+export interface AuditQuery {
+  readonly actorId: string;
+  readonly resourceId: string;
+  readonly action: string;
+  readonly from: Date | undefined;
+  readonly to: Date | undefined;
+  readonly pageSize: number;
+  readonly pageToken: string;
+}
+
+/** ListAuditEntries: a clinic admin reads their clinic's trail, newest first. */
+export async function listAuditEntries(
+  deps: { orm: MikroORM; clock: Clock; logger: Logger },
+  caller: Caller,
+  query: AuditQuery,
+): Promise<{ entries: AuditEntryEntity[]; nextPageToken: string }> {
+  const { principal } = caller;
+  const record = {
+    action: 'audit.list',
+    resourceType: 'consultation',
+    resourceId: undefined,
+  } as const;
+  try {
+    authorize(principal, 'audit.list');
+    const limit = pageSize(query.pageSize);
+    if (query.from && query.to && query.to < query.from) {
+      throw invalidArgument('to', 'must not be before from');
+    }
+    const fingerprint = filterFingerprint([
+      principal.userId,
+      query.actorId,
+      query.resourceId,
+      query.action,
+      query.from?.getTime(),
+      query.to?.getTime(),
+    ]);
+    const cursor = decodeCursor(query.pageToken, fingerprint);
+    const where: FilterQuery<AuditEntryEntity>[] = [{ clinicId: principal.clinicId }];
+    if (query.actorId) where.push({ actorId: query.actorId });
+    if (query.resourceId) where.push({ resourceId: query.resourceId });
+    if (query.action) where.push({ action: query.action });
+    if (query.from) where.push({ at: { $gte: query.from } });
+    if (query.to) where.push({ at: { $lt: query.to } });
+    if (cursor) {
+      where.push({
+        $or: [{ at: { $lt: cursor.time } }, { at: cursor.time, id: { $lt: cursor.id } }],
+      });
+    }
+    return await deps.orm.em.fork().transactional(async (em) => {
+      const rows = await em.find(
+        AuditEntrySchema,
+        { $and: where },
+        { orderBy: { at: 'desc', id: 'desc' }, limit: limit + 1 },
+      );
+      addAuditEntry(em, caller, { ...record, outcome: 'allowed' }, deps.clock.now());
+      const page = rows.slice(0, limit);
+      const last = page.at(-1);
+      return {
+        entries: page,
+        nextPageToken:
+          rows.length > limit && last
+            ? encodeCursor({ time: last.at, id: last.id }, fingerprint)
+            : '',
+      };
+    });
+  } catch (error) {
+    if (error instanceof DomainError) {
+      const refusal = { ...record, outcome: error.code };
+      await recordRefusal(deps.orm, caller, refusal, deps.clock.now(), deps.logger);
+    }
+    throw error;
+  }
+}

@@ -1,0 +1,111 @@
+import { Code, ConnectError } from '@connectrpc/connect';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.js';
+import { createLogger } from '../../src/logger.js';
+import { openDatabase } from '../../src/persistence/database.js';
+import { startTestApp, type TestApp } from '../support/app.js';
+import { appointmentId, slot, videoClient } from '../support/clients.js';
+import { createTestDatabase } from '../support/database.js';
+
+/** The HIPAA audit trail: every read and change recorded, refusals too, never rewritten. */
+let t: TestApp;
+const as = (role: Parameters<TestApp['token']>[0], user: string, clinic?: string) =>
+  videoClient(t.baseUrl, t.token(role, user, clinic));
+
+beforeAll(async () => {
+  t = await startTestApp();
+});
+afterAll(async () => {
+  await t?.stop();
+});
+
+async function codeOf(call: Promise<unknown>): Promise<Code | 'ok'> {
+  return call.then(
+    () => 'ok' as const,
+    (error: unknown) => ConnectError.from(error).code,
+  );
+}
+
+describe('audit trail', () => {
+  it('records who read and changed a consultation, and who was refused', async () => {
+    const { consultation } = await as('service', 'appointments').scheduleConsultation({
+      appointmentId: appointmentId('audit'),
+      doctorId: 'doc-a',
+      patientId: 'pat-a',
+      ...slot(5),
+    });
+    const id = consultation!.id;
+    await as('doctor', 'doc-a').getConsultationStatus({ consultationId: id });
+    await as('doctor', 'doc-a').startConsultation({ consultationId: id });
+    expect(await codeOf(as('patient', 'pat-a').endConsultation({ consultationId: id }))).toBe(
+      Code.PermissionDenied,
+    );
+    expect(await codeOf(as('patient', 'pat-x').getConsultationStatus({ consultationId: id }))).toBe(
+      Code.NotFound,
+    );
+
+    const admin = as('clinic_admin', 'admin-a');
+    const { entries } = await admin.listAuditEntries({ resourceId: id });
+    const summary = entries.map((e) => [e.actorId, e.action, e.outcome]).reverse();
+    expect(summary).toEqual([
+      ['appointments', 'consultation.schedule', 'allowed'],
+      ['doc-a', 'consultation.read', 'allowed'],
+      ['doc-a', 'consultation.start', 'allowed'],
+      ['pat-a', 'consultation.end', 'permission_denied'],
+      ['pat-x', 'consultation.read', 'not_found'],
+    ]);
+    for (const e of entries) {
+      expect(e.clinicId).toBe('clinic-1');
+      expect(e.resourceType).toBe('consultation');
+      expect(e.requestId).not.toBe('');
+      expect(e.clientAddress).toMatch(/127\.0\.0\.1/);
+      expect(e.userAgent).toMatch(/connect/i);
+      expect(e.at).toBeDefined();
+    }
+    const byActor = await admin.listAuditEntries({ actorId: 'pat-x' });
+    expect(byActor.entries.every((e) => e.actorId === 'pat-x')).toBe(true);
+  });
+
+  it('shows a clinic admin their own clinic only, and nobody else the trail', async () => {
+    const other = await as('clinic_admin', 'admin-b', 'clinic-2').listAuditEntries({});
+    expect(other.entries.every((e) => e.clinicId === 'clinic-2')).toBe(true);
+    expect(await codeOf(as('doctor', 'doc-a').listAuditEntries({}))).toBe(Code.PermissionDenied);
+    expect(await codeOf(as('service', 'svc').listAuditEntries({}))).toBe(Code.PermissionDenied);
+  });
+
+  it('pages through the trail', async () => {
+    const admin = as('clinic_admin', 'admin-a');
+    const first = await admin.listAuditEntries({ pageSize: 2 });
+    const second = await admin.listAuditEntries({ pageSize: 2, pageToken: first.nextPageToken });
+    expect(first.entries).toHaveLength(2);
+    expect(second.entries.length).toBeGreaterThan(0);
+    const ids = [...first.entries, ...second.entries].map((e) => e.id);
+    expect(new Set(ids).size).toBe(ids.length);
+  });
+});
+
+describe('append-only', () => {
+  it('refuses UPDATE, DELETE and TRUNCATE on the audit table in the database itself', async () => {
+    const db = await createTestDatabase();
+    const config = loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', ...db.env });
+    const database = await openDatabase(config, createLogger('silent'));
+    try {
+      await database.migrate();
+      const sql = database.orm.em.getConnection();
+      await sql.execute(
+        `insert into audit_entry (id, at, actor_id, actor_role, clinic_id, action, resource_type, outcome)
+         values ('00000000-0000-4000-8000-000000000001', now(), 'u', 'doctor', 'c', 'consultation.read', 'consultation', 'allowed')`,
+      );
+      await expect(sql.execute(`update audit_entry set outcome = 'forged'`)).rejects.toThrow(
+        /append-only/,
+      );
+      await expect(sql.execute('delete from audit_entry')).rejects.toThrow(/append-only/);
+      await expect(sql.execute('truncate audit_entry')).rejects.toThrow(/append-only/);
+      const [row] = await sql.execute<{ outcome: string }[]>('select outcome from audit_entry');
+      expect(row?.outcome).toBe('allowed');
+    } finally {
+      await database.stop();
+      await db.drop();
+    }
+  });
+});
