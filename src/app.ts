@@ -16,6 +16,7 @@ import {
   createAuthInterceptor,
   createErrorInterceptor,
   createLoggingInterceptor,
+  createRateLimitInterceptor,
   createValidationInterceptor,
 } from './rpc/interceptors.js';
 import { createReflectionRoutes } from './rpc/reflection-service.js';
@@ -90,6 +91,7 @@ export async function startApp(
         createLoggingInterceptor(logger),
         createErrorInterceptor(logger),
         createAuthInterceptor(verifier),
+        createRateLimitInterceptor(config.rateLimit),
         createValidationInterceptor({ maxImageBytes: config.consultation.maxImageBytes }),
       ],
       routes: (router) => {

@@ -25,6 +25,11 @@ export interface Config {
     readonly clockSkewSeconds: number;
     readonly usesDevelopmentSecret: boolean;
   };
+  readonly rateLimit: {
+    /** Calls a caller may make per window; 0 turns limiting off. */
+    readonly requests: number;
+    readonly windowSeconds: number;
+  };
   readonly consultation: {
     /** A patient may check in (and a doctor join) this long before the slot starts. */
     readonly joinWindowBeforeMinutes: number;
@@ -69,6 +74,8 @@ const schema = z.object({
   AUTH_ISSUER: z.string().min(1).optional(),
   AUTH_AUDIENCE: z.string().min(1).optional(),
   AUTH_CLOCK_SKEW_SECONDS: int(0, 300).default(30),
+  RATE_LIMIT_REQUESTS: int(0, 1_000_000).default(50),
+  RATE_LIMIT_WINDOW_SECONDS: int(1, 3600).default(1),
   JOIN_WINDOW_BEFORE_MINUTES: int(0, 24 * 60).default(15),
   GRACE_AFTER_END_MINUTES: int(0, 24 * 60).default(15),
   MAX_IMAGE_BYTES: int(1024, 64 * 1024 * 1024).default(10 * 1024 * 1024),
@@ -127,6 +134,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       audience: e.AUTH_AUDIENCE,
       clockSkewSeconds: e.AUTH_CLOCK_SKEW_SECONDS,
       usesDevelopmentSecret: e.AUTH_JWT_SECRET === undefined,
+    },
+    rateLimit: {
+      requests: e.RATE_LIMIT_REQUESTS,
+      windowSeconds: e.RATE_LIMIT_WINDOW_SECONDS,
     },
     consultation: {
       joinWindowBeforeMinutes: e.JOIN_WINDOW_BEFORE_MINUTES,

@@ -62,14 +62,27 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
   const h1 = http.createServer(handler);
   const h2 = http2.createServer(handler);
   const sessions = new Set<http2.Http2Session>();
-  const sockets = new Set<net.Socket>();
+  /** HTTP/1.1 connections and how many requests each is serving right now. */
+  const h1Connections = new Map<net.Socket, number>();
+  let draining = false;
+
   h2.on('session', (session) => {
     sessions.add(session);
     session.once('close', () => sessions.delete(session));
   });
+  // Runs before the handler: a response sent while draining closes its connection.
+  h1.prependListener('request', (req, res) => {
+    const socket = req.socket as net.Socket;
+    h1Connections.set(socket, (h1Connections.get(socket) ?? 0) + 1);
+    if (draining) res.setHeader('connection', 'close');
+    res.once('close', () => {
+      const busy = (h1Connections.get(socket) ?? 1) - 1;
+      h1Connections.set(socket, busy);
+      if (draining && busy === 0) socket.end();
+    });
+  });
+
   const server = net.createServer((socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
     socket.once('data', (chunk: Buffer) => {
       socket.pause();
       socket.unshift(chunk);
@@ -77,6 +90,8 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
         // The HTTP/2 session reads what is already buffered on the socket.
         h2.emit('connection', socket);
       } else {
+        h1Connections.set(socket, 0);
+        socket.once('close', () => h1Connections.delete(socket));
         h1.emit('connection', socket);
         socket.resume();
       }
@@ -95,22 +110,23 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
       });
     },
     async stop(deadlineMs) {
+      draining = true;
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       // HTTP/2: GOAWAY, then the session closes once its open streams finish.
       for (const session of sessions) session.close();
-      // HTTP/1.1: idle keep-alive connections would hold the server open; busy ones
-      // become idle as their requests finish.
-      h1.closeIdleConnections();
-      const idleSweep = setInterval(() => h1.closeIdleConnections(), 50);
+      // HTTP/1.1: idle keep-alive connections close now, busy ones after their response.
+      for (const [socket, busy] of h1Connections) if (busy === 0) socket.end();
       const timer = setTimeout(() => {
-        options.logger.warn({ open: sessions.size + sockets.size }, 'shutdown deadline: aborting');
+        options.logger.warn(
+          { open: sessions.size + h1Connections.size },
+          'shutdown deadline: aborting',
+        );
         shutdown.abort();
         for (const session of sessions) session.destroy();
-        for (const socket of sockets) socket.destroy();
+        for (const socket of h1Connections.keys()) socket.destroy();
       }, deadlineMs);
       await closed;
       clearTimeout(timer);
-      clearInterval(idleSweep);
     },
   };
 }

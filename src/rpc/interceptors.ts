@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Code, ConnectError, createContextKey, type Interceptor } from '@connectrpc/connect';
 import type { Logger } from 'pino';
+import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import type { TokenVerifier } from '../auth/jwt.js';
 import type { Principal } from '../domain/access.js';
 import { DomainError, type DomainErrorCode } from '../domain/errors.js';
@@ -107,6 +108,38 @@ export function createValidationInterceptor(options: RuleOptions): Interceptor {
           violation.field,
         );
       }
+    }
+    return next(req);
+  };
+}
+
+/**
+ * Per-caller rate limiting: each principal (user in a clinic) gets `requests` calls per
+ * `windowSeconds`; beyond that, RESOURCE_EXHAUSTED with a `retry-after` hint. Counted per
+ * instance: behind a load balancer with N copies a caller may get up to N times the
+ * limit (documented in the README).
+ */
+export function createRateLimitInterceptor(options: {
+  requests: number;
+  windowSeconds: number;
+}): Interceptor {
+  const limiter = new RateLimiterMemory({
+    points: options.requests,
+    duration: options.windowSeconds,
+  });
+  return (next) => async (req) => {
+    const principal = req.contextValues.get(kPrincipal);
+    if (!principal || options.requests === 0) return next(req);
+    try {
+      await limiter.consume(`${principal.clinicId}/${principal.userId}`);
+    } catch (rejection) {
+      if (!(rejection instanceof RateLimiterRes)) throw rejection;
+      const retryAfter = Math.max(1, Math.ceil(rejection.msBeforeNext / 1000));
+      throw new ConnectError(
+        `rate limit exceeded: retry in ${retryAfter}s`,
+        Code.ResourceExhausted,
+        { 'retry-after': String(retryAfter) },
+      );
     }
     return next(req);
   };
