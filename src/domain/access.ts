@@ -54,7 +54,15 @@ export const PERMISSIONS: Readonly<Record<Role, ReadonlySet<Action>>> = {
     'history.list',
     'provider.status',
   ]),
-  nurse: new Set(['consultation.read', 'waiting_room.list', 'history.list', 'provider.status']),
+  // A nurse runs the clinic's waiting room: sees it and admits patients, but neither
+  // starts, ends nor joins a consultation.
+  nurse: new Set([
+    'consultation.read',
+    'consultation.admit',
+    'waiting_room.list',
+    'history.list',
+    'provider.status',
+  ]),
   clinic_admin: new Set([
     'consultation.schedule',
     'consultation.cancel',

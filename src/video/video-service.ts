@@ -200,9 +200,11 @@ export function createVideoService(deps: VideoServiceDeps) {
     consultationId: string,
     action: Parameters<typeof authorize>[1],
   ): Promise<ConsultationEntity> {
+    // Tenancy and ownership are part of the query: another clinic's consultation, one the
+    // caller takes no part in, and one that does not exist all take this same path.
     const consultation = await em.findOne(
       ConsultationSchema,
-      { id: consultationId, clinicId: principal.clinicId },
+      { $and: [{ id: consultationId }, visibleTo(principal)] },
       { populate: ['participants'] },
     );
     if (!consultation) throw notFound('consultation');
@@ -690,9 +692,7 @@ export function createVideoService(deps: VideoServiceDeps) {
         ]);
         const cursor = decodeCursor(query.pageToken, fingerprint);
 
-        const where: FilterQuery<ConsultationEntity>[] = [{ clinicId: principal.clinicId }];
-        if (principal.role === 'patient') where.push({ patientId: principal.userId });
-        if (principal.role === 'doctor') where.push({ doctorId: principal.userId });
+        const where: FilterQuery<ConsultationEntity>[] = [visibleTo(principal)];
         if (query.statuses.length > 0) where.push({ status: { $in: [...query.statuses] } });
         if (query.scheduledFrom) where.push({ scheduledStart: { $gte: query.scheduledFrom } });
         if (query.scheduledTo) where.push({ scheduledStart: { $lt: query.scheduledTo } });
@@ -730,6 +730,18 @@ export function createVideoService(deps: VideoServiceDeps) {
       return providers.statuses();
     },
   };
+}
+
+/** The consultations a caller may see at all, as a query filter (see canSee). */
+function visibleTo(principal: Principal): FilterQuery<ConsultationEntity> {
+  switch (principal.role) {
+    case 'patient':
+      return { clinicId: principal.clinicId, patientId: principal.userId };
+    case 'doctor':
+      return { clinicId: principal.clinicId, doctorId: principal.userId };
+    default:
+      return { clinicId: principal.clinicId };
+  }
 }
 
 function toView(c: ConsultationEntity): ConsultationView {
