@@ -111,19 +111,20 @@ export function can(
 }
 
 /**
- * Refuses unless the caller may act: NOT_FOUND when the consultation is invisible to
- * them (its existence must not leak), PERMISSION_DENIED when they see it but their role
- * does not allow the action.
+ * Refuses unless the caller may act. A role that may never take the action is refused
+ * with PERMISSION_DENIED before anything is looked up (that tells nothing about any
+ * record); otherwise a consultation the caller cannot see answers NOT_FOUND, so its
+ * existence never leaks.
  */
 export function authorize(
   principal: Principal,
   action: Action,
   consultation?: ConsultationScope,
 ): void {
-  if (consultation !== undefined && !canSee(principal, consultation)) {
-    throw new DomainError('not_found', 'consultation not found');
-  }
   if (!PERMISSIONS[principal.role].has(action)) {
     throw new DomainError('permission_denied', `role ${principal.role} may not ${action}`);
+  }
+  if (consultation !== undefined && !canSee(principal, consultation)) {
+    throw new DomainError('not_found', 'consultation not found');
   }
 }

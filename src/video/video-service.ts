@@ -200,6 +200,7 @@ export function createVideoService(deps: VideoServiceDeps) {
     consultationId: string,
     action: Parameters<typeof authorize>[1],
   ): Promise<ConsultationEntity> {
+    authorize(principal, action);
     // Tenancy and ownership are part of the query: another clinic's consultation, one the
     // caller takes no part in, and one that does not exist all take this same path.
     const consultation = await em.findOne(

@@ -26,7 +26,7 @@ describe('access policy', () => {
     }
   });
 
-  it('answers NOT_FOUND for an invisible consultation and PERMISSION_DENIED for a wrong role', () => {
+  it('answers PERMISSION_DENIED for a wrong role, then NOT_FOUND for an invisible consultation', () => {
     const code = (p: Principal, action: Parameters<typeof authorize>[1]) => {
       try {
         authorize(p, action, consultation);
@@ -39,6 +39,8 @@ describe('access policy', () => {
     expect(code(as('service', 's1', 'c2'), 'consultation.cancel')).toBe('not_found');
     expect(code(as('patient', 'p1'), 'consultation.start')).toBe('permission_denied');
     expect(code(as('nurse', 'n1'), 'consultation.end')).toBe('permission_denied');
+    // A role that may never act is refused as such, whichever record it names.
+    expect(code(as('patient', 'p2', 'c2'), 'consultation.start')).toBe('permission_denied');
     expect(code(as('service', 's1'), 'consultation.cancel')).toBe('allowed');
   });
 });
