@@ -4,18 +4,16 @@ import type { Logger } from 'pino';
 import { VideoService } from '../../gen/video/v1/video_service_pb.js';
 import type { Clock } from '../domain/ports.js';
 import { type Caller, listAuditEntries } from '../video/audit.js';
-import type { VideoService as VideoUseCases } from '../video/video-service.js';
-import { kClientAddress, kPrincipal, kRequestId } from './interceptors.js';
 import {
   fromProtoIssueType,
   fromProtoProvider,
   fromProtoStatus,
-  fromTimestamp,
-  toProtoConsultation,
   toProtoProvider,
   toProtoRole,
-  toTimestamp,
-} from './mappers.js';
+} from '../video/proto-enums.js';
+import type { VideoService as VideoUseCases } from '../video/video-service.js';
+import { kClientAddress, kPrincipal, kRequestId } from './interceptors.js';
+import { fromTimestamp, toProtoConsultation, toTimestamp } from './mappers.js';
 
 /**
  * The VideoService handlers: each one translates the request, calls one use case and

@@ -1,4 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import {
   type EntityManager,
   type FilterQuery,
@@ -34,7 +35,9 @@ import {
 } from '../persistence/entities.js';
 import type { ProviderRegistry, ProviderStatusView } from '../providers/provider-registry.js';
 import { addAuditEntry, type Caller, recordRefusal } from './audit.js';
+import { addEvent, type EventScope } from './events.js';
 import { decodeCursor, encodeCursor, filterFingerprint, pageSize } from './pagination.js';
+import { toProtoEndReason, toProtoIssueType, toProtoProvider, toProtoRole } from './proto-enums.js';
 
 /** A consultation as the use cases answer it: plain data, no ORM behind it. */
 export interface ConsultationView {
@@ -381,6 +384,38 @@ export function createVideoService(deps: VideoServiceDeps) {
             if (c.startedAt) c.durationSeconds = durationSeconds(c.startedAt, now);
             c.updatedAt = now;
             await em.flush();
+            const at = timestampFromDate(now);
+            addEvent(
+              em,
+              'video.consultation.cancelled',
+              scopeOf(c),
+              {
+                appointmentId: c.appointmentId,
+                consultationId: c.id,
+                clinicId: c.clinicId,
+                at,
+                version: c.version,
+              },
+              now,
+            );
+            if (t.from === 'in_progress') {
+              addEvent(
+                em,
+                'video.consultation.ended',
+                scopeOf(c),
+                {
+                  appointmentId: c.appointmentId,
+                  consultationId: c.id,
+                  sessionId: c.providerSessionId ?? '',
+                  durationSeconds: c.durationSeconds ?? 0,
+                  reason: toProtoEndReason('cancelled'),
+                  at,
+                  clinicId: c.clinicId,
+                  version: c.version,
+                },
+                now,
+              );
+            }
           }
           return { consultation: toView(c), wasLive: t.changed && t.from === 'in_progress' };
         },
@@ -399,13 +434,32 @@ export function createVideoService(deps: VideoServiceDeps) {
         const t = transition(c.status, 'check_in');
         assertInsideJoinWindow({ start: c.scheduledStart, end: c.scheduledEnd }, rules, now);
         const patient = participant(c, 'patient');
-        if (!patient.checkedInAt) {
+        const firstCheckIn = !patient.checkedInAt;
+        if (firstCheckIn) {
           patient.checkedInAt = now;
           c.status = t.to;
           c.updatedAt = now;
           await em.flush();
         }
-        const position = patient.admittedAt ? 0 : await queuePosition(em, c, patient.checkedInAt);
+        const checkedInAt = patient.checkedInAt ?? now;
+        const position = patient.admittedAt ? 0 : await queuePosition(em, c, checkedInAt);
+        if (firstCheckIn) {
+          addEvent(
+            em,
+            'video.patient.waiting',
+            scopeOf(c),
+            {
+              appointmentId: c.appointmentId,
+              consultationId: c.id,
+              patientId: c.patientId,
+              doctorId: c.doctorId,
+              queuePosition: position,
+              clinicId: c.clinicId,
+              at: timestampFromDate(now),
+            },
+            now,
+          );
+        }
         return { consultation: toView(c), queuePosition: position };
       });
     },
@@ -495,6 +549,23 @@ export function createVideoService(deps: VideoServiceDeps) {
         c.providerSessionId = c.providerSessionId ?? session.sessionId;
         c.updatedAt = now;
         await em.flush();
+        addEvent(
+          em,
+          'video.consultation.started',
+          scopeOf(c),
+          {
+            appointmentId: c.appointmentId,
+            consultationId: c.id,
+            sessionId: c.providerSessionId,
+            userId: principal.userId,
+            userRole: toProtoRole('doctor'),
+            provider: toProtoProvider(c.provider),
+            clinicId: c.clinicId,
+            at: timestampFromDate(now),
+            version: c.version,
+          },
+          now,
+        );
         return { consultation: toView(c), started: true };
       });
       if (result.started) logger.info({ consultationId }, 'consultation started');
@@ -509,40 +580,52 @@ export function createVideoService(deps: VideoServiceDeps) {
         checkMayJoin(principal, c);
         return c;
       });
+      // The token is issued with no transaction open; its record and event commit after.
       const session = await ensureProviderSession(before);
-      const { c, role, participantId } = await audited(
-        caller,
-        action,
-        consultationId,
-        async (em) => {
-          const c = await load(em, principal, consultationId, action);
-          const role = checkMayJoin(principal, c);
-          const me = participant(c, role);
-          const now = clock.now();
-          if (!c.providerSessionId) {
-            c.provider = session.provider;
-            c.providerSessionId = session.sessionId;
-            c.updatedAt = now;
-          }
-          me.firstTokenAt ??= now;
-          await em.flush();
-          return { c: toView(c), role, participantId: me.id };
-        },
-      );
-      const expiresAt = joinWindow({ start: c.scheduledStart, end: c.scheduledEnd }, rules).end;
-      const provider = c.provider ?? session.provider;
-      const sessionId = c.providerSessionId ?? session.sessionId;
+      const role = callerRole(principal, before);
+      const provider = before.provider ?? session.provider;
+      const expiresAt = joinWindow(
+        { start: before.scheduledStart, end: before.scheduledEnd },
+        rules,
+      ).end;
       const credentials = await providers.get(provider).issueToken({
-        sessionId,
-        participantId,
+        sessionId: session.sessionId,
+        participantId: participant(before, role).id,
         role,
         expiresAt,
+      });
+      await audited(caller, action, consultationId, async (em) => {
+        const c = await load(em, principal, consultationId, action);
+        checkMayJoin(principal, c);
+        const now = clock.now();
+        if (!c.providerSessionId) {
+          c.provider = provider;
+          c.providerSessionId = session.sessionId;
+          c.updatedAt = now;
+        }
+        participant(c, role).firstTokenAt ??= now;
+        await em.flush();
+        addEvent(
+          em,
+          'video.token.generated',
+          scopeOf(c),
+          {
+            appointmentId: c.appointmentId,
+            consultationId: c.id,
+            userId: principal.userId,
+            userRole: toProtoRole(role),
+            provider: toProtoProvider(provider),
+            expiresAt: timestampFromDate(credentials.expiresAt),
+            clinicId: c.clinicId,
+          },
+          now,
+        );
       });
       return {
         token: credentials.token,
         joinUrl: credentials.joinUrl,
         provider,
-        providerSessionId: sessionId,
+        providerSessionId: session.sessionId,
         expiresAt: credentials.expiresAt,
         role,
       };
@@ -588,6 +671,22 @@ export function createVideoService(deps: VideoServiceDeps) {
             c.endReason = 'completed';
             c.updatedAt = now;
             await em.flush();
+            addEvent(
+              em,
+              'video.consultation.ended',
+              scopeOf(c),
+              {
+                appointmentId: c.appointmentId,
+                consultationId: c.id,
+                sessionId: c.providerSessionId ?? '',
+                durationSeconds: c.durationSeconds,
+                reason: toProtoEndReason('completed'),
+                at: timestampFromDate(now),
+                clinicId: c.clinicId,
+                version: c.version,
+              },
+              now,
+            );
           }
           return { consultation: toView(c), changed: t.changed };
         },
@@ -625,6 +724,22 @@ export function createVideoService(deps: VideoServiceDeps) {
           description: input.description,
           reportedAt: clock.now(),
         });
+        addEvent(
+          em,
+          'video.technical.issue.reported',
+          scopeOf(c),
+          {
+            appointmentId: c.appointmentId,
+            consultationId: c.id,
+            userId: principal.userId,
+            issueType: toProtoIssueType(input.issueType),
+            description: input.description,
+            issueId: issue.id,
+            clinicId: c.clinicId,
+            at: timestampFromDate(issue.reportedAt),
+          },
+          issue.reportedAt,
+        );
         return { issueId: issue.id, reportedAt: issue.reportedAt };
       });
     },
@@ -664,6 +779,23 @@ export function createVideoService(deps: VideoServiceDeps) {
           content: Buffer.from(input.content),
           sharedAt: clock.now(),
         });
+        addEvent(
+          em,
+          'video.image.shared',
+          scopeOf(c),
+          {
+            appointmentId: c.appointmentId,
+            consultationId: c.id,
+            userId: principal.userId,
+            imageId: image.id,
+            contentType,
+            sizeBytes: image.sizeBytes,
+            sha256,
+            clinicId: c.clinicId,
+            at: timestampFromDate(image.sharedAt),
+          },
+          image.sharedAt,
+        );
         return {
           imageId: image.id,
           contentType,
@@ -731,6 +863,11 @@ export function createVideoService(deps: VideoServiceDeps) {
       return providers.statuses();
     },
   };
+}
+
+/** Who an event of this consultation is about. */
+function scopeOf(c: ConsultationEntity): EventScope {
+  return { appointmentId: c.appointmentId, consultationId: c.id, clinicId: c.clinicId };
 }
 
 /** The consultations a caller may see at all, as a query filter (see canSee). */

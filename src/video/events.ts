@@ -1,0 +1,62 @@
+import { randomUUID } from 'node:crypto';
+import { create, type DescMessage, type MessageInitShape, toJson } from '@bufbuild/protobuf';
+import type { EntityManager } from '@mikro-orm/core';
+import {
+  ConsultationCancelledSchema,
+  ConsultationEndedSchema,
+  ConsultationStartedSchema,
+  ImageSharedSchema,
+  PatientWaitingSchema,
+  TechnicalIssueReportedSchema,
+  TokenGeneratedSchema,
+} from '../../gen/video/v1/events_pb.js';
+import { OutboxMessageSchema } from '../persistence/entities.js';
+
+/**
+ * The events the service announces, each with the `events.proto` message that is its
+ * payload. The type is the CloudEvents `ce_type` and, by default, the Kafka topic.
+ */
+export const EVENTS = {
+  'video.consultation.started': ConsultationStartedSchema,
+  'video.consultation.ended': ConsultationEndedSchema,
+  'video.consultation.cancelled': ConsultationCancelledSchema,
+  'video.token.generated': TokenGeneratedSchema,
+  'video.technical.issue.reported': TechnicalIssueReportedSchema,
+  'video.patient.waiting': PatientWaitingSchema,
+  'video.image.shared': ImageSharedSchema,
+} as const satisfies Record<string, DescMessage>;
+
+export type EventType = keyof typeof EVENTS;
+export const EVENT_TYPES = Object.keys(EVENTS) as EventType[];
+
+/** Who an event is about: the appointment (record key), the consultation (subject). */
+export interface EventScope {
+  readonly appointmentId: string;
+  readonly consultationId: string;
+  readonly clinicId: string;
+}
+
+/**
+ * Adds an event to the unit of work's outbox: it commits with the change it announces,
+ * or not at all. The payload is stored as the message's protobuf JSON, exactly as it
+ * will be published.
+ */
+export function addEvent<T extends EventType>(
+  em: EntityManager,
+  type: T,
+  scope: EventScope,
+  payload: MessageInitShape<(typeof EVENTS)[T]>,
+  at: Date,
+): void {
+  const schema: DescMessage = EVENTS[type];
+  const message = create(schema, payload as MessageInitShape<DescMessage>);
+  em.create(OutboxMessageSchema, {
+    id: randomUUID(),
+    type,
+    key: scope.appointmentId,
+    subject: scope.consultationId,
+    clinicId: scope.clinicId,
+    payload: toJson(schema, message) as Record<string, unknown>,
+    createdAt: at,
+  });
+}
