@@ -8,6 +8,7 @@ import { createTokenVerifier } from './auth/jwt.js';
 import type { Config } from './config.js';
 import { type Clock, systemClock } from './domain/ports.js';
 import { createHttpServer } from './http/server.js';
+import { startMessaging } from './messaging/messaging.js';
 import { openDatabase } from './persistence/database.js';
 import { createJitsiProvider } from './providers/jitsi-provider.js';
 import { createProviderRegistry } from './providers/provider-registry.js';
@@ -79,6 +80,8 @@ export async function startApp(
       );
     }
 
+    const messaging = startMessaging(config, { orm: database.orm, video, logger });
+
     const shutdown = new AbortController();
     const ready = () => database.ping();
     const server = createHttpServer({
@@ -86,6 +89,7 @@ export async function startApp(
       port: config.port,
       readMaxBytes: config.consultation.maxImageBytes + MESSAGE_OVERHEAD_BYTES,
       ready,
+      details: async () => ({ outbox: await messaging.backlog(), kafka: messaging.enabled }),
       logger,
       interceptors: [
         createLoggingInterceptor(logger),
@@ -119,6 +123,7 @@ export async function startApp(
         logger.info('shutting down');
         shutdown.abort();
         await server.stop(config.shutdownTimeoutMs);
+        await messaging.stop();
         await database.stop();
         logger.info('stopped');
       },

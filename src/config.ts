@@ -25,6 +25,23 @@ export interface Config {
     readonly clockSkewSeconds: number;
     readonly usesDevelopmentSecret: boolean;
   };
+  readonly kafka: {
+    /** Unset: events stay in the outbox and no appointment events are consumed. */
+    readonly brokers: readonly string[] | undefined;
+    readonly clientId: string;
+    readonly topicPrefix: string;
+    readonly topicPartitions: number;
+    readonly replicationFactor: number;
+    readonly consumerGroup: string;
+    /** CloudEvents `ce_source` of the events this service produces. */
+    readonly eventSource: string;
+    /** Attempts before a message that keeps failing goes to its dead-letter topic. */
+    readonly consumerMaxAttempts: number;
+  };
+  readonly outbox: {
+    readonly pollIntervalMs: number;
+    readonly batchSize: number;
+  };
   readonly rateLimit: {
     /** Calls a caller may make per window; 0 turns limiting off. */
     readonly requests: number;
@@ -74,6 +91,19 @@ const schema = z.object({
   AUTH_ISSUER: z.string().min(1).optional(),
   AUTH_AUDIENCE: z.string().min(1).optional(),
   AUTH_CLOCK_SKEW_SECONDS: int(0, 300).default(30),
+  KAFKA_BROKERS: z
+    .string()
+    .regex(/^[^,\s]+:\d+(,[^,\s]+:\d+)*$/, 'must be host:port[,host:port…]')
+    .optional(),
+  KAFKA_CLIENT_ID: z.string().min(1).default('video-service'),
+  KAFKA_TOPIC_PREFIX: z.string().default(''),
+  KAFKA_TOPIC_PARTITIONS: int(1, 1000).default(3),
+  KAFKA_REPLICATION_FACTOR: int(1, 10).default(1),
+  KAFKA_CONSUMER_GROUP: z.string().min(1).default('video-service'),
+  KAFKA_CONSUMER_MAX_ATTEMPTS: int(1, 100).default(5),
+  EVENT_SOURCE: z.string().min(1).default('/video-service'),
+  OUTBOX_POLL_INTERVAL_MS: int(5, 60_000).default(50),
+  OUTBOX_BATCH_SIZE: int(1, 10_000).default(200),
   RATE_LIMIT_REQUESTS: int(0, 1_000_000).default(50),
   RATE_LIMIT_WINDOW_SECONDS: int(1, 3600).default(1),
   JOIN_WINDOW_BEFORE_MINUTES: int(0, 24 * 60).default(15),
@@ -134,6 +164,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       audience: e.AUTH_AUDIENCE,
       clockSkewSeconds: e.AUTH_CLOCK_SKEW_SECONDS,
       usesDevelopmentSecret: e.AUTH_JWT_SECRET === undefined,
+    },
+    kafka: {
+      brokers: e.KAFKA_BROKERS?.split(','),
+      clientId: e.KAFKA_CLIENT_ID,
+      topicPrefix: e.KAFKA_TOPIC_PREFIX,
+      topicPartitions: e.KAFKA_TOPIC_PARTITIONS,
+      replicationFactor: e.KAFKA_REPLICATION_FACTOR,
+      consumerGroup: e.KAFKA_CONSUMER_GROUP,
+      eventSource: e.EVENT_SOURCE,
+      consumerMaxAttempts: e.KAFKA_CONSUMER_MAX_ATTEMPTS,
+    },
+    outbox: {
+      pollIntervalMs: e.OUTBOX_POLL_INTERVAL_MS,
+      batchSize: e.OUTBOX_BATCH_SIZE,
     },
     rateLimit: {
       requests: e.RATE_LIMIT_REQUESTS,

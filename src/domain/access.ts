@@ -19,6 +19,7 @@ export interface Principal {
 export type Action =
   | 'consultation.schedule'
   | 'consultation.cancel'
+  | 'consultation.reschedule'
   | 'consultation.read'
   | 'consultation.check_in'
   | 'consultation.admit'
@@ -66,6 +67,7 @@ export const PERMISSIONS: Readonly<Record<Role, ReadonlySet<Action>>> = {
   clinic_admin: new Set([
     'consultation.schedule',
     'consultation.cancel',
+    'consultation.reschedule',
     'consultation.read',
     'waiting_room.list',
     'history.list',
@@ -75,6 +77,7 @@ export const PERMISSIONS: Readonly<Record<Role, ReadonlySet<Action>>> = {
   service: new Set([
     'consultation.schedule',
     'consultation.cancel',
+    'consultation.reschedule',
     'consultation.read',
     'history.list',
     'provider.status',

@@ -15,6 +15,8 @@ export interface HttpServerOptions {
   readonly readMaxBytes: number;
   /** Answers `GET /readyz`: whether the service can do its work (database up). */
   readonly ready: () => Promise<boolean>;
+  /** What `/readyz` reports besides: outbox backlog and the like. */
+  readonly details?: () => Promise<Record<string, unknown>>;
   readonly logger: Logger;
 }
 
@@ -51,14 +53,20 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
         return sendJson(res, 200, { status: 'ok' });
       }
       if (req.method === 'GET' && path === '/readyz') {
-        return void options.ready().then(
-          (ready) => sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready' }),
+        return void readiness().then(
+          ({ ready, details }) =>
+            sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready', ...details }),
           () => sendJson(res, 503, { status: 'not ready' }),
         );
       }
       sendJson(res, 404, { error: 'not found' });
     },
   });
+  const readiness = async () => {
+    const ready = await options.ready();
+    const details = ready && options.details ? await options.details() : {};
+    return { ready, details };
+  };
   const h1 = http.createServer(handler);
   const h2 = http2.createServer(handler);
   const sessions = new Set<http2.Http2Session>();

@@ -14,6 +14,19 @@ export interface Caller {
   readonly requestId?: string | undefined;
   readonly clientAddress?: string | undefined;
   readonly userAgent?: string | undefined;
+  /**
+   * For a Kafka event: its id and topic. The id is recorded in the inbox in the same
+   * transaction as the effect, and an event already recorded is not applied again.
+   */
+  readonly inbox?: { readonly eventId: string; readonly topic: string } | undefined;
+}
+
+/** The event of a Caller's inbox was applied before: nothing was done this time. */
+export class EventAlreadyHandled extends Error {
+  constructor(readonly eventId: string) {
+    super(`event ${eventId} was already handled`);
+    this.name = 'EventAlreadyHandled';
+  }
 }
 
 export interface AuditRecord {

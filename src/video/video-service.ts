@@ -27,6 +27,7 @@ import type { Clock } from '../domain/ports.js';
 import {
   type ConsultationEntity,
   ConsultationSchema,
+  InboxMessageSchema,
   type ParticipantEntity,
   ParticipantSchema,
   SharedImageSchema,
@@ -34,7 +35,7 @@ import {
   TechnicalIssueSchema,
 } from '../persistence/entities.js';
 import type { ProviderRegistry, ProviderStatusView } from '../providers/provider-registry.js';
-import { addAuditEntry, type Caller, recordRefusal } from './audit.js';
+import { addAuditEntry, type Caller, EventAlreadyHandled, recordRefusal } from './audit.js';
 import { addEvent, type EventScope } from './events.js';
 import { decodeCursor, encodeCursor, filterFingerprint, pageSize } from './pagination.js';
 import { toProtoEndReason, toProtoIssueType, toProtoProvider, toProtoRole } from './proto-enums.js';
@@ -188,6 +189,12 @@ export function createVideoService(deps: VideoServiceDeps) {
     const audit = { resourceId };
     return auditRefusals(caller, action, resourceId, () =>
       unitOfWork(async (em) => {
+        if (caller.inbox) {
+          const { eventId, topic } = caller.inbox;
+          if (await em.findOne(InboxMessageSchema, { eventId }))
+            throw new EventAlreadyHandled(eventId);
+          em.create(InboxMessageSchema, { eventId, topic, handledAt: clock.now() });
+        }
         const result = await work(em, audit);
         const record = { action, resourceType: 'consultation', outcome: 'allowed' } as const;
         addAuditEntry(em, caller, { ...record, resourceId: audit.resourceId }, clock.now());
@@ -422,6 +429,42 @@ export function createVideoService(deps: VideoServiceDeps) {
       );
       if (wasLive) await endProviderSession(consultation);
       return consultation;
+    },
+
+    /** Moves a consultation's window (appointment.rescheduled). Idempotent. */
+    async rescheduleConsultation(
+      caller: Caller,
+      input: { appointmentId: string; scheduledStart: Date; scheduledEnd: Date },
+    ): Promise<ConsultationView> {
+      const { principal } = caller;
+      const action = 'consultation.reschedule';
+      return audited(caller, action, undefined, async (em, audit) => {
+        authorize(principal, action);
+        assertValidSlot({ start: input.scheduledStart, end: input.scheduledEnd });
+        const found = await em.findOne(
+          ConsultationSchema,
+          { clinicId: principal.clinicId, appointmentId: input.appointmentId },
+          { fields: ['id'] },
+        );
+        if (!found) throw notFound('consultation');
+        audit.resourceId = found.id;
+        const c = await load(em, principal, found.id, action);
+        if (FINAL_STATUSES.has(c.status) || c.status === 'in_progress') {
+          throw failedPrecondition(
+            `cannot move a consultation that is ${c.status.replace('_', ' ')}`,
+          );
+        }
+        const same =
+          c.scheduledStart.getTime() === input.scheduledStart.getTime() &&
+          c.scheduledEnd.getTime() === input.scheduledEnd.getTime();
+        if (!same) {
+          c.scheduledStart = input.scheduledStart;
+          c.scheduledEnd = input.scheduledEnd;
+          c.updatedAt = clock.now();
+          await em.flush();
+        }
+        return toView(c);
+      });
     },
 
     async checkIn(

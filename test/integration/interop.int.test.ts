@@ -93,7 +93,7 @@ describe('plain HTTP', () => {
     expect((await fetch(`${t.baseUrl}/healthz`)).status).toBe(200);
     const ready = await fetch(`${t.baseUrl}/readyz`);
     expect(ready.status).toBe(200);
-    expect(await ready.json()).toEqual({ status: 'ready' });
+    expect(await ready.json()).toMatchObject({ status: 'ready', outbox: { pending: 0 } });
     expect((await fetch(`${t.baseUrl}/nope`)).status).toBe(404);
   });
 });

@@ -9,8 +9,7 @@ import {
   Partitioners,
   type Producer,
 } from 'kafkajs';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { ensureKafka, type TestKafka } from '../support/kafka.js';
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 
 /**
  * The broker the other Kafka tests rely on, checked on its own: kafkajs 2.2.4 against a
@@ -21,17 +20,15 @@ import { ensureKafka, type TestKafka } from '../support/kafka.js';
 const runId = randomUUID();
 const topic = `kafka-broker-test-${runId}`;
 
-let broker: TestKafka | undefined;
 let admin: Admin | undefined;
 let producer: Producer | undefined;
 let consumer: Consumer | undefined;
 let kafka: Kafka;
 
 beforeAll(async () => {
-  broker = await ensureKafka();
   kafka = new Kafka({
     clientId: `kafka-broker-test-${runId}`,
-    brokers: broker.brokers,
+    brokers: inject('kafkaBrokers').split(','),
     logLevel: logLevel.WARN,
   });
   admin = kafka.admin();
@@ -47,7 +44,6 @@ afterAll(async () => {
   await consumer?.disconnect();
   await producer?.disconnect();
   await admin?.disconnect();
-  await broker?.stop();
 }, 60_000);
 
 const headerStrings = (headers: IHeaders | undefined) =>

@@ -17,8 +17,12 @@ export interface TestApp {
  * The real service on a free port, on a database of its own (see createTestDatabase),
  * logging nothing unless LOG_LEVEL says otherwise.
  */
-export async function startTestApp(env: Record<string, string> = {}): Promise<TestApp> {
-  const database: TestDatabase = await createTestDatabase();
+export async function startTestApp(
+  env: Record<string, string> = {},
+  /** A database to share with other instances; the caller drops it. Else one of its own. */
+  shared?: TestDatabase,
+): Promise<TestApp> {
+  const database: TestDatabase = shared ?? (await createTestDatabase());
   const config = loadConfig({
     NODE_ENV: 'test',
     HOST: '127.0.0.1',
@@ -42,7 +46,7 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
       }),
     async stop() {
       await app.stop();
-      await database.drop();
+      if (!shared) await database.drop();
     },
   };
 }

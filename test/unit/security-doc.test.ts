@@ -6,6 +6,7 @@ import { type Action, PERMISSIONS, ROLES } from '../../src/domain/access.js';
 const ACTIONS: Action[] = [
   'consultation.schedule',
   'consultation.cancel',
+  'consultation.reschedule',
   'consultation.read',
   'consultation.check_in',
   'consultation.admit',

@@ -1,0 +1,247 @@
+import { fromJson, type JsonValue } from '@bufbuild/protobuf';
+import { timestampDate } from '@bufbuild/protobuf/wkt';
+import type { Consumer, Kafka, KafkaMessage, Producer } from 'kafkajs';
+import type { Logger } from 'pino';
+import {
+  AppointmentCancelledSchema,
+  AppointmentCreatedSchema,
+  AppointmentRescheduledSchema,
+} from '../../gen/video/v1/events_pb.js';
+import { DomainError } from '../domain/errors.js';
+import { type Caller, EventAlreadyHandled } from '../video/audit.js';
+import type { VideoService } from '../video/video-service.js';
+import { cloudEventAttributes } from './cloudevents.js';
+
+/** The appointment events this service reacts to (topic = type, with the prefix). */
+export const APPOINTMENT_EVENT_TYPES = [
+  'appointment.created',
+  'appointment.cancelled',
+  'appointment.rescheduled',
+] as const;
+export type AppointmentEventType = (typeof APPOINTMENT_EVENT_TYPES)[number];
+
+/** The actor that audit entries name for changes made by appointment events. */
+export const APPOINTMENT_EVENTS_ACTOR = 'appointment-events';
+
+const ID = /^[A-Za-z0-9._:@|-]{1,64}$/;
+const MAX_BACKOFF_MS = 30_000;
+
+export interface AppointmentConsumerOptions {
+  readonly kafka: Kafka;
+  readonly producer: Producer;
+  readonly video: VideoService;
+  readonly logger: Logger;
+  readonly groupId: string;
+  readonly topicFor: (type: AppointmentEventType) => string;
+  readonly maxAttempts: number;
+}
+
+/** Why a message can never succeed: it goes to the dead-letter topic, and the partition moves on. */
+class PoisonMessage extends Error {
+  constructor(
+    readonly reason: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'PoisonMessage';
+  }
+}
+
+/**
+ * Consumes appointment events and applies them through the same use cases as the RPCs.
+ * Each event is applied once: its id (CloudEvents `ce_id`, else topic/partition/offset)
+ * goes into the inbox in the same transaction as its effect, and offsets are committed
+ * only after the handler returns. Transient failures are retried with backoff; a message
+ * that cannot succeed goes to `<topic>.dlq` with the reason in its headers.
+ */
+export function createAppointmentConsumer(options: AppointmentConsumerOptions) {
+  const { video, logger, producer } = options;
+  const consumer: Consumer = options.kafka.consumer({
+    groupId: options.groupId,
+    sessionTimeout: 30_000,
+    heartbeatInterval: 3_000,
+    // Refresh partition metadata often enough that partitions added or moved are
+    // picked up in seconds, not kafkajs's default five minutes.
+    metadataMaxAge: 30_000,
+  });
+  const byTopic = new Map(APPOINTMENT_EVENT_TYPES.map((type) => [options.topicFor(type), type]));
+  const stopping = new AbortController();
+
+  async function apply(
+    type: AppointmentEventType,
+    message: KafkaMessage,
+    caller: (clinicId: string) => Caller,
+  ) {
+    const json = parseJson(message.value);
+    switch (type) {
+      case 'appointment.created': {
+        const event = parse(AppointmentCreatedSchema, json);
+        if (event.appointmentType.toUpperCase() !== 'VIDEO')
+          return 'ignored: not a video appointment';
+        requireIds(event.appointmentId, event.clinicId);
+        if (!event.scheduledStart || !event.scheduledEnd) {
+          throw new PoisonMessage('invalid', 'scheduled_start and scheduled_end are required');
+        }
+        await video.scheduleConsultation(caller(event.clinicId), {
+          appointmentId: event.appointmentId,
+          doctorId: event.doctorId,
+          patientId: event.patientId,
+          scheduledStart: timestampDate(event.scheduledStart),
+          scheduledEnd: timestampDate(event.scheduledEnd),
+          provider: undefined,
+        });
+        return 'applied';
+      }
+      case 'appointment.cancelled': {
+        const event = parse(AppointmentCancelledSchema, json);
+        requireIds(event.appointmentId, event.clinicId);
+        await video.cancelConsultation(caller(event.clinicId), {
+          appointmentId: event.appointmentId,
+        });
+        return 'applied';
+      }
+      case 'appointment.rescheduled': {
+        const event = parse(AppointmentRescheduledSchema, json);
+        requireIds(event.appointmentId, event.clinicId);
+        if (!event.scheduledStart || !event.scheduledEnd) {
+          throw new PoisonMessage('invalid', 'scheduled_start and scheduled_end are required');
+        }
+        await video.rescheduleConsultation(caller(event.clinicId), {
+          appointmentId: event.appointmentId,
+          scheduledStart: timestampDate(event.scheduledStart),
+          scheduledEnd: timestampDate(event.scheduledEnd),
+        });
+        return 'applied';
+      }
+    }
+  }
+
+  async function handle(topic: string, partition: number, message: KafkaMessage): Promise<void> {
+    const type = byTopic.get(topic);
+    if (!type) return;
+    const attributes = cloudEventAttributes(message.headers);
+    const eventId = attributes.id?.slice(0, 200) || `${topic}/${partition}/${message.offset}`;
+    const log = logger.child({ eventId, topic, partition, offset: message.offset });
+    const caller = (clinicId: string): Caller => ({
+      principal: { userId: APPOINTMENT_EVENTS_ACTOR, role: 'service', clinicId },
+      requestId: eventId,
+      inbox: { eventId, topic },
+    });
+
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const outcome = await apply(type, message, caller);
+        log.info({ outcome }, 'appointment event handled');
+        return;
+      } catch (error) {
+        if (error instanceof EventAlreadyHandled) {
+          log.info('appointment event already handled: skipped');
+          return;
+        }
+        const poison = asPoison(error);
+        if (poison || attempt >= options.maxAttempts) {
+          const reason = poison?.reason ?? 'retries-exhausted';
+          await deadLetter(topic, partition, message, reason, errorText(error), attempt);
+          log.warn({ reason, attempt }, 'appointment event sent to the dead-letter topic');
+          return;
+        }
+        if (stopping.signal.aborted) throw error; // redelivered after the restart
+        const delay = Math.min(MAX_BACKOFF_MS, 200 * 2 ** attempt);
+        log.warn({ err: error, attempt, delayMs: delay }, 'appointment event failed: retrying');
+        await sleep(delay, stopping.signal);
+      }
+    }
+  }
+
+  async function deadLetter(
+    topic: string,
+    partition: number,
+    message: KafkaMessage,
+    reason: string,
+    detail: string,
+    attempts: number,
+  ): Promise<void> {
+    await producer.send({
+      topic: `${topic}.dlq`,
+      acks: -1,
+      messages: [
+        {
+          key: message.key,
+          value: message.value,
+          headers: {
+            ...message.headers,
+            'dlq-reason': reason,
+            'dlq-error': detail.slice(0, 500),
+            'dlq-original-topic': topic,
+            'dlq-original-partition': String(partition),
+            'dlq-original-offset': message.offset,
+            'dlq-attempts': String(attempts),
+          },
+        },
+      ],
+    });
+  }
+
+  return {
+    topics: [...byTopic.keys()],
+    async start() {
+      await consumer.connect();
+      await consumer.subscribe({ topics: [...byTopic.keys()], fromBeginning: true });
+      await consumer.run({
+        autoCommit: true,
+        eachMessage: ({ topic, partition, message }) => handle(topic, partition, message),
+      });
+    },
+    /** Finishes the message in hand, commits offsets and leaves the group. */
+    async stop() {
+      stopping.abort();
+      await consumer.disconnect();
+    },
+  };
+}
+
+function parseJson(value: Buffer | null): JsonValue {
+  if (!value) throw new PoisonMessage('unparseable', 'empty message');
+  try {
+    return JSON.parse(value.toString('utf8')) as JsonValue;
+  } catch (error) {
+    throw new PoisonMessage('unparseable', `not JSON: ${errorText(error)}`);
+  }
+}
+
+function parse<Desc extends Parameters<typeof fromJson>[0]>(schema: Desc, json: JsonValue) {
+  try {
+    return fromJson(schema, json, { ignoreUnknownFields: true });
+  } catch (error) {
+    throw new PoisonMessage('unparseable', `not a ${schema.typeName}: ${errorText(error)}`);
+  }
+}
+
+function requireIds(appointmentId: string, clinicId: string): void {
+  if (!ID.test(appointmentId))
+    throw new PoisonMessage('invalid', 'appointment_id is missing or malformed');
+  if (!ID.test(clinicId)) throw new PoisonMessage('invalid', 'clinic_id is missing or malformed');
+}
+
+/** Errors that will fail the same way however often the message is retried. */
+function asPoison(error: unknown): PoisonMessage | undefined {
+  if (error instanceof PoisonMessage) return error;
+  if (error instanceof DomainError && error.code !== 'unavailable') {
+    return new PoisonMessage(error.code, error.message);
+  }
+  return undefined;
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
