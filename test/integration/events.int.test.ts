@@ -98,11 +98,11 @@ describe('produced events', () => {
       expect(() => decode(EVENTS[type], r.value)).not.toThrow();
     }
 
-    const valueOf = (type: keyof typeof EVENTS) =>
+    const payloadOf = (type: keyof typeof EVENTS) =>
       records.find((r) => r.headers.ce_type === type)?.value;
     const started = decode(
       EVENTS['video.consultation.started'],
-      valueOf('video.consultation.started'),
+      payloadOf('video.consultation.started'),
     );
     expect(started).toMatchObject({
       appointmentId: c.appointmentId,
@@ -113,13 +113,13 @@ describe('produced events', () => {
       clinicId: 'clinic-1',
     });
     expect(started.sessionId).not.toBe('');
-    const ended = decode(EVENTS['video.consultation.ended'], valueOf('video.consultation.ended'));
+    const ended = decode(EVENTS['video.consultation.ended'], payloadOf('video.consultation.ended'));
     expect(ended.reason).toBe(EndReason.COMPLETED);
     expect(ended.version).toBeGreaterThan(started.version);
-    const image = decode(EVENTS['video.image.shared'], valueOf('video.image.shared'));
+    const image = decode(EVENTS['video.image.shared'], payloadOf('video.image.shared'));
     expect(image.sha256).toMatch(/^[0-9a-f]{64}$/);
     // Payloads carry ids and codes, never image bytes.
-    expect(JSON.stringify(valueOf('video.image.shared'))).not.toContain(
+    expect(JSON.stringify(payloadOf('video.image.shared'))).not.toContain(
       Buffer.from(png()).toString('base64'),
     );
     const ready = (await (await fetch(`${t.baseUrl}/readyz`)).json()) as {
