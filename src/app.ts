@@ -7,6 +7,7 @@ import { file_video_v1_video_service, VideoService } from '../gen/video/v1/video
 import { createTokenVerifier } from './auth/jwt.js';
 import type { Config } from './config.js';
 import { type Clock, systemClock } from './domain/ports.js';
+import { createMetrics } from './http/metrics.js';
 import { createHttpServer } from './http/server.js';
 import { startMessaging } from './messaging/messaging.js';
 import { openDatabase } from './persistence/database.js';
@@ -82,6 +83,13 @@ export async function startApp(
 
     const messaging = startMessaging(config, { orm: database.orm, video, logger });
 
+    const metrics = createMetrics({
+      outbox: () => messaging.backlog(),
+      providers: async () =>
+        (await providers.statuses())
+          .filter((p) => p.configured)
+          .map((p) => ({ name: p.name, healthy: p.healthy })),
+    });
     const shutdown = new AbortController();
     const ready = () => database.ping();
     const server = createHttpServer({
@@ -90,8 +98,13 @@ export async function startApp(
       readMaxBytes: config.consultation.maxImageBytes + MESSAGE_OVERHEAD_BYTES,
       ready,
       details: async () => ({ outbox: await messaging.backlog(), kafka: messaging.enabled }),
+      metrics: {
+        contentType: metrics.registry.contentType,
+        render: () => metrics.registry.metrics(),
+      },
       logger,
       interceptors: [
+        metrics.interceptor,
         createLoggingInterceptor(logger),
         createErrorInterceptor(logger),
         createAuthInterceptor(verifier),

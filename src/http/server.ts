@@ -17,6 +17,8 @@ export interface HttpServerOptions {
   readonly ready: () => Promise<boolean>;
   /** What `/readyz` reports besides: outbox backlog and the like. */
   readonly details?: () => Promise<Record<string, unknown>>;
+  /** Prometheus text for `GET /metrics`. */
+  readonly metrics?: { contentType: string; render: () => Promise<string> };
   readonly logger: Logger;
 }
 
@@ -51,6 +53,16 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
       const path = (req.url ?? '/').split('?')[0];
       if (req.method === 'GET' && path === '/healthz') {
         return sendJson(res, 200, { status: 'ok' });
+      }
+      if (req.method === 'GET' && path === '/metrics' && options.metrics) {
+        const { contentType, render } = options.metrics;
+        return void render().then(
+          (text) => {
+            res.writeHead(200, { 'content-type': contentType });
+            res.end(text);
+          },
+          () => sendJson(res, 500, { error: 'metrics unavailable' }),
+        );
       }
       if (req.method === 'GET' && path === '/readyz') {
         return void readiness().then(

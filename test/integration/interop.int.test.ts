@@ -96,6 +96,20 @@ describe('plain HTTP', () => {
     expect(await ready.json()).toMatchObject({ status: 'ready', outbox: { pending: 0 } });
     expect((await fetch(`${t.baseUrl}/nope`)).status).toBe(404);
   });
+
+  it('serves Prometheus metrics: RPC latency by procedure and code, outbox backlog', async () => {
+    await videoClient(t.baseUrl, t.token('doctor', 'doc-i')).getProviderStatus({});
+    const res = await fetch(`${t.baseUrl}/metrics`);
+    expect(res.status).toBe(200);
+    const text = await res.text();
+    expect(text).toMatch(
+      /rpc_server_duration_seconds_count\{procedure="video\.v1\.VideoService\/GetProviderStatus",code="ok"\} [1-9]/,
+    );
+    expect(text).toMatch(/^outbox_pending_events \d+$/m);
+    expect(text).toMatch(/^outbox_oldest_pending_age_seconds /m);
+    expect(text).toMatch(/^video_provider_healthy\{provider="jitsi"\} 1$/m);
+    expect(text).toMatch(/^process_resident_memory_bytes /m);
+  });
 });
 
 /** The one method this test calls, as grpc-js builds it from the loaded .proto. */

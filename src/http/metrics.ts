@@ -1,0 +1,69 @@
+import type { Interceptor } from '@connectrpc/connect';
+import { Code, ConnectError } from '@connectrpc/connect';
+import { collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+/**
+ * Prometheus metrics at `GET /metrics`: RPC latency by procedure and code, the outbox
+ * backlog and the age of its oldest event, the providers' health, and the process's own.
+ */
+export interface Metrics {
+  readonly registry: Registry;
+  readonly interceptor: Interceptor;
+}
+
+export function createMetrics(sources: {
+  outbox: () => Promise<{ pending: number; oldestAgeSeconds: number }>;
+  providers: () => Promise<{ name: string; healthy: boolean }[]>;
+}): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+
+  const latency = new Histogram({
+    name: 'rpc_server_duration_seconds',
+    help: 'RPC handling time, by procedure and result code',
+    labelNames: ['procedure', 'code'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'outbox_pending_events',
+    help: 'Committed events not yet published to Kafka',
+    registers: [registry],
+    async collect() {
+      this.set((await sources.outbox()).pending);
+    },
+  });
+  new Gauge({
+    name: 'outbox_oldest_pending_age_seconds',
+    help: 'Age of the oldest event waiting in the outbox (0 when none waits)',
+    registers: [registry],
+    async collect() {
+      this.set((await sources.outbox()).oldestAgeSeconds);
+    },
+  });
+  new Gauge({
+    name: 'video_provider_healthy',
+    help: 'Whether a video provider answered its last health probe (1) or not (0)',
+    labelNames: ['provider'] as const,
+    registers: [registry],
+    async collect() {
+      for (const provider of await sources.providers()) {
+        this.set({ provider: provider.name }, provider.healthy ? 1 : 0);
+      }
+    },
+  });
+
+  const interceptor: Interceptor = (next) => async (req) => {
+    const stop = latency.startTimer({ procedure: `${req.service.typeName}/${req.method.name}` });
+    try {
+      const res = await next(req);
+      stop({ code: 'ok' });
+      return res;
+    } catch (error) {
+      const code = error instanceof ConnectError ? Code[error.code] : 'unknown';
+      stop({ code: String(code).toLowerCase() });
+      throw error;
+    }
+  };
+  return { registry, interceptor };
+}
