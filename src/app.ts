@@ -23,6 +23,7 @@ import {
 } from './rpc/interceptors.js';
 import { createReflectionRoutes } from './rpc/reflection-service.js';
 import { createVideoRoutes } from './rpc/video-routes.js';
+import { createSweeper } from './video/sweeper.js';
 import { createVideoService } from './video/video-service.js';
 
 export interface App {
@@ -82,6 +83,15 @@ export async function startApp(
     }
 
     const messaging = startMessaging(config, { orm: database.orm, video, logger });
+    const sweeper = createSweeper({
+      orm: database.orm,
+      providers,
+      clock,
+      logger,
+      rules: config.consultation,
+      intervalMs: config.consultation.sweepIntervalMs,
+    });
+    sweeper.start();
 
     const metrics = createMetrics({
       outbox: () => messaging.backlog(),
@@ -136,6 +146,7 @@ export async function startApp(
         logger.info('shutting down');
         shutdown.abort();
         await server.stop(config.shutdownTimeoutMs);
+        await sweeper.stop();
         await messaging.stop();
         await database.stop();
         logger.info('stopped');

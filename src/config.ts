@@ -53,6 +53,12 @@ export interface Config {
     /** Tokens and check-in stay valid this long after the slot ends. */
     readonly graceAfterEndMinutes: number;
     readonly maxImageBytes: number;
+    /** After the slot's end, how long a patient who never joined is still waited for. */
+    readonly noShowGraceMinutes: number;
+    /** A started consultation open longer than this is ended by the service. */
+    readonly maxConsultationMinutes: number;
+    /** How often each copy looks for no-shows and overruns. */
+    readonly sweepIntervalMs: number;
   };
   readonly providers: {
     readonly default: 'jitsi';
@@ -109,6 +115,9 @@ const schema = z.object({
   JOIN_WINDOW_BEFORE_MINUTES: int(0, 24 * 60).default(15),
   GRACE_AFTER_END_MINUTES: int(0, 24 * 60).default(15),
   MAX_IMAGE_BYTES: int(1024, 64 * 1024 * 1024).default(10 * 1024 * 1024),
+  NO_SHOW_GRACE_MINUTES: int(0, 24 * 60).default(10),
+  MAX_CONSULTATION_MINUTES: int(1, 24 * 60).default(180),
+  SWEEP_INTERVAL_MS: int(100, 3_600_000).default(30_000),
   JITSI_DOMAIN: z.string().min(1).default('meet.jitsi.localhost'),
   JITSI_APP_ID: z.string().min(1).default('video-service'),
   JITSI_APP_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
@@ -187,6 +196,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       joinWindowBeforeMinutes: e.JOIN_WINDOW_BEFORE_MINUTES,
       graceAfterEndMinutes: e.GRACE_AFTER_END_MINUTES,
       maxImageBytes: e.MAX_IMAGE_BYTES,
+      noShowGraceMinutes: e.NO_SHOW_GRACE_MINUTES,
+      maxConsultationMinutes: e.MAX_CONSULTATION_MINUTES,
+      sweepIntervalMs: e.SWEEP_INTERVAL_MS,
     },
     providers: {
       default: 'jitsi',

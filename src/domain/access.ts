@@ -31,7 +31,9 @@ export type Action =
   | 'waiting_room.list'
   | 'history.list'
   | 'provider.status'
-  | 'audit.list';
+  | 'audit.list'
+  /** The service's own sweeper only: no role has it. */
+  | 'consultation.no_show';
 
 export const PERMISSIONS: Readonly<Record<Role, ReadonlySet<Action>>> = {
   patient: new Set([

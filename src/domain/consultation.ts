@@ -16,7 +16,7 @@ export type ConsultationEvent = 'check_in' | 'start' | 'end' | 'cancel' | 'mark_
 
 export type ParticipantRole = 'patient' | 'doctor';
 export type ProviderName = 'jitsi' | 'openvidu';
-export type EndReason = 'completed' | 'cancelled' | 'no_show';
+export type EndReason = 'completed' | 'cancelled' | 'no_show' | 'max_duration';
 
 export const CONSULTATION_STATUSES: readonly ConsultationStatus[] = [
   'scheduled',
@@ -61,8 +61,15 @@ const TRANSITIONS: Readonly<
     cancel: 'cancelled',
     mark_no_show: 'no_show',
   },
-  // The patient may (re)enter the waiting room after the doctor started.
-  in_progress: { check_in: 'in_progress', start: 'in_progress', end: 'ended', cancel: 'cancelled' },
+  // The patient may (re)enter the waiting room after the doctor started; a doctor may
+  // start and wait for a patient who never comes.
+  in_progress: {
+    check_in: 'in_progress',
+    start: 'in_progress',
+    end: 'ended',
+    cancel: 'cancelled',
+    mark_no_show: 'no_show',
+  },
   ended: { end: 'ended' },
   cancelled: { cancel: 'cancelled' },
   no_show: { mark_no_show: 'no_show' },
@@ -147,4 +154,43 @@ export function assertValidSlot(slot: TimeWindow): void {
 /** Whole seconds between two instants, never negative. */
 export function durationSeconds(start: Date, end: Date): number {
   return Math.max(0, Math.floor((end.getTime() - start.getTime()) / 1000));
+}
+
+export interface SweepRules {
+  /** After the slot's end, how long a patient who never joined is still waited for. */
+  readonly noShowGraceMinutes: number;
+  /** How long a started consultation may stay open before the service ends it. */
+  readonly maxConsultationMinutes: number;
+}
+
+/** What the sweeper needs to know about a consultation. */
+export interface SweepCandidate {
+  readonly status: ConsultationStatus;
+  readonly scheduledEnd: Date;
+  readonly startedAt: Date | null;
+  /** Whether the patient ever joined (attendance), or at least got a join token. */
+  readonly patientJoined: boolean;
+}
+
+/**
+ * What the sweeper does with a consultation now: mark it a no-show (the patient never
+ * joined by the end of the slot plus grace), end it as overrun (open past the maximum
+ * length), or leave it.
+ */
+export function sweepDecision(
+  c: SweepCandidate,
+  rules: SweepRules,
+  now: Date,
+): 'no_show' | 'max_duration' | undefined {
+  if (FINAL_STATUSES.has(c.status)) return undefined;
+  const noShowAt = c.scheduledEnd.getTime() + rules.noShowGraceMinutes * MINUTE;
+  if (!c.patientJoined && now.getTime() > noShowAt) return 'no_show';
+  if (
+    c.status === 'in_progress' &&
+    c.startedAt &&
+    now.getTime() > c.startedAt.getTime() + rules.maxConsultationMinutes * MINUTE
+  ) {
+    return 'max_duration';
+  }
+  return undefined;
 }

@@ -4,6 +4,7 @@ import type { EntityManager } from '@mikro-orm/core';
 import {
   ConsultationCancelledSchema,
   ConsultationEndedSchema,
+  ConsultationNoShowSchema,
   ConsultationStartedSchema,
   ImageSharedSchema,
   PatientWaitingSchema,
@@ -20,6 +21,7 @@ export const EVENTS = {
   'video.consultation.started': ConsultationStartedSchema,
   'video.consultation.ended': ConsultationEndedSchema,
   'video.consultation.cancelled': ConsultationCancelledSchema,
+  'video.consultation.no_show': ConsultationNoShowSchema,
   'video.token.generated': TokenGeneratedSchema,
   'video.technical.issue.reported': TechnicalIssueReportedSchema,
   'video.patient.waiting': PatientWaitingSchema,

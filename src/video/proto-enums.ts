@@ -37,6 +37,7 @@ const END_REASON: Record<domain.EndReason, EndReason> = {
   completed: EndReason.COMPLETED,
   cancelled: EndReason.CANCELLED,
   no_show: EndReason.NO_SHOW,
+  max_duration: EndReason.MAX_DURATION,
 };
 
 const ISSUE_TYPE: Record<TechnicalIssueKind, TechnicalIssueType> = {

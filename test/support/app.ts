@@ -2,6 +2,7 @@ import { type App, startApp } from '../../src/app.js';
 import { mintToken } from '../../src/auth/jwt.js';
 import { DEVELOPMENT_JWT_SECRET, loadConfig } from '../../src/config.js';
 import type { Role } from '../../src/domain/access.js';
+import type { Clock } from '../../src/domain/ports.js';
 import { createLogger } from '../../src/logger.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
 
@@ -21,6 +22,7 @@ export async function startTestApp(
   env: Record<string, string> = {},
   /** A database to share with other instances; the caller drops it. Else one of its own. */
   shared?: TestDatabase,
+  clock?: Clock,
 ): Promise<TestApp> {
   const database: TestDatabase = shared ?? (await createTestDatabase());
   const config = loadConfig({
@@ -33,7 +35,7 @@ export async function startTestApp(
     ...database.env,
     ...env,
   });
-  const app = await startApp(config, createLogger(config.logLevel));
+  const app = await startApp(config, createLogger(config.logLevel), clock);
   return {
     app,
     baseUrl: `http://127.0.0.1:${app.port}`,

@@ -10,6 +10,7 @@ import {
   durationSeconds,
   FINAL_STATUSES,
   joinWindow,
+  sweepDecision,
   transition,
 } from '../../src/domain/consultation.js';
 import { DomainError } from '../../src/domain/errors.js';
@@ -36,6 +37,7 @@ const EXPECTED: Record<
     start: 'in_progress',
     end: 'ended',
     cancel: 'cancelled',
+    mark_no_show: 'no_show',
   },
   ended: { end: 'ended' },
   cancelled: { cancel: 'cancelled' },
@@ -124,3 +126,43 @@ function catchError(fn: () => unknown): unknown {
   }
   throw new Error('expected an error');
 }
+
+describe('sweeper decisions', () => {
+  const rules = { noShowGraceMinutes: 10, maxConsultationMinutes: 60 };
+  const end = new Date('2026-01-01T10:30:00Z');
+  const at = (iso: string) => new Date(iso);
+  const base = {
+    status: 'scheduled' as const,
+    scheduledEnd: end,
+    startedAt: null,
+    patientJoined: false,
+  };
+
+  it('marks a no-show only after the slot plus grace, and only if the patient never joined', () => {
+    expect(sweepDecision(base, rules, at('2026-01-01T10:40:00Z'))).toBeUndefined();
+    expect(sweepDecision(base, rules, at('2026-01-01T10:40:01Z'))).toBe('no_show');
+    expect(sweepDecision({ ...base, status: 'waiting' }, rules, at('2026-01-01T11:00:00Z'))).toBe(
+      'no_show',
+    );
+    expect(
+      sweepDecision({ ...base, patientJoined: true }, rules, at('2026-01-01T11:00:00Z')),
+    ).toBeUndefined();
+  });
+
+  it('ends a consultation left open past the maximum length', () => {
+    const started = {
+      ...base,
+      status: 'in_progress' as const,
+      startedAt: at('2026-01-01T10:00:00Z'),
+      patientJoined: true,
+    };
+    expect(sweepDecision(started, rules, at('2026-01-01T11:00:00Z'))).toBeUndefined();
+    expect(sweepDecision(started, rules, at('2026-01-01T11:00:01Z'))).toBe('max_duration');
+  });
+
+  it('leaves finished consultations alone', () => {
+    for (const status of ['ended', 'cancelled', 'no_show'] as const) {
+      expect(sweepDecision({ ...base, status }, rules, at('2027-01-01T00:00:00Z'))).toBeUndefined();
+    }
+  });
+});
