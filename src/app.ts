@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { file_grpc_health_v1_health } from '../gen/grpc/health/v1/health_pb.js';
 import { file_grpc_reflection_v1_reflection } from '../gen/grpc/reflection/v1/reflection_pb.js';
@@ -12,6 +13,7 @@ import { createHttpServer } from './http/server.js';
 import { startMessaging } from './messaging/messaging.js';
 import { openDatabase } from './persistence/database.js';
 import { createJitsiProvider } from './providers/jitsi-provider.js';
+import { createOpenViduWebhookReceiver } from './providers/openvidu-webhooks.js';
 import { createProviderRegistry } from './providers/provider-registry.js';
 import { createHealthRoutes } from './rpc/health-service.js';
 import {
@@ -23,6 +25,7 @@ import {
 } from './rpc/interceptors.js';
 import { createReflectionRoutes } from './rpc/reflection-service.js';
 import { createVideoRoutes } from './rpc/video-routes.js';
+import { createAttendance } from './video/attendance.js';
 import { createSweeper } from './video/sweeper.js';
 import { createVideoService } from './video/video-service.js';
 
@@ -83,6 +86,14 @@ export async function startApp(
     }
 
     const messaging = startMessaging(config, { orm: database.orm, video, logger });
+    const attendance = createAttendance({ orm: database.orm, clock, logger });
+    const openViduWebhooks = createOpenViduWebhookReceiver({
+      // Without a configured secret nothing can match: every webhook is refused.
+      secret: config.openVidu.webhookSecret ?? randomUUID(),
+      headerName: config.openVidu.webhookHeader,
+      attendance,
+      logger,
+    });
     const sweeper = createSweeper({
       orm: database.orm,
       providers,
@@ -108,6 +119,7 @@ export async function startApp(
       readMaxBytes: config.consultation.maxImageBytes + MESSAGE_OVERHEAD_BYTES,
       ready,
       details: async () => ({ outbox: await messaging.backlog(), kafka: messaging.enabled }),
+      webhooks: { '/webhooks/openvidu': (request) => openViduWebhooks.receive(request) },
       metrics: {
         contentType: metrics.registry.contentType,
         render: () => metrics.registry.metrics(),
@@ -146,6 +158,7 @@ export async function startApp(
         logger.info('shutting down');
         shutdown.abort();
         await server.stop(config.shutdownTimeoutMs);
+        await openViduWebhooks.drain();
         await sweeper.stop();
         await messaging.stop();
         await database.stop();

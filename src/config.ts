@@ -42,6 +42,12 @@ export interface Config {
     readonly pollIntervalMs: number;
     readonly batchSize: number;
   };
+  readonly openVidu: {
+    /** Unset: the OpenVidu webhook endpoint refuses everything. */
+    readonly webhookSecret: string | undefined;
+    /** The header OpenVidu sends the secret in (OPENVIDU_WEBHOOK_HEADERS on its side). */
+    readonly webhookHeader: string;
+  };
   readonly rateLimit: {
     /** Calls a caller may make per window; 0 turns limiting off. */
     readonly requests: number;
@@ -110,6 +116,8 @@ const schema = z.object({
   EVENT_SOURCE: z.string().min(1).default('/video-service'),
   OUTBOX_POLL_INTERVAL_MS: int(5, 60_000).default(50),
   OUTBOX_BATCH_SIZE: int(1, 10_000).default(200),
+  OPENVIDU_WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
+  OPENVIDU_WEBHOOK_HEADER: z.string().min(1).default('x-webhook-secret'),
   RATE_LIMIT_REQUESTS: int(0, 1_000_000).default(50),
   RATE_LIMIT_WINDOW_SECONDS: int(1, 3600).default(1),
   JOIN_WINDOW_BEFORE_MINUTES: int(0, 24 * 60).default(15),
@@ -188,6 +196,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       pollIntervalMs: e.OUTBOX_POLL_INTERVAL_MS,
       batchSize: e.OUTBOX_BATCH_SIZE,
     },
+    openVidu: {
+      webhookSecret: e.OPENVIDU_WEBHOOK_SECRET,
+      webhookHeader: e.OPENVIDU_WEBHOOK_HEADER,
+    },
     rateLimit: {
       requests: e.RATE_LIMIT_REQUESTS,
       windowSeconds: e.RATE_LIMIT_WINDOW_SECONDS,
@@ -219,6 +231,7 @@ export function redactedConfig(config: Config): unknown {
     ...config,
     database: { ...config.database, url: config.database.url?.replace(/\/\/[^@/]*@/, '//***@') },
     auth: { ...config.auth, jwtSecret: '***' },
+    openVidu: { ...config.openVidu, webhookSecret: config.openVidu.webhookSecret && '***' },
     providers: {
       ...config.providers,
       jitsi: { ...config.providers.jitsi, appSecret: '***' },

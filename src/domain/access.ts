@@ -33,7 +33,9 @@ export type Action =
   | 'provider.status'
   | 'audit.list'
   /** The service's own sweeper only: no role has it. */
-  | 'consultation.no_show';
+  | 'consultation.no_show'
+  /** Attendance from the video provider's webhooks and reconciler: no role has it. */
+  | 'consultation.attendance';
 
 export const PERMISSIONS: Readonly<Record<Role, ReadonlySet<Action>>> = {
   patient: new Set([

@@ -16,7 +16,7 @@ export type ConsultationEvent = 'check_in' | 'start' | 'end' | 'cancel' | 'mark_
 
 export type ParticipantRole = 'patient' | 'doctor';
 export type ProviderName = 'jitsi' | 'openvidu';
-export type EndReason = 'completed' | 'cancelled' | 'no_show' | 'max_duration';
+export type EndReason = 'completed' | 'cancelled' | 'no_show' | 'max_duration' | 'provider_closed';
 
 export const CONSULTATION_STATUSES: readonly ConsultationStatus[] = [
   'scheduled',

@@ -1,9 +1,11 @@
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
+import type { Readable } from 'node:stream';
 import { type ConnectRouter, createContextValues, type Interceptor } from '@connectrpc/connect';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
 import type { Logger } from 'pino';
+import { MAX_WEBHOOK_BYTES, type WebhookRequest } from '../providers/openvidu-webhooks.js';
 import { kClientAddress } from '../rpc/interceptors.js';
 
 export interface HttpServerOptions {
@@ -17,6 +19,8 @@ export interface HttpServerOptions {
   readonly ready: () => Promise<boolean>;
   /** What `/readyz` reports besides: outbox backlog and the like. */
   readonly details?: () => Promise<Record<string, unknown>>;
+  /** `POST` endpoints for provider webhooks: path → receiver answering an HTTP status. */
+  readonly webhooks?: Record<string, (request: WebhookRequest) => number>;
   /** Prometheus text for `GET /metrics`. */
   readonly metrics?: { contentType: string; render: () => Promise<string> };
   readonly logger: Logger;
@@ -53,6 +57,16 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
       const path = (req.url ?? '/').split('?')[0];
       if (req.method === 'GET' && path === '/healthz') {
         return sendJson(res, 200, { status: 'ok' });
+      }
+      const webhook = path ? options.webhooks?.[path] : undefined;
+      if (req.method === 'POST' && webhook) {
+        return void readBody(req, MAX_WEBHOOK_BYTES).then(
+          (body) => {
+            const status = webhook({ headers: req.headers, body });
+            sendJson(res, status, status === 200 ? { status: 'accepted' } : { error: 'refused' });
+          },
+          () => sendJson(res, 413, { error: 'body too large' }),
+        );
       }
       if (req.method === 'GET' && path === '/metrics' && options.metrics) {
         const { contentType, render } = options.metrics;
@@ -149,6 +163,26 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
       clearTimeout(timer);
     },
   };
+}
+
+/** Reads a request body, refusing one larger than `limit` bytes. */
+function readBody(req: Readable, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        reject(new Error('body too large'));
+        req.removeAllListeners('data');
+        req.resume();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.once('end', () => resolve(Buffer.concat(chunks)));
+    req.once('error', reject);
+  });
 }
 
 /** Just what the fallback needs of the adapter's response (HTTP/1.1 or HTTP/2). */

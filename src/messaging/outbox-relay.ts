@@ -60,10 +60,10 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
 
   async function relayOnce(): Promise<number> {
     return orm.em.fork().transactional(async (em) => {
-      const connection = em.getConnection();
+      // em.execute runs inside this transaction, so the advisory locks last until commit.
       // The lock is tried in the WHERE clause: rows of keys another copy is sending are
       // skipped, and their later rows wait for it, which keeps per-key order.
-      const rows = await connection.execute<OutboxRow[]>(
+      const rows = await em.execute<OutboxRow[]>(
         `select id, type, key, subject, payload, created_at
            from outbox_message
           where sent_at is null
@@ -89,7 +89,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
           ),
         })),
       );
-      await connection.execute(
+      await em.execute(
         `update outbox_message set sent_at = now(), attempts = attempts + 1
           where id in (${rows.map(() => '?').join(', ')})`,
         rows.map((row) => row.id),

@@ -1,4 +1,5 @@
 import { defineEntity, type InferEntity, p } from '@mikro-orm/core';
+import type { DisconnectReason } from '../domain/attendance.js';
 import type {
   ConsultationStatus,
   EndReason,
@@ -36,6 +37,7 @@ export const ConsultationSchema = defineEntity({
   },
   uniques: [{ properties: ['clinicId', 'appointmentId'] }],
   indexes: [
+    { properties: ['provider', 'providerSessionId'] },
     { properties: ['clinicId', 'doctorId', 'scheduledStart'] },
     { properties: ['clinicId', 'patientId', 'scheduledStart'] },
     { properties: ['clinicId', 'scheduledStart'] },
@@ -58,11 +60,35 @@ export const ParticipantSchema = defineEntity({
     firstJoinedAt: p.datetime().nullable(),
     lastLeftAt: p.datetime().nullable(),
     connectedSeconds: p.integer().default(0),
+    connected: p.boolean().default(false),
+    lastDisconnectReason: p.string().length(32).$type<DisconnectReason>().nullable(),
   },
   uniques: [{ properties: ['consultation', 'role'] }],
   indexes: [{ properties: ['clinicId', 'checkedInAt'] }],
 });
 export type ParticipantEntity = InferEntity<typeof ParticipantSchema>;
+
+/**
+ * One connection of a participant to the provider's session, from webhooks and the
+ * reconciler. A participant's attendance totals are recomputed from these rows.
+ */
+export const ProviderConnectionSchema = defineEntity({
+  name: 'ProviderConnection',
+  tableName: 'provider_connection',
+  properties: {
+    id: p.uuid().primary(),
+    consultation: () => p.manyToOne(ConsultationSchema).deleteRule('cascade'),
+    participant: () => p.manyToOne(ParticipantSchema).deleteRule('cascade'),
+    clinicId: p.string().length(64),
+    provider: p.string().length(16).$type<ProviderName>(),
+    connectionId: p.string().length(128),
+    joinedAt: p.datetime().nullable(),
+    leftAt: p.datetime().nullable(),
+    reason: p.string().length(32).$type<DisconnectReason>().nullable(),
+  },
+  uniques: [{ properties: ['provider', 'connectionId'] }],
+});
+export type ProviderConnectionEntity = InferEntity<typeof ProviderConnectionSchema>;
 
 export const TechnicalIssueSchema = defineEntity({
   name: 'TechnicalIssue',
@@ -195,6 +221,7 @@ export const ENTITIES = [
   ParticipantSchema,
   TechnicalIssueSchema,
   SharedImageSchema,
+  ProviderConnectionSchema,
   AuditEntrySchema,
   OutboxMessageSchema,
   InboxMessageSchema,

@@ -6,6 +6,7 @@ import {
   ParticipantSchema,
 } from '../../gen/video/v1/consultation_pb.js';
 import {
+  toProtoDisconnectReason,
   toProtoEndReason,
   toProtoProvider,
   toProtoRole,
@@ -44,6 +45,11 @@ export function toProtoConsultation(c: ConsultationView): Consultation {
         checkedInAt: toTimestamp(p.checkedInAt),
         admittedAt: toTimestamp(p.admittedAt),
         firstTokenAt: toTimestamp(p.firstTokenAt),
+        firstJoinedAt: toTimestamp(p.firstJoinedAt),
+        lastLeftAt: toTimestamp(p.lastLeftAt),
+        connectedSeconds: p.connectedSeconds,
+        connected: p.connected,
+        lastDisconnectReason: toProtoDisconnectReason(p.lastDisconnectReason),
       }),
     ),
   });

@@ -7,6 +7,8 @@ import {
   ConsultationNoShowSchema,
   ConsultationStartedSchema,
   ImageSharedSchema,
+  ParticipantJoinedSchema,
+  ParticipantLeftSchema,
   PatientWaitingSchema,
   TechnicalIssueReportedSchema,
   TokenGeneratedSchema,
@@ -26,6 +28,8 @@ export const EVENTS = {
   'video.technical.issue.reported': TechnicalIssueReportedSchema,
   'video.patient.waiting': PatientWaitingSchema,
   'video.image.shared': ImageSharedSchema,
+  'video.participant.joined': ParticipantJoinedSchema,
+  'video.participant.left': ParticipantLeftSchema,
 } as const satisfies Record<string, DescMessage>;
 
 export type EventType = keyof typeof EVENTS;

@@ -2,9 +2,11 @@ import {
   ConsultationStatus,
   EndReason,
   ParticipantRole,
+  DisconnectReason as ProtoDisconnectReason,
   Provider,
 } from '../../gen/video/v1/consultation_pb.js';
 import { TechnicalIssueType } from '../../gen/video/v1/video_service_pb.js';
+import type { DisconnectReason } from '../domain/attendance.js';
 import type * as domain from '../domain/consultation.js';
 import type { TechnicalIssueKind } from '../persistence/entities.js';
 
@@ -38,6 +40,16 @@ const END_REASON: Record<domain.EndReason, EndReason> = {
   cancelled: EndReason.CANCELLED,
   no_show: EndReason.NO_SHOW,
   max_duration: EndReason.MAX_DURATION,
+  provider_closed: EndReason.PROVIDER_CLOSED,
+};
+
+const DISCONNECT_REASON: Record<DisconnectReason, ProtoDisconnectReason> = {
+  left: ProtoDisconnectReason.LEFT,
+  network: ProtoDisconnectReason.NETWORK,
+  removed: ProtoDisconnectReason.REMOVED,
+  session_closed: ProtoDisconnectReason.SESSION_CLOSED,
+  provider_failure: ProtoDisconnectReason.PROVIDER_FAILURE,
+  unknown: ProtoDisconnectReason.UNSPECIFIED,
 };
 
 const ISSUE_TYPE: Record<TechnicalIssueKind, TechnicalIssueType> = {
@@ -55,6 +67,8 @@ export const toProtoProvider = (provider: domain.ProviderName | null) =>
 export const toProtoEndReason = (reason: domain.EndReason | null | undefined) =>
   reason ? END_REASON[reason] : EndReason.UNSPECIFIED;
 export const toProtoIssueType = (kind: TechnicalIssueKind) => ISSUE_TYPE[kind];
+export const toProtoDisconnectReason = (reason: DisconnectReason | null | undefined) =>
+  reason ? DISCONNECT_REASON[reason] : ProtoDisconnectReason.UNSPECIFIED;
 
 /** Validation has already refused unknown and unspecified values where they matter. */
 export const fromProtoStatus = (status: ConsultationStatus) => STATUS_FROM_PROTO.get(status)!;

@@ -1,6 +1,5 @@
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
-import type { EntityManager } from '@mikro-orm/core';
-import type { MikroORM } from '@mikro-orm/postgresql';
+import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import {
   durationSeconds,
@@ -51,7 +50,8 @@ export function createSweeper(deps: {
     const startedBefore = new Date(now.getTime() - rules.maxConsultationMinutes * 60_000);
     const closed: ConsultationEntity[] = [];
     const result = await orm.em.fork().transactional(async (em) => {
-      const rows = await em.getConnection().execute<{ id: string }[]>(
+      // em.execute runs inside this transaction, so the row locks last until commit.
+      const rows = await em.execute<{ id: string }[]>(
         `select c.id from consultation c
            join participant p on p.consultation_id = c.id and p.role = 'patient'
           where c.status in ('scheduled', 'waiting', 'in_progress')

@@ -9,6 +9,7 @@ import {
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import { type Action, authorize, type Principal } from '../domain/access.js';
+import type { DisconnectReason } from '../domain/attendance.js';
 import {
   assertInsideJoinWindow,
   assertValidSlot,
@@ -67,6 +68,11 @@ export interface ParticipantView {
   readonly checkedInAt: Date | null;
   readonly admittedAt: Date | null;
   readonly firstTokenAt: Date | null;
+  readonly firstJoinedAt: Date | null;
+  readonly lastLeftAt: Date | null;
+  readonly connectedSeconds: number;
+  readonly connected: boolean;
+  readonly lastDisconnectReason: DisconnectReason | null;
 }
 
 export interface WaitingPatientView {
@@ -949,6 +955,11 @@ function toView(c: ConsultationEntity): ConsultationView {
       checkedInAt: p.checkedInAt ?? null,
       admittedAt: p.admittedAt ?? null,
       firstTokenAt: p.firstTokenAt ?? null,
+      firstJoinedAt: p.firstJoinedAt ?? null,
+      lastLeftAt: p.lastLeftAt ?? null,
+      connectedSeconds: p.connectedSeconds,
+      connected: p.connected,
+      lastDisconnectReason: p.lastDisconnectReason ?? null,
     })),
   };
 }

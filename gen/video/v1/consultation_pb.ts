@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file video/v1/consultation.proto.
  */
 export const file_video_v1_consultation: GenFile = /*@__PURE__*/
-  fileDesc("Cht2aWRlby92MS9jb25zdWx0YXRpb24ucHJvdG8SCHZpZGVvLnYxItQECgxDb25zdWx0YXRpb24SCgoCaWQYASABKAkSFgoOYXBwb2ludG1lbnRfaWQYAiABKAkSEQoJY2xpbmljX2lkGAMgASgJEhEKCWRvY3Rvcl9pZBgEIAEoCRISCgpwYXRpZW50X2lkGAUgASgJEjMKD3NjaGVkdWxlZF9zdGFydBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoNc2NoZWR1bGVkX2VuZBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoGc3RhdHVzGAggASgOMhwudmlkZW8udjEuQ29uc3VsdGF0aW9uU3RhdHVzEiQKCHByb3ZpZGVyGAkgASgOMhIudmlkZW8udjEuUHJvdmlkZXISGwoTcHJvdmlkZXJfc2Vzc2lvbl9pZBgKIAEoCRIuCgpzdGFydGVkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRlZF9hdBgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGAoQZHVyYXRpb25fc2Vjb25kcxgNIAEoDRInCgplbmRfcmVhc29uGA4gASgOMhMudmlkZW8udjEuRW5kUmVhc29uEg8KB3ZlcnNpb24YDyABKA0SKwoMcGFydGljaXBhbnRzGBAgAygLMhUudmlkZW8udjEuUGFydGljaXBhbnQSLgoKY3JlYXRlZF9hdBgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi3wEKC1BhcnRpY2lwYW50Eg8KB3VzZXJfaWQYASABKAkSJwoEcm9sZRgCIAEoDjIZLnZpZGVvLnYxLlBhcnRpY2lwYW50Um9sZRIxCg1jaGVja2VkX2luX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgthZG1pdHRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoOZmlyc3RfdG9rZW5fYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKoUCChJDb25zdWx0YXRpb25TdGF0dXMSIwofQ09OU1VMVEFUSU9OX1NUQVRVU19VTlNQRUNJRklFRBAAEiEKHUNPTlNVTFRBVElPTl9TVEFUVVNfU0NIRURVTEVEEAESHwobQ09OU1VMVEFUSU9OX1NUQVRVU19XQUlUSU5HEAISIwofQ09OU1VMVEFUSU9OX1NUQVRVU19JTl9QUk9HUkVTUxADEh0KGUNPTlNVTFRBVElPTl9TVEFUVVNfRU5ERUQQBBIhCh1DT05TVUxUQVRJT05fU1RBVFVTX0NBTkNFTExFRBAFEh8KG0NPTlNVTFRBVElPTl9TVEFUVVNfTk9fU0hPVxAGKm4KD1BhcnRpY2lwYW50Um9sZRIgChxQQVJUSUNJUEFOVF9ST0xFX1VOU1BFQ0lGSUVEEAASHAoYUEFSVElDSVBBTlRfUk9MRV9QQVRJRU5UEAESGwoXUEFSVElDSVBBTlRfUk9MRV9ET0NUT1IQAipPCghQcm92aWRlchIYChRQUk9WSURFUl9VTlNQRUNJRklFRBAAEhIKDlBST1ZJREVSX0pJVFNJEAESFQoRUFJPVklERVJfT1BFTlZJRFUQAiqQAQoJRW5kUmVhc29uEhoKFkVORF9SRUFTT05fVU5TUEVDSUZJRUQQABIYChRFTkRfUkVBU09OX0NPTVBMRVRFRBABEhgKFEVORF9SRUFTT05fQ0FOQ0VMTEVEEAISFgoSRU5EX1JFQVNPTl9OT19TSE9XEAMSGwoXRU5EX1JFQVNPTl9NQVhfRFVSQVRJT04QBGIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("Cht2aWRlby92MS9jb25zdWx0YXRpb24ucHJvdG8SCHZpZGVvLnYxItQECgxDb25zdWx0YXRpb24SCgoCaWQYASABKAkSFgoOYXBwb2ludG1lbnRfaWQYAiABKAkSEQoJY2xpbmljX2lkGAMgASgJEhEKCWRvY3Rvcl9pZBgEIAEoCRISCgpwYXRpZW50X2lkGAUgASgJEjMKD3NjaGVkdWxlZF9zdGFydBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoNc2NoZWR1bGVkX2VuZBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoGc3RhdHVzGAggASgOMhwudmlkZW8udjEuQ29uc3VsdGF0aW9uU3RhdHVzEiQKCHByb3ZpZGVyGAkgASgOMhIudmlkZW8udjEuUHJvdmlkZXISGwoTcHJvdmlkZXJfc2Vzc2lvbl9pZBgKIAEoCRIuCgpzdGFydGVkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRlZF9hdBgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGAoQZHVyYXRpb25fc2Vjb25kcxgNIAEoDRInCgplbmRfcmVhc29uGA4gASgOMhMudmlkZW8udjEuRW5kUmVhc29uEg8KB3ZlcnNpb24YDyABKA0SKwoMcGFydGljaXBhbnRzGBAgAygLMhUudmlkZW8udjEuUGFydGljaXBhbnQSLgoKY3JlYXRlZF9hdBgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAisAMKC1BhcnRpY2lwYW50Eg8KB3VzZXJfaWQYASABKAkSJwoEcm9sZRgCIAEoDjIZLnZpZGVvLnYxLlBhcnRpY2lwYW50Um9sZRIxCg1jaGVja2VkX2luX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgthZG1pdHRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoOZmlyc3RfdG9rZW5fYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjMKD2ZpcnN0X2pvaW5lZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMbGFzdF9sZWZ0X2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIZChFjb25uZWN0ZWRfc2Vjb25kcxgIIAEoDRIRCgljb25uZWN0ZWQYCSABKAgSOgoWbGFzdF9kaXNjb25uZWN0X3JlYXNvbhgKIAEoDjIaLnZpZGVvLnYxLkRpc2Nvbm5lY3RSZWFzb24qhQIKEkNvbnN1bHRhdGlvblN0YXR1cxIjCh9DT05TVUxUQVRJT05fU1RBVFVTX1VOU1BFQ0lGSUVEEAASIQodQ09OU1VMVEFUSU9OX1NUQVRVU19TQ0hFRFVMRUQQARIfChtDT05TVUxUQVRJT05fU1RBVFVTX1dBSVRJTkcQAhIjCh9DT05TVUxUQVRJT05fU1RBVFVTX0lOX1BST0dSRVNTEAMSHQoZQ09OU1VMVEFUSU9OX1NUQVRVU19FTkRFRBAEEiEKHUNPTlNVTFRBVElPTl9TVEFUVVNfQ0FOQ0VMTEVEEAUSHwobQ09OU1VMVEFUSU9OX1NUQVRVU19OT19TSE9XEAYqbgoPUGFydGljaXBhbnRSb2xlEiAKHFBBUlRJQ0lQQU5UX1JPTEVfVU5TUEVDSUZJRUQQABIcChhQQVJUSUNJUEFOVF9ST0xFX1BBVElFTlQQARIbChdQQVJUSUNJUEFOVF9ST0xFX0RPQ1RPUhACKk8KCFByb3ZpZGVyEhgKFFBST1ZJREVSX1VOU1BFQ0lGSUVEEAASEgoOUFJPVklERVJfSklUU0kQARIVChFQUk9WSURFUl9PUEVOVklEVRACKrABCglFbmRSZWFzb24SGgoWRU5EX1JFQVNPTl9VTlNQRUNJRklFRBAAEhgKFEVORF9SRUFTT05fQ09NUExFVEVEEAESGAoURU5EX1JFQVNPTl9DQU5DRUxMRUQQAhIWChJFTkRfUkVBU09OX05PX1NIT1cQAxIbChdFTkRfUkVBU09OX01BWF9EVVJBVElPThAEEh4KGkVORF9SRUFTT05fUFJPVklERVJfQ0xPU0VEEAUq3QEKEERpc2Nvbm5lY3RSZWFzb24SIQodRElTQ09OTkVDVF9SRUFTT05fVU5TUEVDSUZJRUQQABIaChZESVNDT05ORUNUX1JFQVNPTl9MRUZUEAESHQoZRElTQ09OTkVDVF9SRUFTT05fTkVUV09SSxACEh0KGURJU0NPTk5FQ1RfUkVBU09OX1JFTU9WRUQQAxIkCiBESVNDT05ORUNUX1JFQVNPTl9TRVNTSU9OX0NMT1NFRBAEEiYKIkRJU0NPTk5FQ1RfUkVBU09OX1BST1ZJREVSX0ZBSUxVUkUQBWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * A video consultation for one appointment.
@@ -187,6 +187,41 @@ export type Participant = Message<"video.v1.Participant"> & {
    * @generated from field: google.protobuf.Timestamp first_token_at = 5;
    */
   firstTokenAt?: Timestamp | undefined;
+
+  /**
+   * When they first joined the video session (from the provider's attendance).
+   *
+   * @generated from field: google.protobuf.Timestamp first_joined_at = 6;
+   */
+  firstJoinedAt?: Timestamp | undefined;
+
+  /**
+   * When they last left it.
+   *
+   * @generated from field: google.protobuf.Timestamp last_left_at = 7;
+   */
+  lastLeftAt?: Timestamp | undefined;
+
+  /**
+   * Seconds connected in all, over every connection that has ended.
+   *
+   * @generated from field: uint32 connected_seconds = 8;
+   */
+  connectedSeconds: number;
+
+  /**
+   * Whether they are connected now.
+   *
+   * @generated from field: bool connected = 9;
+   */
+  connected: boolean;
+
+  /**
+   * Why their last connection ended.
+   *
+   * @generated from field: video.v1.DisconnectReason last_disconnect_reason = 10;
+   */
+  lastDisconnectReason: DisconnectReason;
 };
 
 /**
@@ -372,6 +407,13 @@ export enum EndReason {
    * @generated from enum value: END_REASON_MAX_DURATION = 4;
    */
   MAX_DURATION = 4,
+
+  /**
+   * The provider closed the session (everyone left, or the provider ended it).
+   *
+   * @generated from enum value: END_REASON_PROVIDER_CLOSED = 5;
+   */
+  PROVIDER_CLOSED = 5,
 }
 
 /**
@@ -379,4 +421,59 @@ export enum EndReason {
  */
 export const EndReasonSchema: GenEnum<EndReason> = /*@__PURE__*/
   enumDesc(file_video_v1_consultation, 3);
+
+/**
+ * Why a participant's connection ended, the same for every provider.
+ *
+ * @generated from enum video.v1.DisconnectReason
+ */
+export enum DisconnectReason {
+  /**
+   * Not known, or still connected.
+   *
+   * @generated from enum value: DISCONNECT_REASON_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * They left on purpose.
+   *
+   * @generated from enum value: DISCONNECT_REASON_LEFT = 1;
+   */
+  LEFT = 1,
+
+  /**
+   * Their network dropped.
+   *
+   * @generated from enum value: DISCONNECT_REASON_NETWORK = 2;
+   */
+  NETWORK = 2,
+
+  /**
+   * A moderator or the service removed them.
+   *
+   * @generated from enum value: DISCONNECT_REASON_REMOVED = 3;
+   */
+  REMOVED = 3,
+
+  /**
+   * The session was closed around them.
+   *
+   * @generated from enum value: DISCONNECT_REASON_SESSION_CLOSED = 4;
+   */
+  SESSION_CLOSED = 4,
+
+  /**
+   * The provider's server failed.
+   *
+   * @generated from enum value: DISCONNECT_REASON_PROVIDER_FAILURE = 5;
+   */
+  PROVIDER_FAILURE = 5,
+}
+
+/**
+ * Describes the enum video.v1.DisconnectReason.
+ */
+export const DisconnectReasonSchema: GenEnum<DisconnectReason> = /*@__PURE__*/
+  enumDesc(file_video_v1_consultation, 4);
 

@@ -2,6 +2,7 @@ import type { MigrationObject } from '@mikro-orm/core';
 import { Migration20261124190322 } from './20261124190322-initial-schema.js';
 import { Migration20261124193004 } from './20261124193004-audit-trail.js';
 import { Migration20261124193652 } from './20261124193652-outbox-inbox.js';
+import { Migration20261124195601 } from './20261124195601-attendance.js';
 
 /**
  * Every migration, in order. `npm run migration:create` writes new ones; list them here,
@@ -12,4 +13,5 @@ export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261124190322', class: Migration20261124190322 },
   { name: 'Migration20261124193004', class: Migration20261124193004 },
   { name: 'Migration20261124193652', class: Migration20261124193652 },
+  { name: 'Migration20261124195601', class: Migration20261124195601 },
 ];

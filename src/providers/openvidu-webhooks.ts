@@ -1,0 +1,142 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { DisconnectReason } from '../domain/attendance.js';
+import type { Attendance, ConnectionEvent, SessionClosedEvent } from '../video/attendance.js';
+
+/**
+ * OpenVidu 2 webhooks (https://docs.openvidu.io/en/2.32.0/reference-docs/openvidu-server-webhook/):
+ * flat JSON posted for every event, unsigned; OpenVidu adds the headers configured in
+ * OPENVIDU_WEBHOOK_HEADERS, which is how the shared secret arrives. They are lossy and
+ * unordered, so they are deduplicated and the reconciler repairs what they miss.
+ */
+export interface WebhookRequest {
+  readonly headers: Record<string, string | string[] | undefined>;
+  readonly body: Buffer;
+}
+
+/** The largest webhook body accepted; OpenVidu's are a few hundred bytes. */
+export const MAX_WEBHOOK_BYTES = 64 * 1024;
+
+/** OpenVidu's `reason` of participantLeft, as the service's one vocabulary. */
+const REASONS: Record<string, DisconnectReason> = {
+  disconnect: 'left',
+  networkDisconnect: 'network',
+  forceDisconnectByUser: 'removed',
+  forceDisconnectByServer: 'removed',
+  sessionClosedByServer: 'session_closed',
+  lastParticipantLeft: 'session_closed',
+  openviduServerStopped: 'provider_failure',
+  nodeCrashed: 'provider_failure',
+  mediaServerDisconnect: 'provider_failure',
+  mediaServerReconnect: 'provider_failure',
+};
+
+export function normalizeOpenViduReason(reason: unknown): DisconnectReason {
+  return (typeof reason === 'string' && REASONS[reason]) || 'unknown';
+}
+
+/** Reads a webhook into what attendance understands; undefined for events it ignores. */
+export function parseOpenViduWebhook(
+  json: unknown,
+): { connection: ConnectionEvent } | { sessionClosed: SessionClosedEvent } | undefined {
+  if (!json || typeof json !== 'object') return undefined;
+  const e = json as Record<string, unknown>;
+  const sessionId = typeof e.sessionId === 'string' ? e.sessionId : undefined;
+  const timestamp = typeof e.timestamp === 'number' ? e.timestamp : undefined;
+  if (!sessionId || timestamp === undefined) return undefined;
+  const eventId = `openvidu:${createHash('sha256')
+    .update(
+      JSON.stringify([e.event, sessionId, e.connectionId ?? e.participantId ?? '', timestamp]),
+    )
+    .digest('hex')}`;
+  const at = new Date(timestamp);
+
+  if (e.event === 'participantJoined' || e.event === 'participantLeft') {
+    // connectionId since OpenVidu 2.16; participantId before.
+    const connectionId = String(e.connectionId ?? e.participantId ?? '');
+    if (!connectionId) return undefined;
+    return {
+      connection: {
+        eventId,
+        provider: 'openvidu',
+        sessionId,
+        connectionId,
+        participantId: participantIdOf(e.serverData),
+        kind: e.event === 'participantJoined' ? 'joined' : 'left',
+        at,
+        joinedAt: typeof e.startTime === 'number' ? new Date(e.startTime) : undefined,
+        reason: e.event === 'participantLeft' ? normalizeOpenViduReason(e.reason) : undefined,
+      },
+    };
+  }
+  if (e.event === 'sessionDestroyed') {
+    return { sessionClosed: { eventId, provider: 'openvidu', sessionId, at } };
+  }
+  return undefined;
+}
+
+/** The service puts `{"participantId": "…"}` in each connection's data; nothing else. */
+function participantIdOf(serverData: unknown): string | undefined {
+  if (typeof serverData !== 'string') return undefined;
+  try {
+    const parsed = JSON.parse(serverData) as { participantId?: unknown };
+    return typeof parsed.participantId === 'string' ? parsed.participantId : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Accepts OpenVidu's webhooks: only with the configured secret header (compared in
+ * constant time), answered at once, then applied one after another in arrival order.
+ */
+export function createOpenViduWebhookReceiver(options: {
+  secret: string;
+  headerName: string;
+  attendance: Attendance;
+  logger: Logger;
+}) {
+  const expected = digest(options.secret);
+  const header = options.headerName.toLowerCase();
+  let queue: Promise<void> = Promise.resolve();
+
+  return {
+    /** Answers the HTTP status; the work itself happens after the answer. */
+    receive(request: WebhookRequest): 200 | 400 | 401 {
+      const given = request.headers[header];
+      const value = Array.isArray(given) ? given[0] : given;
+      if (!value || !timingSafeEqual(digest(value), expected)) return 401;
+      let json: unknown;
+      try {
+        json = JSON.parse(request.body.toString('utf8'));
+      } catch {
+        return 400;
+      }
+      const parsed = parseOpenViduWebhook(json);
+      if (!parsed) return 200;
+      queue = queue.then(async () => {
+        try {
+          const outcome =
+            'connection' in parsed
+              ? await options.attendance.recordConnection(parsed.connection)
+              : await options.attendance.sessionClosed(parsed.sessionClosed);
+          options.logger.info(
+            { event: (json as { event?: string }).event, outcome },
+            'openvidu webhook applied',
+          );
+        } catch (error) {
+          // Lost here means repaired by the reconciler on its next pass.
+          options.logger.warn({ err: error }, 'openvidu webhook failed');
+        }
+      });
+      return 200;
+    },
+    /** Resolves once every accepted webhook has been applied (tests, shutdown). */
+    drain: () => queue,
+  };
+}
+
+/** Fixed-length digests, so the comparison takes the same time whatever the input. */
+function digest(value: string): Buffer {
+  return createHash('sha256').update(value).digest();
+}

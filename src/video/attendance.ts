@@ -1,0 +1,214 @@
+import { randomUUID } from 'node:crypto';
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import type { EntityManager } from '@mikro-orm/core';
+import type { MikroORM } from '@mikro-orm/postgresql';
+import type { Logger } from 'pino';
+import { attendanceTotals, type DisconnectReason } from '../domain/attendance.js';
+import { durationSeconds, type ProviderName, transition } from '../domain/consultation.js';
+import type { Clock } from '../domain/ports.js';
+import {
+  type ConsultationEntity,
+  ConsultationSchema,
+  InboxMessageSchema,
+  type ParticipantEntity,
+  ProviderConnectionSchema,
+} from '../persistence/entities.js';
+import { addAuditEntry } from './audit.js';
+import { addEvent } from './events.js';
+import { toProtoDisconnectReason, toProtoEndReason, toProtoRole } from './proto-enums.js';
+
+/** A participant's connection began or ended, as a provider reports it. */
+export interface ConnectionEvent {
+  /** Identifies this report, so a repeated webhook is applied once. */
+  readonly eventId: string;
+  readonly provider: ProviderName;
+  readonly sessionId: string;
+  readonly connectionId: string;
+  /** The opaque participant id the service gave the provider with the token. */
+  readonly participantId: string | undefined;
+  readonly kind: 'joined' | 'left';
+  readonly at: Date;
+  /** For `left`: when that connection began, if the provider says. */
+  readonly joinedAt?: Date | undefined;
+  readonly reason?: DisconnectReason | undefined;
+}
+
+/** The provider closed the whole session. */
+export interface SessionClosedEvent {
+  readonly eventId: string;
+  readonly provider: ProviderName;
+  readonly sessionId: string;
+  readonly at: Date;
+}
+
+export type AttendanceOutcome = 'applied' | 'duplicate' | 'unknown-session' | 'unknown-participant';
+
+export type Attendance = ReturnType<typeof createAttendance>;
+
+/**
+ * Attendance: who was connected to the video session, when, and for how long. Reports
+ * come from provider webhooks (lossy, unordered, repeated) and from the reconciler;
+ * each is applied once, and the participant's totals are recomputed from every
+ * connection known so far, so order and gaps do not matter.
+ */
+export function createAttendance(deps: { orm: MikroORM; clock: Clock; logger: Logger }) {
+  const { orm, clock } = deps;
+
+  /** Records the report's id; false when it was applied before. */
+  async function firstTime(em: EntityManager, eventId: string, provider: ProviderName) {
+    if (await em.findOne(InboxMessageSchema, { eventId })) return false;
+    em.create(InboxMessageSchema, {
+      eventId,
+      topic: `webhook:${provider}`,
+      handledAt: clock.now(),
+    });
+    return true;
+  }
+
+  function audit(
+    em: EntityManager,
+    c: ConsultationEntity,
+    provider: ProviderName,
+    action: 'consultation.attendance' | 'consultation.end',
+  ) {
+    addAuditEntry(
+      em,
+      { principal: { userId: `provider:${provider}`, role: 'service', clinicId: c.clinicId } },
+      { action, resourceType: 'consultation', resourceId: c.id, outcome: 'allowed' },
+      clock.now(),
+    );
+  }
+
+  async function recomputeTotals(em: EntityManager, participant: ParticipantEntity) {
+    const connections = await em.find(ProviderConnectionSchema, { participant });
+    const totals = attendanceTotals(
+      connections.map((c) => ({
+        joinedAt: c.joinedAt ?? null,
+        leftAt: c.leftAt ?? null,
+        reason: c.reason ?? null,
+      })),
+    );
+    participant.firstJoinedAt = totals.firstJoinedAt;
+    participant.lastLeftAt = totals.lastLeftAt;
+    participant.connectedSeconds = totals.connectedSeconds;
+    participant.connected = totals.connected;
+    participant.lastDisconnectReason = totals.lastReason;
+  }
+
+  return {
+    async recordConnection(event: ConnectionEvent): Promise<AttendanceOutcome> {
+      return orm.em.fork().transactional(async (em) => {
+        if (!(await firstTime(em, event.eventId, event.provider))) return 'duplicate';
+        const c = await em.findOne(
+          ConsultationSchema,
+          { provider: event.provider, providerSessionId: event.sessionId },
+          { populate: ['participants'] },
+        );
+        if (!c) return 'unknown-session';
+        const participant = c.participants.getItems().find((p) => p.id === event.participantId);
+        if (!participant) return 'unknown-participant';
+
+        const key = { provider: event.provider, connectionId: event.connectionId };
+        const connection =
+          (await em.findOne(ProviderConnectionSchema, key)) ??
+          em.create(ProviderConnectionSchema, {
+            id: randomUUID(),
+            consultation: c,
+            participant,
+            clinicId: c.clinicId,
+            ...key,
+          });
+        const scope = {
+          appointmentId: c.appointmentId,
+          consultationId: c.id,
+          clinicId: c.clinicId,
+        };
+        const common = {
+          appointmentId: c.appointmentId,
+          consultationId: c.id,
+          userId: participant.userId,
+          userRole: toProtoRole(participant.role),
+          connectionId: event.connectionId,
+          clinicId: c.clinicId,
+          at: timestampFromDate(event.at),
+        };
+        if (event.kind === 'joined') {
+          if (!connection.joinedAt || event.at < connection.joinedAt)
+            connection.joinedAt = event.at;
+          addEvent(em, 'video.participant.joined', scope, common, event.at);
+        } else {
+          connection.leftAt = event.at;
+          connection.joinedAt ??= event.joinedAt ?? null;
+          connection.reason = event.reason ?? 'unknown';
+          addEvent(
+            em,
+            'video.participant.left',
+            scope,
+            {
+              ...common,
+              reason: toProtoDisconnectReason(connection.reason),
+              durationSeconds: connection.joinedAt
+                ? durationSeconds(connection.joinedAt, event.at)
+                : 0,
+            },
+            event.at,
+          );
+        }
+        await em.flush();
+        await recomputeTotals(em, participant);
+        audit(em, c, event.provider, 'consultation.attendance');
+        return 'applied';
+      });
+    },
+
+    /** The provider closed the session: a consultation still in progress ends here. */
+    async sessionClosed(event: SessionClosedEvent): Promise<AttendanceOutcome> {
+      return orm.em.fork().transactional(async (em) => {
+        if (!(await firstTime(em, event.eventId, event.provider))) return 'duplicate';
+        const c = await em.findOne(
+          ConsultationSchema,
+          { provider: event.provider, providerSessionId: event.sessionId },
+          { populate: ['participants'] },
+        );
+        if (!c) return 'unknown-session';
+        // Connections still open ended with the session.
+        const open = await em.find(ProviderConnectionSchema, { consultation: c, leftAt: null });
+        for (const connection of open) {
+          connection.leftAt = event.at;
+          connection.reason = 'session_closed';
+        }
+        await em.flush();
+        for (const participant of c.participants.getItems()) await recomputeTotals(em, participant);
+        if (c.status === 'in_progress') {
+          const t = transition(c.status, 'end');
+          c.status = t.to;
+          c.endedAt = event.at;
+          c.durationSeconds = durationSeconds(c.startedAt ?? event.at, event.at);
+          c.endReason = 'provider_closed';
+          c.updatedAt = clock.now();
+          await em.flush();
+          addEvent(
+            em,
+            'video.consultation.ended',
+            { appointmentId: c.appointmentId, consultationId: c.id, clinicId: c.clinicId },
+            {
+              appointmentId: c.appointmentId,
+              consultationId: c.id,
+              sessionId: c.providerSessionId ?? '',
+              durationSeconds: c.durationSeconds,
+              reason: toProtoEndReason('provider_closed'),
+              at: timestampFromDate(event.at),
+              clinicId: c.clinicId,
+              version: c.version,
+            },
+            event.at,
+          );
+          audit(em, c, event.provider, 'consultation.end');
+        } else {
+          audit(em, c, event.provider, 'consultation.attendance');
+        }
+        return 'applied';
+      });
+    },
+  };
+}

@@ -1,0 +1,95 @@
+import { describe, expect, it } from 'vitest';
+import { createLogger } from '../../src/logger.js';
+import {
+  createOpenViduWebhookReceiver,
+  normalizeOpenViduReason,
+  parseOpenViduWebhook,
+} from '../../src/providers/openvidu-webhooks.js';
+import type { Attendance } from '../../src/video/attendance.js';
+
+/** Webhook bodies as OpenVidu 2 sends them (reference-docs/openvidu-server-webhook). */
+const joined = {
+  event: 'participantJoined',
+  sessionId: 'vc_abc',
+  uniqueSessionId: 'vc_abc_1700000000000',
+  timestamp: 1_700_000_100_000,
+  connectionId: 'con_1',
+  location: 'unknown',
+  ip: '127.0.0.1',
+  platform: 'Chrome',
+  clientData: '',
+  serverData: '{"participantId":"p-1"}',
+};
+const left = {
+  ...joined,
+  event: 'participantLeft',
+  timestamp: 1_700_000_400_000,
+  startTime: 1_700_000_100_000,
+  duration: 300,
+  reason: 'networkDisconnect',
+};
+
+describe('OpenVidu webhooks', () => {
+  it('reads joins and leaves with the opaque participant id and a normalized reason', () => {
+    expect(parseOpenViduWebhook(joined)).toMatchObject({
+      connection: {
+        provider: 'openvidu',
+        sessionId: 'vc_abc',
+        connectionId: 'con_1',
+        participantId: 'p-1',
+        kind: 'joined',
+        at: new Date(1_700_000_100_000),
+      },
+    });
+    expect(parseOpenViduWebhook(left)).toMatchObject({
+      connection: { kind: 'left', reason: 'network', joinedAt: new Date(1_700_000_100_000) },
+    });
+    expect(parseOpenViduWebhook({ ...joined, event: 'sessionDestroyed' })).toMatchObject({
+      sessionClosed: { sessionId: 'vc_abc' },
+    });
+    expect(parseOpenViduWebhook({ ...joined, event: 'webrtcConnectionCreated' })).toBeUndefined();
+    expect(parseOpenViduWebhook('garbage')).toBeUndefined();
+  });
+
+  it('gives one id to a repeated webhook and another to a different one', () => {
+    const id = (e: object) => {
+      const parsed = parseOpenViduWebhook(e);
+      return parsed && 'connection' in parsed ? parsed.connection.eventId : undefined;
+    };
+    expect(id(joined)).toBe(id({ ...joined }));
+    expect(id(joined)).not.toBe(id(left));
+  });
+
+  it('maps every OpenVidu reason to the one vocabulary', () => {
+    expect(normalizeOpenViduReason('disconnect')).toBe('left');
+    expect(normalizeOpenViduReason('forceDisconnectByServer')).toBe('removed');
+    expect(normalizeOpenViduReason('sessionClosedByServer')).toBe('session_closed');
+    expect(normalizeOpenViduReason('openviduServerStopped')).toBe('provider_failure');
+    expect(normalizeOpenViduReason('somethingNew')).toBe('unknown');
+  });
+
+  it('accepts only the configured secret, and answers before the work is done', async () => {
+    const applied: string[] = [];
+    const attendance = {
+      recordConnection: async (e: { connectionId: string }) => {
+        applied.push(e.connectionId);
+        return 'applied' as const;
+      },
+      sessionClosed: async () => 'applied' as const,
+    } as unknown as Attendance;
+    const receiver = createOpenViduWebhookReceiver({
+      secret: 'the-webhook-secret-value',
+      headerName: 'X-Webhook-Secret',
+      attendance,
+      logger: createLogger('silent'),
+    });
+    const body = Buffer.from(JSON.stringify(joined));
+    expect(receiver.receive({ headers: {}, body })).toBe(401);
+    expect(receiver.receive({ headers: { 'x-webhook-secret': 'wrong' }, body })).toBe(401);
+    const headers = { 'x-webhook-secret': 'the-webhook-secret-value' };
+    expect(receiver.receive({ headers, body: Buffer.from('{not json') })).toBe(400);
+    expect(receiver.receive({ headers, body })).toBe(200);
+    await receiver.drain();
+    expect(applied).toEqual(['con_1']);
+  });
+});
