@@ -28,6 +28,8 @@ export type Action =
   | 'consultation.join'
   | 'consultation.report_issue'
   | 'consultation.share_image'
+  | 'consultation.record_consent'
+  | 'consultation.record'
   | 'waiting_room.list'
   | 'history.list'
   | 'provider.status'
@@ -44,6 +46,7 @@ export const PERMISSIONS: Readonly<Record<Role, ReadonlySet<Action>>> = {
     'consultation.join',
     'consultation.report_issue',
     'consultation.share_image',
+    'consultation.record_consent',
     'history.list',
     'provider.status',
   ]),
@@ -55,6 +58,8 @@ export const PERMISSIONS: Readonly<Record<Role, ReadonlySet<Action>>> = {
     'consultation.join',
     'consultation.report_issue',
     'consultation.share_image',
+    'consultation.record_consent',
+    'consultation.record',
     'waiting_room.list',
     'history.list',
     'provider.status',

@@ -16,6 +16,15 @@ export type ConsultationEvent = 'check_in' | 'start' | 'end' | 'cancel' | 'mark_
 
 export type ParticipantRole = 'patient' | 'doctor';
 export type ProviderName = 'jitsi' | 'openvidu';
+export type RecordingStatus = 'started' | 'stopped' | 'ready' | 'failed';
+
+/** The roles that have not consented to recording yet; recording needs this empty. */
+export function missingConsent(
+  participants: readonly { role: ParticipantRole; recordingConsentAt: Date | null | undefined }[],
+): ParticipantRole[] {
+  return participants.filter((p) => !p.recordingConsentAt).map((p) => p.role);
+}
+
 export type EndReason = 'completed' | 'cancelled' | 'no_show' | 'max_duration' | 'provider_closed';
 
 export const CONSULTATION_STATUSES: readonly ConsultationStatus[] = [

@@ -42,4 +42,10 @@ export interface VideoProvider {
   /** Closes the session; closing a closed or unknown session succeeds. */
   endSession(sessionId: string): Promise<void>;
   health(): Promise<ProviderHealth>;
+  /** Recording, where the provider supports it; absent when it cannot record. */
+  readonly recording?: {
+    start(sessionId: string): Promise<{ recordingId: string }>;
+    /** Stopping a stopped or unknown recording succeeds. */
+    stop(recordingId: string): Promise<void>;
+  };
 }

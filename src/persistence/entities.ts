@@ -5,6 +5,7 @@ import type {
   EndReason,
   ParticipantRole,
   ProviderName,
+  RecordingStatus,
 } from '../domain/consultation.js';
 
 /**
@@ -29,6 +30,9 @@ export const ConsultationSchema = defineEntity({
     endedAt: p.datetime().nullable(),
     durationSeconds: p.integer().nullable(),
     endReason: p.string().length(16).$type<EndReason>().nullable(),
+    recordingId: p.string().length(128).nullable(),
+    recordingStatus: p.string().length(16).$type<RecordingStatus>().nullable(),
+    recordingUrl: p.string().length(1024).nullable(),
     /** Optimistic lock: an UPDATE that finds another version fails instead of winning. */
     version: p.integer().version(),
     createdAt: p.datetime(),
@@ -62,6 +66,7 @@ export const ParticipantSchema = defineEntity({
     connectedSeconds: p.integer().default(0),
     connected: p.boolean().default(false),
     lastDisconnectReason: p.string().length(32).$type<DisconnectReason>().nullable(),
+    recordingConsentAt: p.datetime().nullable(),
   },
   uniques: [{ properties: ['consultation', 'role'] }],
   indexes: [{ properties: ['clinicId', 'checkedInAt'] }],

@@ -9,6 +9,7 @@ import {
   toProtoDisconnectReason,
   toProtoEndReason,
   toProtoProvider,
+  toProtoRecordingStatus,
   toProtoRole,
   toProtoStatus,
 } from '../video/proto-enums.js';
@@ -38,6 +39,8 @@ export function toProtoConsultation(c: ConsultationView): Consultation {
     endReason: toProtoEndReason(c.endReason),
     version: c.version,
     createdAt: toTimestamp(c.createdAt),
+    recordingStatus: toProtoRecordingStatus(c.recordingStatus),
+    recordingUrl: c.recordingUrl ?? '',
     participants: c.participants.map((p) =>
       create(ParticipantSchema, {
         userId: p.userId,
@@ -50,6 +53,7 @@ export function toProtoConsultation(c: ConsultationView): Consultation {
         connectedSeconds: p.connectedSeconds,
         connected: p.connected,
         lastDisconnectReason: toProtoDisconnectReason(p.lastDisconnectReason),
+        recordingConsentAt: toTimestamp(p.recordingConsentAt),
       }),
     ),
   });

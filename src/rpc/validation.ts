@@ -12,10 +12,13 @@ import {
   ListAuditEntriesRequestSchema,
   ListConsultationHistoryRequestSchema,
   ListWaitingRoomRequestSchema,
+  RecordConsentRequestSchema,
   ReportTechnicalIssueRequestSchema,
   ScheduleConsultationRequestSchema,
   ShareMedicalImageRequestSchema,
   StartConsultationRequestSchema,
+  StartRecordingRequestSchema,
+  StopRecordingRequestSchema,
   TechnicalIssueType,
 } from '../../gen/video/v1/video_service_pb.js';
 import { MAX_PAGE_SIZE } from '../video/pagination.js';
@@ -154,6 +157,9 @@ rule(ListConsultationHistoryRequestSchema, (m) => [
   maxLength('page_token', m.pageToken, LIMITS.pageToken),
 ]);
 rule(GetProviderStatusRequestSchema, () => []);
+rule(RecordConsentRequestSchema, byConsultationId);
+rule(StartRecordingRequestSchema, byConsultationId);
+rule(StopRecordingRequestSchema, byConsultationId);
 rule(ListAuditEntriesRequestSchema, (m) => [
   externalId('actor_id', m.actorId, LIMITS.userId, false),
   externalId('resource_id', m.resourceId, LIMITS.userId, false),

@@ -146,6 +146,21 @@ export function createVideoRoutes(
         };
       },
 
+      async recordConsent(req, ctx) {
+        const consultation = await video.recordConsent(caller(ctx), req.consultationId);
+        return { consultation: toProtoConsultation(consultation) };
+      },
+
+      async startRecording(req, ctx) {
+        const consultation = await video.startRecording(caller(ctx), req.consultationId);
+        return { consultation: toProtoConsultation(consultation) };
+      },
+
+      async stopRecording(req, ctx) {
+        const consultation = await video.stopRecording(caller(ctx), req.consultationId);
+        return { consultation: toProtoConsultation(consultation) };
+      },
+
       async listAuditEntries(req, ctx) {
         const page = await listAuditEntries(auditDeps, caller(ctx), {
           actorId: req.actorId,

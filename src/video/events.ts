@@ -10,6 +10,8 @@ import {
   ParticipantJoinedSchema,
   ParticipantLeftSchema,
   PatientWaitingSchema,
+  RecordingReadySchema,
+  RecordingStartedSchema,
   TechnicalIssueReportedSchema,
   TokenGeneratedSchema,
 } from '../../gen/video/v1/events_pb.js';
@@ -30,6 +32,8 @@ export const EVENTS = {
   'video.image.shared': ImageSharedSchema,
   'video.participant.joined': ParticipantJoinedSchema,
   'video.participant.left': ParticipantLeftSchema,
+  'video.recording.started': RecordingStartedSchema,
+  'video.recording.ready': RecordingReadySchema,
 } as const satisfies Record<string, DescMessage>;
 
 export type EventType = keyof typeof EVENTS;

@@ -3,6 +3,7 @@ import {
   EndReason,
   ParticipantRole,
   DisconnectReason as ProtoDisconnectReason,
+  RecordingStatus as ProtoRecordingStatus,
   Provider,
 } from '../../gen/video/v1/consultation_pb.js';
 import { TechnicalIssueType } from '../../gen/video/v1/video_service_pb.js';
@@ -43,6 +44,13 @@ const END_REASON: Record<domain.EndReason, EndReason> = {
   provider_closed: EndReason.PROVIDER_CLOSED,
 };
 
+const RECORDING_STATUS: Record<domain.RecordingStatus, ProtoRecordingStatus> = {
+  started: ProtoRecordingStatus.STARTED,
+  stopped: ProtoRecordingStatus.STOPPED,
+  ready: ProtoRecordingStatus.READY,
+  failed: ProtoRecordingStatus.FAILED,
+};
+
 const DISCONNECT_REASON: Record<DisconnectReason, ProtoDisconnectReason> = {
   left: ProtoDisconnectReason.LEFT,
   network: ProtoDisconnectReason.NETWORK,
@@ -62,11 +70,13 @@ const ISSUE_TYPE_FROM_PROTO = invert(ISSUE_TYPE);
 
 export const toProtoStatus = (status: domain.ConsultationStatus) => STATUS[status];
 export const toProtoRole = (role: domain.ParticipantRole) => ROLE[role];
-export const toProtoProvider = (provider: domain.ProviderName | null) =>
+export const toProtoProvider = (provider: domain.ProviderName | null | undefined) =>
   provider ? PROVIDER[provider] : Provider.UNSPECIFIED;
 export const toProtoEndReason = (reason: domain.EndReason | null | undefined) =>
   reason ? END_REASON[reason] : EndReason.UNSPECIFIED;
 export const toProtoIssueType = (kind: TechnicalIssueKind) => ISSUE_TYPE[kind];
+export const toProtoRecordingStatus = (status: domain.RecordingStatus | null | undefined) =>
+  status ? RECORDING_STATUS[status] : ProtoRecordingStatus.UNSPECIFIED;
 export const toProtoDisconnectReason = (reason: DisconnectReason | null | undefined) =>
   reason ? DISCONNECT_REASON[reason] : ProtoDisconnectReason.UNSPECIFIED;
 

@@ -17,8 +17,10 @@ import {
   durationSeconds,
   FINAL_STATUSES,
   joinWindow,
+  missingConsent,
   type ParticipantRole,
   type ProviderName,
+  type RecordingStatus,
   transition,
   type WindowRules,
 } from '../domain/consultation.js';
@@ -59,6 +61,8 @@ export interface ConsultationView {
   readonly endReason: ConsultationEntity['endReason'];
   readonly version: number;
   readonly createdAt: Date;
+  readonly recordingStatus: RecordingStatus | null;
+  readonly recordingUrl: string | null;
   readonly participants: readonly ParticipantView[];
 }
 
@@ -73,6 +77,7 @@ export interface ParticipantView {
   readonly connectedSeconds: number;
   readonly connected: boolean;
   readonly lastDisconnectReason: DisconnectReason | null;
+  readonly recordingConsentAt: Date | null;
 }
 
 export interface WaitingPatientView {
@@ -753,6 +758,106 @@ export function createVideoService(deps: VideoServiceDeps) {
       );
     },
 
+    /** A participant consents to recording. Idempotent; audited like every change. */
+    async recordConsent(caller: Caller, consultationId: string): Promise<ConsultationView> {
+      const action = 'consultation.record_consent';
+      return audited(caller, action, consultationId, async (em) => {
+        const c = await load(em, caller.principal, consultationId, action);
+        const role = callerRole(caller.principal, c);
+        if (FINAL_STATUSES.has(c.status)) {
+          throw failedPrecondition(`the consultation is ${c.status.replace('_', ' ')}`);
+        }
+        const me = participant(c, role);
+        if (!me.recordingConsentAt) {
+          const now = clock.now();
+          me.recordingConsentAt = now;
+          c.updatedAt = now;
+          await em.flush();
+        }
+        return toView(c);
+      });
+    },
+
+    /**
+     * The doctor starts recording: only in progress, only with every participant's
+     * consent, only on a provider that records. Idempotent while recording.
+     */
+    async startRecording(caller: Caller, consultationId: string): Promise<ConsultationView> {
+      const { principal } = caller;
+      const action = 'consultation.record';
+      const check = (c: ConsultationEntity) => {
+        callerRole(principal, c);
+        if (c.status !== 'in_progress') {
+          throw failedPrecondition('recording needs the consultation to be in progress');
+        }
+        const missing = missingConsent(c.participants.getItems());
+        if (missing.length > 0) {
+          throw failedPrecondition(`recording needs the consent of: ${missing.join(', ')}`);
+        }
+        const recorder = c.provider ? providers.get(c.provider).recording : undefined;
+        if (!recorder) {
+          throw failedPrecondition(`recording is not available on the ${c.provider} provider`);
+        }
+        return recorder;
+      };
+      const before = await auditRefusals(caller, action, consultationId, async () => {
+        const c = await load(orm.em.fork(), principal, consultationId, action);
+        const recorder = check(c);
+        return { c, recorder };
+      });
+      if (before.c.recordingStatus === 'started') return toView(before.c);
+      // The provider call happens with no transaction open.
+      const { recordingId } = await before.recorder.start(before.c.providerSessionId ?? '');
+      return audited(caller, action, consultationId, async (em) => {
+        const c = await load(em, principal, consultationId, action);
+        check(c);
+        const now = clock.now();
+        c.recordingId = recordingId;
+        c.recordingStatus = 'started';
+        c.updatedAt = now;
+        await em.flush();
+        addEvent(
+          em,
+          'video.recording.started',
+          scopeOf(c),
+          {
+            appointmentId: c.appointmentId,
+            consultationId: c.id,
+            userId: principal.userId,
+            provider: toProtoProvider(c.provider),
+            clinicId: c.clinicId,
+            at: timestampFromDate(now),
+          },
+          now,
+        );
+        return toView(c);
+      });
+    },
+
+    /** The doctor stops the recording. Idempotent. */
+    async stopRecording(caller: Caller, consultationId: string): Promise<ConsultationView> {
+      const { principal } = caller;
+      const action = 'consultation.record';
+      const before = await auditRefusals(caller, action, consultationId, async () => {
+        const c = await load(orm.em.fork(), principal, consultationId, action);
+        callerRole(principal, c);
+        return c;
+      });
+      if (before.recordingStatus !== 'started' || !before.recordingId || !before.provider) {
+        return toView(before);
+      }
+      await providers.get(before.provider).recording?.stop(before.recordingId);
+      return audited(caller, action, consultationId, async (em) => {
+        const c = await load(em, principal, consultationId, action);
+        if (c.recordingStatus === 'started') {
+          c.recordingStatus = 'stopped';
+          c.updatedAt = clock.now();
+          await em.flush();
+        }
+        return toView(c);
+      });
+    },
+
     async reportTechnicalIssue(
       caller: Caller,
       input: { consultationId: string; issueType: TechnicalIssueKind; description: string },
@@ -949,6 +1054,8 @@ function toView(c: ConsultationEntity): ConsultationView {
     endReason: c.endReason ?? null,
     version: c.version,
     createdAt: c.createdAt,
+    recordingStatus: c.recordingStatus ?? null,
+    recordingUrl: c.recordingUrl ?? null,
     participants: c.participants.getItems().map((p) => ({
       userId: p.userId,
       role: p.role,
@@ -960,6 +1067,7 @@ function toView(c: ConsultationEntity): ConsultationView {
       connectedSeconds: p.connectedSeconds,
       connected: p.connected,
       lastDisconnectReason: p.lastDisconnectReason ?? null,
+      recordingConsentAt: p.recordingConsentAt ?? null,
     })),
   };
 }

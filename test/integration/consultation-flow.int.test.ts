@@ -435,3 +435,51 @@ describe('concurrency', () => {
     }
   });
 });
+
+describe('recording with consent', () => {
+  it('records consent, and refuses to record without everyone’s or on Jitsi', async () => {
+    const c = await schedule(5, 'doc-rec', 'pat-rec');
+    const id = { consultationId: c.id };
+    const doctor = as('doctor', 'doc-rec');
+    const patient = as('patient', 'pat-rec');
+    const refusal = (call: Promise<unknown>) =>
+      call.then(
+        () => 'ok',
+        (e: unknown) => `${Code[ConnectError.from(e).code]}: ${ConnectError.from(e).rawMessage}`,
+      );
+
+    expect(await refusal(doctor.startRecording(id))).toBe(
+      'FailedPrecondition: recording needs the consultation to be in progress',
+    );
+    await doctor.startConsultation(id);
+    expect(await refusal(doctor.startRecording(id))).toMatch(
+      /consent of: (doctor, patient|patient, doctor)$/,
+    );
+
+    const consented = await patient.recordConsent(id);
+    const consentAt = consented.consultation?.participants.find(
+      (p) => p.role === ParticipantRole.PATIENT,
+    )?.recordingConsentAt;
+    expect(consentAt).toBeDefined();
+    // Consenting again changes nothing.
+    const again = await patient.recordConsent(id);
+    expect(again.consultation?.version).toBe(consented.consultation?.version);
+    expect(await refusal(doctor.startRecording(id))).toBe(
+      'FailedPrecondition: recording needs the consent of: doctor',
+    );
+    await doctor.recordConsent(id);
+    expect(await refusal(doctor.startRecording(id))).toBe(
+      'FailedPrecondition: recording is not available on the jitsi provider',
+    );
+    expect(await refusal(patient.startRecording(id))).toMatch(/^PermissionDenied/);
+    // Nothing is recording, so stopping changes nothing.
+    const stopped = await doctor.stopRecording(id);
+    expect(stopped.consultation?.recordingStatus).toBe(0);
+
+    const trail = await as('clinic_admin', 'admin').listAuditEntries({
+      resourceId: c.id,
+      action: 'consultation.record_consent',
+    });
+    expect(trail.entries.map((e) => e.actorId).sort()).toEqual(['doc-rec', 'pat-rec', 'pat-rec']);
+  });
+});

@@ -129,6 +129,22 @@ const CONSULTATION_RPCS: Record<string, ConsultationRpc> = {
       c.reportTechnicalIssue({ consultationId: id, issueType: TechnicalIssueType.VIDEO }),
     own: ['ok', 'ok', PD, PD, PD],
   },
+  RecordConsent: {
+    state: 'started',
+    call: (c, id) => c.recordConsent({ consultationId: id }),
+    own: ['ok', 'ok', PD, PD, PD],
+  },
+  StartRecording: {
+    state: 'started',
+    call: (c, id) => c.startRecording({ consultationId: id }),
+    // Allowed for the doctor; then refused for want of consent, which is the next rule.
+    own: [PD, Code.FailedPrecondition, PD, PD, PD],
+  },
+  StopRecording: {
+    state: 'started',
+    call: (c, id) => c.stopRecording({ consultationId: id }),
+    own: [PD, 'ok', PD, PD, PD],
+  },
   ShareMedicalImage: {
     state: 'started',
     call: (c, id) => c.shareMedicalImage({ consultationId: id, content: png() }),

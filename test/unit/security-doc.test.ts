@@ -15,6 +15,8 @@ const ACTIONS: Action[] = [
   'consultation.end',
   'consultation.report_issue',
   'consultation.share_image',
+  'consultation.record_consent',
+  'consultation.record',
   'waiting_room.list',
   'history.list',
   'provider.status',

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file video/v1/consultation.proto.
  */
 export const file_video_v1_consultation: GenFile = /*@__PURE__*/
-  fileDesc("Cht2aWRlby92MS9jb25zdWx0YXRpb24ucHJvdG8SCHZpZGVvLnYxItQECgxDb25zdWx0YXRpb24SCgoCaWQYASABKAkSFgoOYXBwb2ludG1lbnRfaWQYAiABKAkSEQoJY2xpbmljX2lkGAMgASgJEhEKCWRvY3Rvcl9pZBgEIAEoCRISCgpwYXRpZW50X2lkGAUgASgJEjMKD3NjaGVkdWxlZF9zdGFydBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoNc2NoZWR1bGVkX2VuZBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoGc3RhdHVzGAggASgOMhwudmlkZW8udjEuQ29uc3VsdGF0aW9uU3RhdHVzEiQKCHByb3ZpZGVyGAkgASgOMhIudmlkZW8udjEuUHJvdmlkZXISGwoTcHJvdmlkZXJfc2Vzc2lvbl9pZBgKIAEoCRIuCgpzdGFydGVkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRlZF9hdBgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGAoQZHVyYXRpb25fc2Vjb25kcxgNIAEoDRInCgplbmRfcmVhc29uGA4gASgOMhMudmlkZW8udjEuRW5kUmVhc29uEg8KB3ZlcnNpb24YDyABKA0SKwoMcGFydGljaXBhbnRzGBAgAygLMhUudmlkZW8udjEuUGFydGljaXBhbnQSLgoKY3JlYXRlZF9hdBgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAisAMKC1BhcnRpY2lwYW50Eg8KB3VzZXJfaWQYASABKAkSJwoEcm9sZRgCIAEoDjIZLnZpZGVvLnYxLlBhcnRpY2lwYW50Um9sZRIxCg1jaGVja2VkX2luX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgthZG1pdHRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoOZmlyc3RfdG9rZW5fYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjMKD2ZpcnN0X2pvaW5lZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMbGFzdF9sZWZ0X2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIZChFjb25uZWN0ZWRfc2Vjb25kcxgIIAEoDRIRCgljb25uZWN0ZWQYCSABKAgSOgoWbGFzdF9kaXNjb25uZWN0X3JlYXNvbhgKIAEoDjIaLnZpZGVvLnYxLkRpc2Nvbm5lY3RSZWFzb24qhQIKEkNvbnN1bHRhdGlvblN0YXR1cxIjCh9DT05TVUxUQVRJT05fU1RBVFVTX1VOU1BFQ0lGSUVEEAASIQodQ09OU1VMVEFUSU9OX1NUQVRVU19TQ0hFRFVMRUQQARIfChtDT05TVUxUQVRJT05fU1RBVFVTX1dBSVRJTkcQAhIjCh9DT05TVUxUQVRJT05fU1RBVFVTX0lOX1BST0dSRVNTEAMSHQoZQ09OU1VMVEFUSU9OX1NUQVRVU19FTkRFRBAEEiEKHUNPTlNVTFRBVElPTl9TVEFUVVNfQ0FOQ0VMTEVEEAUSHwobQ09OU1VMVEFUSU9OX1NUQVRVU19OT19TSE9XEAYqbgoPUGFydGljaXBhbnRSb2xlEiAKHFBBUlRJQ0lQQU5UX1JPTEVfVU5TUEVDSUZJRUQQABIcChhQQVJUSUNJUEFOVF9ST0xFX1BBVElFTlQQARIbChdQQVJUSUNJUEFOVF9ST0xFX0RPQ1RPUhACKk8KCFByb3ZpZGVyEhgKFFBST1ZJREVSX1VOU1BFQ0lGSUVEEAASEgoOUFJPVklERVJfSklUU0kQARIVChFQUk9WSURFUl9PUEVOVklEVRACKrABCglFbmRSZWFzb24SGgoWRU5EX1JFQVNPTl9VTlNQRUNJRklFRBAAEhgKFEVORF9SRUFTT05fQ09NUExFVEVEEAESGAoURU5EX1JFQVNPTl9DQU5DRUxMRUQQAhIWChJFTkRfUkVBU09OX05PX1NIT1cQAxIbChdFTkRfUkVBU09OX01BWF9EVVJBVElPThAEEh4KGkVORF9SRUFTT05fUFJPVklERVJfQ0xPU0VEEAUq3QEKEERpc2Nvbm5lY3RSZWFzb24SIQodRElTQ09OTkVDVF9SRUFTT05fVU5TUEVDSUZJRUQQABIaChZESVNDT05ORUNUX1JFQVNPTl9MRUZUEAESHQoZRElTQ09OTkVDVF9SRUFTT05fTkVUV09SSxACEh0KGURJU0NPTk5FQ1RfUkVBU09OX1JFTU9WRUQQAxIkCiBESVNDT05ORUNUX1JFQVNPTl9TRVNTSU9OX0NMT1NFRBAEEiYKIkRJU0NPTk5FQ1RfUkVBU09OX1BST1ZJREVSX0ZBSUxVUkUQBWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("Cht2aWRlby92MS9jb25zdWx0YXRpb24ucHJvdG8SCHZpZGVvLnYxIqAFCgxDb25zdWx0YXRpb24SCgoCaWQYASABKAkSFgoOYXBwb2ludG1lbnRfaWQYAiABKAkSEQoJY2xpbmljX2lkGAMgASgJEhEKCWRvY3Rvcl9pZBgEIAEoCRISCgpwYXRpZW50X2lkGAUgASgJEjMKD3NjaGVkdWxlZF9zdGFydBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoNc2NoZWR1bGVkX2VuZBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoGc3RhdHVzGAggASgOMhwudmlkZW8udjEuQ29uc3VsdGF0aW9uU3RhdHVzEiQKCHByb3ZpZGVyGAkgASgOMhIudmlkZW8udjEuUHJvdmlkZXISGwoTcHJvdmlkZXJfc2Vzc2lvbl9pZBgKIAEoCRIuCgpzdGFydGVkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRlZF9hdBgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGAoQZHVyYXRpb25fc2Vjb25kcxgNIAEoDRInCgplbmRfcmVhc29uGA4gASgOMhMudmlkZW8udjEuRW5kUmVhc29uEg8KB3ZlcnNpb24YDyABKA0SKwoMcGFydGljaXBhbnRzGBAgAygLMhUudmlkZW8udjEuUGFydGljaXBhbnQSLgoKY3JlYXRlZF9hdBgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMwoQcmVjb3JkaW5nX3N0YXR1cxgSIAEoDjIZLnZpZGVvLnYxLlJlY29yZGluZ1N0YXR1cxIVCg1yZWNvcmRpbmdfdXJsGBMgASgJIuoDCgtQYXJ0aWNpcGFudBIPCgd1c2VyX2lkGAEgASgJEicKBHJvbGUYAiABKA4yGS52aWRlby52MS5QYXJ0aWNpcGFudFJvbGUSMQoNY2hlY2tlZF9pbl9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLYWRtaXR0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmZpcnN0X3Rva2VuX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIzCg9maXJzdF9qb2luZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGxhc3RfbGVmdF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGQoRY29ubmVjdGVkX3NlY29uZHMYCCABKA0SEQoJY29ubmVjdGVkGAkgASgIEjoKFmxhc3RfZGlzY29ubmVjdF9yZWFzb24YCiABKA4yGi52aWRlby52MS5EaXNjb25uZWN0UmVhc29uEjgKFHJlY29yZGluZ19jb25zZW50X2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCqFAgoSQ29uc3VsdGF0aW9uU3RhdHVzEiMKH0NPTlNVTFRBVElPTl9TVEFUVVNfVU5TUEVDSUZJRUQQABIhCh1DT05TVUxUQVRJT05fU1RBVFVTX1NDSEVEVUxFRBABEh8KG0NPTlNVTFRBVElPTl9TVEFUVVNfV0FJVElORxACEiMKH0NPTlNVTFRBVElPTl9TVEFUVVNfSU5fUFJPR1JFU1MQAxIdChlDT05TVUxUQVRJT05fU1RBVFVTX0VOREVEEAQSIQodQ09OU1VMVEFUSU9OX1NUQVRVU19DQU5DRUxMRUQQBRIfChtDT05TVUxUQVRJT05fU1RBVFVTX05PX1NIT1cQBipuCg9QYXJ0aWNpcGFudFJvbGUSIAocUEFSVElDSVBBTlRfUk9MRV9VTlNQRUNJRklFRBAAEhwKGFBBUlRJQ0lQQU5UX1JPTEVfUEFUSUVOVBABEhsKF1BBUlRJQ0lQQU5UX1JPTEVfRE9DVE9SEAIqTwoIUHJvdmlkZXISGAoUUFJPVklERVJfVU5TUEVDSUZJRUQQABISCg5QUk9WSURFUl9KSVRTSRABEhUKEVBST1ZJREVSX09QRU5WSURVEAIqsAEKCUVuZFJlYXNvbhIaChZFTkRfUkVBU09OX1VOU1BFQ0lGSUVEEAASGAoURU5EX1JFQVNPTl9DT01QTEVURUQQARIYChRFTkRfUkVBU09OX0NBTkNFTExFRBACEhYKEkVORF9SRUFTT05fTk9fU0hPVxADEhsKF0VORF9SRUFTT05fTUFYX0RVUkFUSU9OEAQSHgoaRU5EX1JFQVNPTl9QUk9WSURFUl9DTE9TRUQQBSqoAQoPUmVjb3JkaW5nU3RhdHVzEiAKHFJFQ09SRElOR19TVEFUVVNfVU5TUEVDSUZJRUQQABIcChhSRUNPUkRJTkdfU1RBVFVTX1NUQVJURUQQARIcChhSRUNPUkRJTkdfU1RBVFVTX1NUT1BQRUQQAhIaChZSRUNPUkRJTkdfU1RBVFVTX1JFQURZEAMSGwoXUkVDT1JESU5HX1NUQVRVU19GQUlMRUQQBCrdAQoQRGlzY29ubmVjdFJlYXNvbhIhCh1ESVNDT05ORUNUX1JFQVNPTl9VTlNQRUNJRklFRBAAEhoKFkRJU0NPTk5FQ1RfUkVBU09OX0xFRlQQARIdChlESVNDT05ORUNUX1JFQVNPTl9ORVRXT1JLEAISHQoZRElTQ09OTkVDVF9SRUFTT05fUkVNT1ZFRBADEiQKIERJU0NPTk5FQ1RfUkVBU09OX1NFU1NJT05fQ0xPU0VEEAQSJgoiRElTQ09OTkVDVF9SRUFTT05fUFJPVklERVJfRkFJTFVSRRAFYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * A video consultation for one appointment.
@@ -138,6 +138,20 @@ export type Consultation = Message<"video.v1.Consultation"> & {
    * @generated from field: google.protobuf.Timestamp created_at = 17;
    */
   createdAt?: Timestamp | undefined;
+
+  /**
+   * Where its recording is.
+   *
+   * @generated from field: video.v1.RecordingStatus recording_status = 18;
+   */
+  recordingStatus: RecordingStatus;
+
+  /**
+   * The recording's URL, once the provider has it ready.
+   *
+   * @generated from field: string recording_url = 19;
+   */
+  recordingUrl: string;
 };
 
 /**
@@ -222,6 +236,13 @@ export type Participant = Message<"video.v1.Participant"> & {
    * @generated from field: video.v1.DisconnectReason last_disconnect_reason = 10;
    */
   lastDisconnectReason: DisconnectReason;
+
+  /**
+   * When they consented to this consultation being recorded; unset without consent.
+   *
+   * @generated from field: google.protobuf.Timestamp recording_consent_at = 11;
+   */
+  recordingConsentAt?: Timestamp | undefined;
 };
 
 /**
@@ -423,6 +444,54 @@ export const EndReasonSchema: GenEnum<EndReason> = /*@__PURE__*/
   enumDesc(file_video_v1_consultation, 3);
 
 /**
+ * Where the consultation's recording is.
+ *
+ * @generated from enum video.v1.RecordingStatus
+ */
+export enum RecordingStatus {
+  /**
+   * Never recorded.
+   *
+   * @generated from enum value: RECORDING_STATUS_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The provider is recording.
+   *
+   * @generated from enum value: RECORDING_STATUS_STARTED = 1;
+   */
+  STARTED = 1,
+
+  /**
+   * Recording stopped; the file is being prepared.
+   *
+   * @generated from enum value: RECORDING_STATUS_STOPPED = 2;
+   */
+  STOPPED = 2,
+
+  /**
+   * The file is available at `recording_url`.
+   *
+   * @generated from enum value: RECORDING_STATUS_READY = 3;
+   */
+  READY = 3,
+
+  /**
+   * The provider failed to record.
+   *
+   * @generated from enum value: RECORDING_STATUS_FAILED = 4;
+   */
+  FAILED = 4,
+}
+
+/**
+ * Describes the enum video.v1.RecordingStatus.
+ */
+export const RecordingStatusSchema: GenEnum<RecordingStatus> = /*@__PURE__*/
+  enumDesc(file_video_v1_consultation, 4);
+
+/**
  * Why a participant's connection ended, the same for every provider.
  *
  * @generated from enum video.v1.DisconnectReason
@@ -475,5 +544,5 @@ export enum DisconnectReason {
  * Describes the enum video.v1.DisconnectReason.
  */
 export const DisconnectReasonSchema: GenEnum<DisconnectReason> = /*@__PURE__*/
-  enumDesc(file_video_v1_consultation, 4);
+  enumDesc(file_video_v1_consultation, 5);
 

@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file video/v1/events.proto.
  */
 export const file_video_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("ChV2aWRlby92MS9ldmVudHMucHJvdG8SCHZpZGVvLnYxIosCChNDb25zdWx0YXRpb25TdGFydGVkEhYKDmFwcG9pbnRtZW50X2lkGAEgASgJEhcKD2NvbnN1bHRhdGlvbl9pZBgCIAEoCRISCgpzZXNzaW9uX2lkGAMgASgJEg8KB3VzZXJfaWQYBCABKAkSLAoJdXNlcl9yb2xlGAUgASgOMhkudmlkZW8udjEuUGFydGljaXBhbnRSb2xlEiQKCHByb3ZpZGVyGAYgASgOMhIudmlkZW8udjEuUHJvdmlkZXISEQoJY2xpbmljX2lkGAcgASgJEiYKAmF0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgd2ZXJzaW9uGAkgASgNIvoBChFDb25zdWx0YXRpb25FbmRlZBIWCg5hcHBvaW50bWVudF9pZBgBIAEoCRIXCg9jb25zdWx0YXRpb25faWQYAiABKAkSEgoKc2Vzc2lvbl9pZBgDIAEoCRIYChBkdXJhdGlvbl9zZWNvbmRzGAQgASgNEhUKDXJlY29yZGluZ191cmwYBSABKAkSIwoGcmVhc29uGAYgASgOMhMudmlkZW8udjEuRW5kUmVhc29uEiYKAmF0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCgljbGluaWNfaWQYCCABKAkSDwoHdmVyc2lvbhgJIAEoDSLpAQoOVG9rZW5HZW5lcmF0ZWQSFgoOYXBwb2ludG1lbnRfaWQYASABKAkSFwoPY29uc3VsdGF0aW9uX2lkGAIgASgJEg8KB3VzZXJfaWQYAyABKAkSLAoJdXNlcl9yb2xlGAQgASgOMhkudmlkZW8udjEuUGFydGljaXBhbnRSb2xlEiQKCHByb3ZpZGVyGAUgASgOMhIudmlkZW8udjEuUHJvdmlkZXISLgoKZXhwaXJlc19hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJY2xpbmljX2lkGAcgASgJIu4BChZUZWNobmljYWxJc3N1ZVJlcG9ydGVkEhYKDmFwcG9pbnRtZW50X2lkGAEgASgJEhcKD2NvbnN1bHRhdGlvbl9pZBgCIAEoCRIPCgd1c2VyX2lkGAMgASgJEjAKCmlzc3VlX3R5cGUYBCABKA4yHC52aWRlby52MS5UZWNobmljYWxJc3N1ZVR5cGUSEwoLZGVzY3JpcHRpb24YBSABKAkSEAoIaXNzdWVfaWQYBiABKAkSEQoJY2xpbmljX2lkGAcgASgJEiYKAmF0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCK7AQoOUGF0aWVudFdhaXRpbmcSFgoOYXBwb2ludG1lbnRfaWQYASABKAkSFwoPY29uc3VsdGF0aW9uX2lkGAIgASgJEhIKCnBhdGllbnRfaWQYAyABKAkSEQoJZG9jdG9yX2lkGAQgASgJEhYKDnF1ZXVlX3Bvc2l0aW9uGAUgASgNEhEKCWNsaW5pY19pZBgGIAEoCRImCgJhdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi1gEKC0ltYWdlU2hhcmVkEhYKDmFwcG9pbnRtZW50X2lkGAEgASgJEhcKD2NvbnN1bHRhdGlvbl9pZBgCIAEoCRIPCgd1c2VyX2lkGAMgASgJEhAKCGltYWdlX2lkGAQgASgJEhQKDGNvbnRlbnRfdHlwZRgFIAEoCRISCgpzaXplX2J5dGVzGAYgASgNEg4KBnNoYTI1NhgHIAEoCRIRCgljbGluaWNfaWQYCCABKAkSJgoCYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIpQBChVDb25zdWx0YXRpb25DYW5jZWxsZWQSFgoOYXBwb2ludG1lbnRfaWQYASABKAkSFwoPY29uc3VsdGF0aW9uX2lkGAIgASgJEhEKCWNsaW5pY19pZBgDIAEoCRImCgJhdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHdmVyc2lvbhgFIAEoDSK4AQoSQ29uc3VsdGF0aW9uTm9TaG93EhYKDmFwcG9pbnRtZW50X2lkGAEgASgJEhcKD2NvbnN1bHRhdGlvbl9pZBgCIAEoCRISCgpwYXRpZW50X2lkGAMgASgJEhEKCWRvY3Rvcl9pZBgEIAEoCRIRCgljbGluaWNfaWQYBSABKAkSJgoCYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3ZlcnNpb24YByABKA0i1QEKEVBhcnRpY2lwYW50Sm9pbmVkEhYKDmFwcG9pbnRtZW50X2lkGAEgASgJEhcKD2NvbnN1bHRhdGlvbl9pZBgCIAEoCRIPCgd1c2VyX2lkGAMgASgJEiwKCXVzZXJfcm9sZRgEIAEoDjIZLnZpZGVvLnYxLlBhcnRpY2lwYW50Um9sZRIVCg1jb25uZWN0aW9uX2lkGAUgASgJEhEKCWNsaW5pY19pZBgGIAEoCRImCgJhdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAimQIKD1BhcnRpY2lwYW50TGVmdBIWCg5hcHBvaW50bWVudF9pZBgBIAEoCRIXCg9jb25zdWx0YXRpb25faWQYAiABKAkSDwoHdXNlcl9pZBgDIAEoCRIsCgl1c2VyX3JvbGUYBCABKA4yGS52aWRlby52MS5QYXJ0aWNpcGFudFJvbGUSFQoNY29ubmVjdGlvbl9pZBgFIAEoCRIqCgZyZWFzb24YBiABKA4yGi52aWRlby52MS5EaXNjb25uZWN0UmVhc29uEhgKEGR1cmF0aW9uX3NlY29uZHMYByABKA0SEQoJY2xpbmljX2lkGAggASgJEiYKAmF0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLoAQoSQXBwb2ludG1lbnRDcmVhdGVkEhYKDmFwcG9pbnRtZW50X2lkGAEgASgJEhEKCWNsaW5pY19pZBgCIAEoCRIRCglkb2N0b3JfaWQYAyABKAkSEgoKcGF0aWVudF9pZBgEIAEoCRIzCg9zY2hlZHVsZWRfc3RhcnQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDXNjaGVkdWxlZF9lbmQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhgKEGFwcG9pbnRtZW50X3R5cGUYByABKAkiQQoUQXBwb2ludG1lbnRDYW5jZWxsZWQSFgoOYXBwb2ludG1lbnRfaWQYASABKAkSEQoJY2xpbmljX2lkGAIgASgJIqsBChZBcHBvaW50bWVudFJlc2NoZWR1bGVkEhYKDmFwcG9pbnRtZW50X2lkGAEgASgJEhEKCWNsaW5pY19pZBgCIAEoCRIzCg9zY2hlZHVsZWRfc3RhcnQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDXNjaGVkdWxlZF9lbmQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wYgZwcm90bzM", [file_google_protobuf_timestamp, file_video_v1_consultation, file_video_v1_video_service]);
+  fileDesc("ChV2aWRlby92MS9ldmVudHMucHJvdG8SCHZpZGVvLnYxIosCChNDb25zdWx0YXRpb25TdGFydGVkEhYKDmFwcG9pbnRtZW50X2lkGAEgASgJEhcKD2NvbnN1bHRhdGlvbl9pZBgCIAEoCRISCgpzZXNzaW9uX2lkGAMgASgJEg8KB3VzZXJfaWQYBCABKAkSLAoJdXNlcl9yb2xlGAUgASgOMhkudmlkZW8udjEuUGFydGljaXBhbnRSb2xlEiQKCHByb3ZpZGVyGAYgASgOMhIudmlkZW8udjEuUHJvdmlkZXISEQoJY2xpbmljX2lkGAcgASgJEiYKAmF0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgd2ZXJzaW9uGAkgASgNIvoBChFDb25zdWx0YXRpb25FbmRlZBIWCg5hcHBvaW50bWVudF9pZBgBIAEoCRIXCg9jb25zdWx0YXRpb25faWQYAiABKAkSEgoKc2Vzc2lvbl9pZBgDIAEoCRIYChBkdXJhdGlvbl9zZWNvbmRzGAQgASgNEhUKDXJlY29yZGluZ191cmwYBSABKAkSIwoGcmVhc29uGAYgASgOMhMudmlkZW8udjEuRW5kUmVhc29uEiYKAmF0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCgljbGluaWNfaWQYCCABKAkSDwoHdmVyc2lvbhgJIAEoDSLpAQoOVG9rZW5HZW5lcmF0ZWQSFgoOYXBwb2ludG1lbnRfaWQYASABKAkSFwoPY29uc3VsdGF0aW9uX2lkGAIgASgJEg8KB3VzZXJfaWQYAyABKAkSLAoJdXNlcl9yb2xlGAQgASgOMhkudmlkZW8udjEuUGFydGljaXBhbnRSb2xlEiQKCHByb3ZpZGVyGAUgASgOMhIudmlkZW8udjEuUHJvdmlkZXISLgoKZXhwaXJlc19hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJY2xpbmljX2lkGAcgASgJIu4BChZUZWNobmljYWxJc3N1ZVJlcG9ydGVkEhYKDmFwcG9pbnRtZW50X2lkGAEgASgJEhcKD2NvbnN1bHRhdGlvbl9pZBgCIAEoCRIPCgd1c2VyX2lkGAMgASgJEjAKCmlzc3VlX3R5cGUYBCABKA4yHC52aWRlby52MS5UZWNobmljYWxJc3N1ZVR5cGUSEwoLZGVzY3JpcHRpb24YBSABKAkSEAoIaXNzdWVfaWQYBiABKAkSEQoJY2xpbmljX2lkGAcgASgJEiYKAmF0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCK7AQoOUGF0aWVudFdhaXRpbmcSFgoOYXBwb2ludG1lbnRfaWQYASABKAkSFwoPY29uc3VsdGF0aW9uX2lkGAIgASgJEhIKCnBhdGllbnRfaWQYAyABKAkSEQoJZG9jdG9yX2lkGAQgASgJEhYKDnF1ZXVlX3Bvc2l0aW9uGAUgASgNEhEKCWNsaW5pY19pZBgGIAEoCRImCgJhdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi1gEKC0ltYWdlU2hhcmVkEhYKDmFwcG9pbnRtZW50X2lkGAEgASgJEhcKD2NvbnN1bHRhdGlvbl9pZBgCIAEoCRIPCgd1c2VyX2lkGAMgASgJEhAKCGltYWdlX2lkGAQgASgJEhQKDGNvbnRlbnRfdHlwZRgFIAEoCRISCgpzaXplX2J5dGVzGAYgASgNEg4KBnNoYTI1NhgHIAEoCRIRCgljbGluaWNfaWQYCCABKAkSJgoCYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIpQBChVDb25zdWx0YXRpb25DYW5jZWxsZWQSFgoOYXBwb2ludG1lbnRfaWQYASABKAkSFwoPY29uc3VsdGF0aW9uX2lkGAIgASgJEhEKCWNsaW5pY19pZBgDIAEoCRImCgJhdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHdmVyc2lvbhgFIAEoDSK4AQoSQ29uc3VsdGF0aW9uTm9TaG93EhYKDmFwcG9pbnRtZW50X2lkGAEgASgJEhcKD2NvbnN1bHRhdGlvbl9pZBgCIAEoCRISCgpwYXRpZW50X2lkGAMgASgJEhEKCWRvY3Rvcl9pZBgEIAEoCRIRCgljbGluaWNfaWQYBSABKAkSJgoCYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3ZlcnNpb24YByABKA0i1QEKEVBhcnRpY2lwYW50Sm9pbmVkEhYKDmFwcG9pbnRtZW50X2lkGAEgASgJEhcKD2NvbnN1bHRhdGlvbl9pZBgCIAEoCRIPCgd1c2VyX2lkGAMgASgJEiwKCXVzZXJfcm9sZRgEIAEoDjIZLnZpZGVvLnYxLlBhcnRpY2lwYW50Um9sZRIVCg1jb25uZWN0aW9uX2lkGAUgASgJEhEKCWNsaW5pY19pZBgGIAEoCRImCgJhdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAimQIKD1BhcnRpY2lwYW50TGVmdBIWCg5hcHBvaW50bWVudF9pZBgBIAEoCRIXCg9jb25zdWx0YXRpb25faWQYAiABKAkSDwoHdXNlcl9pZBgDIAEoCRIsCgl1c2VyX3JvbGUYBCABKA4yGS52aWRlby52MS5QYXJ0aWNpcGFudFJvbGUSFQoNY29ubmVjdGlvbl9pZBgFIAEoCRIqCgZyZWFzb24YBiABKA4yGi52aWRlby52MS5EaXNjb25uZWN0UmVhc29uEhgKEGR1cmF0aW9uX3NlY29uZHMYByABKA0SEQoJY2xpbmljX2lkGAggASgJEiYKAmF0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCK1AQoQUmVjb3JkaW5nU3RhcnRlZBIWCg5hcHBvaW50bWVudF9pZBgBIAEoCRIXCg9jb25zdWx0YXRpb25faWQYAiABKAkSDwoHdXNlcl9pZBgDIAEoCRIkCghwcm92aWRlchgEIAEoDjISLnZpZGVvLnYxLlByb3ZpZGVyEhEKCWNsaW5pY19pZBgFIAEoCRImCgJhdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAikwEKDlJlY29yZGluZ1JlYWR5EhYKDmFwcG9pbnRtZW50X2lkGAEgASgJEhcKD2NvbnN1bHRhdGlvbl9pZBgCIAEoCRIVCg1yZWNvcmRpbmdfdXJsGAMgASgJEhEKCWNsaW5pY19pZBgEIAEoCRImCgJhdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi6AEKEkFwcG9pbnRtZW50Q3JlYXRlZBIWCg5hcHBvaW50bWVudF9pZBgBIAEoCRIRCgljbGluaWNfaWQYAiABKAkSEQoJZG9jdG9yX2lkGAMgASgJEhIKCnBhdGllbnRfaWQYBCABKAkSMwoPc2NoZWR1bGVkX3N0YXJ0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIxCg1zY2hlZHVsZWRfZW5kGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIYChBhcHBvaW50bWVudF90eXBlGAcgASgJIkEKFEFwcG9pbnRtZW50Q2FuY2VsbGVkEhYKDmFwcG9pbnRtZW50X2lkGAEgASgJEhEKCWNsaW5pY19pZBgCIAEoCSKrAQoWQXBwb2ludG1lbnRSZXNjaGVkdWxlZBIWCg5hcHBvaW50bWVudF9pZBgBIAEoCRIRCgljbGluaWNfaWQYAiABKAkSMwoPc2NoZWR1bGVkX3N0YXJ0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIxCg1zY2hlZHVsZWRfZW5kGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcGIGcHJvdG8z", [file_google_protobuf_timestamp, file_video_v1_consultation, file_video_v1_video_service]);
 
 /**
  * `video.consultation.started`: the doctor started the video session.
@@ -700,6 +700,111 @@ export const ParticipantLeftSchema: GenMessage<ParticipantLeft> = /*@__PURE__*/
   messageDesc(file_video_v1_events, 9);
 
 /**
+ * `video.recording.started`: the doctor started recording, with everyone's consent.
+ *
+ * @generated from message video.v1.RecordingStarted
+ */
+export type RecordingStarted = Message<"video.v1.RecordingStarted"> & {
+  /**
+   * The appointment's id (also the record key).
+   *
+   * @generated from field: string appointment_id = 1;
+   */
+  appointmentId: string;
+
+  /**
+   * The consultation's id.
+   *
+   * @generated from field: string consultation_id = 2;
+   */
+  consultationId: string;
+
+  /**
+   * Who started it.
+   *
+   * @generated from field: string user_id = 3;
+   */
+  userId: string;
+
+  /**
+   * The provider recording it.
+   *
+   * @generated from field: video.v1.Provider provider = 4;
+   */
+  provider: Provider;
+
+  /**
+   * The clinic of the appointment.
+   *
+   * @generated from field: string clinic_id = 5;
+   */
+  clinicId: string;
+
+  /**
+   * When it started.
+   *
+   * @generated from field: google.protobuf.Timestamp at = 6;
+   */
+  at?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message video.v1.RecordingStarted.
+ * Use `create(RecordingStartedSchema)` to create a new message.
+ */
+export const RecordingStartedSchema: GenMessage<RecordingStarted> = /*@__PURE__*/
+  messageDesc(file_video_v1_events, 10);
+
+/**
+ * `video.recording.ready`: the provider has the recording file ready.
+ *
+ * @generated from message video.v1.RecordingReady
+ */
+export type RecordingReady = Message<"video.v1.RecordingReady"> & {
+  /**
+   * The appointment's id (also the record key).
+   *
+   * @generated from field: string appointment_id = 1;
+   */
+  appointmentId: string;
+
+  /**
+   * The consultation's id.
+   *
+   * @generated from field: string consultation_id = 2;
+   */
+  consultationId: string;
+
+  /**
+   * Where the file is.
+   *
+   * @generated from field: string recording_url = 3;
+   */
+  recordingUrl: string;
+
+  /**
+   * The clinic of the appointment.
+   *
+   * @generated from field: string clinic_id = 4;
+   */
+  clinicId: string;
+
+  /**
+   * When it became ready.
+   *
+   * @generated from field: google.protobuf.Timestamp at = 5;
+   */
+  at?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message video.v1.RecordingReady.
+ * Use `create(RecordingReadySchema)` to create a new message.
+ */
+export const RecordingReadySchema: GenMessage<RecordingReady> = /*@__PURE__*/
+  messageDesc(file_video_v1_events, 11);
+
+/**
  * Consumed: `appointment.created`. A VIDEO appointment pre-creates its consultation.
  *
  * @generated from message video.v1.AppointmentCreated
@@ -760,7 +865,7 @@ export type AppointmentCreated = Message<"video.v1.AppointmentCreated"> & {
  * Use `create(AppointmentCreatedSchema)` to create a new message.
  */
 export const AppointmentCreatedSchema: GenMessage<AppointmentCreated> = /*@__PURE__*/
-  messageDesc(file_video_v1_events, 10);
+  messageDesc(file_video_v1_events, 12);
 
 /**
  * Consumed: `appointment.cancelled`. Cancels the consultation and ends a live session.
@@ -788,7 +893,7 @@ export type AppointmentCancelled = Message<"video.v1.AppointmentCancelled"> & {
  * Use `create(AppointmentCancelledSchema)` to create a new message.
  */
 export const AppointmentCancelledSchema: GenMessage<AppointmentCancelled> = /*@__PURE__*/
-  messageDesc(file_video_v1_events, 11);
+  messageDesc(file_video_v1_events, 13);
 
 /**
  * Consumed: `appointment.rescheduled`. Moves the consultation's window.
@@ -830,5 +935,5 @@ export type AppointmentRescheduled = Message<"video.v1.AppointmentRescheduled"> 
  * Use `create(AppointmentRescheduledSchema)` to create a new message.
  */
 export const AppointmentRescheduledSchema: GenMessage<AppointmentRescheduled> = /*@__PURE__*/
-  messageDesc(file_video_v1_events, 12);
+  messageDesc(file_video_v1_events, 14);
 

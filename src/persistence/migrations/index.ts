@@ -3,6 +3,7 @@ import { Migration20261124190322 } from './20261124190322-initial-schema.js';
 import { Migration20261124193004 } from './20261124193004-audit-trail.js';
 import { Migration20261124193652 } from './20261124193652-outbox-inbox.js';
 import { Migration20261124195601 } from './20261124195601-attendance.js';
+import { Migration20261124200128 } from './20261124200128-recording.js';
 
 /**
  * Every migration, in order. `npm run migration:create` writes new ones; list them here,
@@ -14,4 +15,5 @@ export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261124193004', class: Migration20261124193004 },
   { name: 'Migration20261124193652', class: Migration20261124193652 },
   { name: 'Migration20261124195601', class: Migration20261124195601 },
+  { name: 'Migration20261124200128', class: Migration20261124200128 },
 ];
