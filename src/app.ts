@@ -12,7 +12,7 @@ import { createMetrics } from './http/metrics.js';
 import { createHttpServer } from './http/server.js';
 import { startMessaging } from './messaging/messaging.js';
 import { openDatabase } from './persistence/database.js';
-import { createJitsiProvider } from './providers/jitsi-provider.js';
+import { createJaasProvider, createJitsiProvider } from './providers/jitsi-provider.js';
 import { createOpenViduWebhookReceiver } from './providers/openvidu-webhooks.js';
 import { createProviderRegistry } from './providers/provider-registry.js';
 import { createHealthRoutes } from './rpc/health-service.js';
@@ -57,10 +57,20 @@ export async function startApp(
 
     const jitsi = config.providers.jitsi;
     const providers = createProviderRegistry(
-      [createJitsiProvider({ ...jitsi, clock })],
+      [
+        jitsi.mode === 'jaas'
+          ? createJaasProvider({
+              domain: jitsi.domain,
+              appId: jitsi.appId,
+              keyId: jitsi.jaasKeyId ?? '',
+              privateKey: jitsi.jaasPrivateKey ?? '',
+              clock,
+            })
+          : createJitsiProvider({ ...jitsi, clock }),
+      ],
       config.providers.default,
     );
-    if (jitsi.usesDevelopmentSecret) {
+    if (jitsi.mode === 'self-hosted' && jitsi.usesDevelopmentSecret) {
       logger.warn(
         'Jitsi provider in development mode: tokens signed with the development app secret',
       );

@@ -69,6 +69,10 @@ export interface Config {
   readonly providers: {
     readonly default: 'jitsi';
     readonly jitsi: {
+      /** `self-hosted` (prosody token auth, HS256) or `jaas` (8x8 Jitsi as a Service, RS256). */
+      readonly mode: 'self-hosted' | 'jaas';
+      readonly jaasKeyId: string | undefined;
+      readonly jaasPrivateKey: string | undefined;
       readonly domain: string;
       readonly appId: string;
       readonly appSecret: string;
@@ -126,7 +130,10 @@ const schema = z.object({
   NO_SHOW_GRACE_MINUTES: int(0, 24 * 60).default(10),
   MAX_CONSULTATION_MINUTES: int(1, 24 * 60).default(180),
   SWEEP_INTERVAL_MS: int(100, 3_600_000).default(30_000),
-  JITSI_DOMAIN: z.string().min(1).default('meet.jitsi.localhost'),
+  JITSI_MODE: z.enum(['self-hosted', 'jaas']).default('self-hosted'),
+  JITSI_JAAS_KEY_ID: z.string().min(1).optional(),
+  JITSI_JAAS_PRIVATE_KEY: z.string().min(1).optional(),
+  JITSI_DOMAIN: z.string().min(1).optional(),
   JITSI_APP_ID: z.string().min(1).default('video-service'),
   JITSI_APP_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
   JITSI_AUDIENCE: z.string().min(1).default('jitsi'),
@@ -155,9 +162,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   const e = parsed.data;
   const problems: string[] = [];
+  if (e.JITSI_MODE === 'jaas') {
+    if (!e.JITSI_JAAS_KEY_ID) problems.push('JITSI_JAAS_KEY_ID: required when JITSI_MODE=jaas');
+    if (!e.JITSI_JAAS_PRIVATE_KEY) {
+      problems.push('JITSI_JAAS_PRIVATE_KEY: required when JITSI_MODE=jaas');
+    }
+  }
   if (e.NODE_ENV === 'production') {
     if (!e.AUTH_JWT_SECRET) problems.push('AUTH_JWT_SECRET: required in production');
-    if (!e.JITSI_APP_SECRET) problems.push('JITSI_APP_SECRET: required in production');
+    if (!e.JITSI_APP_SECRET && e.JITSI_MODE === 'self-hosted') {
+      problems.push('JITSI_APP_SECRET: required in production');
+    }
     if (!e.DATABASE_URL) problems.push('DATABASE_URL: required in production');
   }
   if (problems.length > 0) throw new ConfigError(problems);
@@ -215,7 +230,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     providers: {
       default: 'jitsi',
       jitsi: {
-        domain: e.JITSI_DOMAIN,
+        mode: e.JITSI_MODE,
+        jaasKeyId: e.JITSI_JAAS_KEY_ID,
+        // Environment variables are one line: accept PEM with literal \n escapes.
+        jaasPrivateKey: e.JITSI_JAAS_PRIVATE_KEY?.replaceAll('\\n', '\n'),
+        domain: e.JITSI_DOMAIN ?? (e.JITSI_MODE === 'jaas' ? '8x8.vc' : 'meet.jitsi.localhost'),
         appId: e.JITSI_APP_ID,
         appSecret: e.JITSI_APP_SECRET ?? DEVELOPMENT_JITSI_SECRET,
         audience: e.JITSI_AUDIENCE,
@@ -234,7 +253,11 @@ export function redactedConfig(config: Config): unknown {
     openVidu: { ...config.openVidu, webhookSecret: config.openVidu.webhookSecret && '***' },
     providers: {
       ...config.providers,
-      jitsi: { ...config.providers.jitsi, appSecret: '***' },
+      jitsi: {
+        ...config.providers.jitsi,
+        appSecret: '***',
+        jaasPrivateKey: config.providers.jitsi.jaasPrivateKey && '***',
+      },
     },
   };
 }

@@ -18,6 +18,22 @@ export interface JitsiOptions {
   readonly clock?: Clock;
 }
 
+/**
+ * Jitsi as a Service (8x8), https://developer.8x8.com/jaas/docs/api-keys-jwt: RS256 with
+ * the API key's `kid` ("<tenant>/<key id>"), `iss` "chat", `aud` "jitsi", `sub` the tenant
+ * (the app id, vpaas-magic-cookie-…), string-valued `context.user.moderator` and
+ * `context.features`, and meeting rooms under the tenant: https://8x8.vc/<tenant>/<room>.
+ */
+export interface JaasOptions {
+  readonly domain: string;
+  readonly appId: string;
+  /** The key id as the JaaS console lists it. */
+  readonly keyId: string;
+  /** The API key's private key, PEM. */
+  readonly privateKey: string;
+  readonly clock?: Clock;
+}
+
 /** Seconds `nbf` lies in the past, so a participant's slightly late clock still joins. */
 const NOT_BEFORE_MARGIN_SECONDS = 10;
 
@@ -78,6 +94,62 @@ export function createJitsiProvider(options: JitsiOptions): VideoProvider {
       return {
         healthy: true,
         detail: `tokens signed locally for ${options.domain}; the Jitsi server itself is not probed`,
+      };
+    },
+  };
+}
+
+export function createJaasProvider(options: JaasOptions): VideoProvider {
+  const clock = options.clock ?? systemClock;
+  const kid = options.keyId.includes('/') ? options.keyId : `${options.appId}/${options.keyId}`;
+  return {
+    name: 'jitsi',
+
+    async ensureSession(consultationId) {
+      return { sessionId: jitsiRoomName(consultationId) };
+    },
+
+    async issueToken({ sessionId, participantId, role, expiresAt }) {
+      const now = Math.floor(clock.now().getTime() / 1000);
+      const moderator = String(role === 'doctor');
+      const claims = {
+        aud: 'jitsi',
+        iss: 'chat',
+        sub: options.appId,
+        room: sessionId,
+        nbf: now - NOT_BEFORE_MARGIN_SECONDS,
+        exp: Math.floor(expiresAt.getTime() / 1000),
+        context: {
+          user: {
+            id: participantId,
+            name: role === 'doctor' ? 'Doctor' : 'Patient',
+            moderator,
+          },
+          // Recording goes through the service's consent-gated command, never the room.
+          features: {
+            recording: 'false',
+            livestreaming: 'false',
+            transcription: 'false',
+            'outbound-call': 'false',
+          },
+        },
+      };
+      const token = jwt.sign(claims, options.privateKey, { algorithm: 'RS256', keyid: kid });
+      return {
+        token,
+        joinUrl: `https://${options.domain}/${options.appId}/${sessionId}?jwt=${token}`,
+        expiresAt: new Date(claims.exp * 1000),
+      };
+    },
+
+    async endSession() {
+      // As self-hosted: the room goes away when its last participant leaves.
+    },
+
+    async health() {
+      return {
+        healthy: true,
+        detail: `JaaS tokens signed locally for tenant ${options.appId}; 8x8 is not probed`,
       };
     },
   };
