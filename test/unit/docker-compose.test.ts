@@ -38,7 +38,7 @@ describe('docker-compose.yml', () => {
     for (const [name, service] of Object.entries(compose.services)) {
       if (name !== 'video-service') expect(service.healthcheck, name).toBeDefined();
     }
-    expect(read('Dockerfile')).toMatch(/^HEALTHCHECK [^]*?\/healthz/m);
+    expect(read('Dockerfile')).toMatch(/^HEALTHCHECK [\s\S]*?\/healthz/m);
     expect(read('Dockerfile')).toMatch(/^USER node$/m);
   });
 
