@@ -61,15 +61,17 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   async function relayOnce(): Promise<number> {
     return orm.em.fork().transactional(async (em) => {
       // em.execute runs inside this transaction, so the advisory locks last until commit.
-      // The lock is tried in the WHERE clause: rows of keys another copy is sending are
-      // skipped, and their later rows wait for it, which keeps per-key order.
+      // Two locks: the row locks (SKIP LOCKED) keep two copies from taking the same rows;
+      // the per-key advisory lock, tried in the WHERE clause, keeps a key's later rows
+      // waiting while another copy sends its earlier ones, which keeps per-key order.
       const rows = await em.execute<OutboxRow[]>(
         `select id, type, key, subject, payload, created_at
            from outbox_message
           where sent_at is null
             and pg_try_advisory_xact_lock(hashtextextended('outbox:' || key, 0))
           order by seq
-          limit ?`,
+          limit ?
+            for update skip locked`,
         [options.batchSize],
       );
       if (rows.length === 0) return 0;

@@ -129,6 +129,41 @@ describe('produced events', () => {
   });
 });
 
+describe('cancellation events', () => {
+  it('announces a cancelled live consultation as cancelled and ended', async () => {
+    const { consultation } = await as('service', 'svc').scheduleConsultation({
+      appointmentId: appointmentId('ev-cancel'),
+      doctorId: 'doc-c',
+      patientId: 'pat-c',
+      ...slot(5),
+    });
+    const c = consultation!;
+    await as('doctor', 'doc-c').startConsultation({ consultationId: c.id });
+    await as('service', 'svc').cancelConsultation({
+      target: { case: 'consultationId', value: c.id },
+    });
+    const mine = (records: typeof reader.records) =>
+      records.filter((r) => r.key === c.appointmentId);
+    const records = mine(await reader.waitFor((all) => mine(all).length >= 3));
+    const types = records.map((r) => r.headers.ce_type).sort();
+    expect(types).toEqual([
+      'video.consultation.cancelled',
+      'video.consultation.ended',
+      'video.consultation.started',
+    ]);
+    const ended = records.find((r) => r.headers.ce_type === 'video.consultation.ended')!;
+    expect(decode(EVENTS['video.consultation.ended'], ended.value).reason).toBe(
+      EndReason.CANCELLED,
+    );
+    const cancelled = records.find((r) => r.headers.ce_type === 'video.consultation.cancelled')!;
+    expect(decode(EVENTS['video.consultation.cancelled'], cancelled.value)).toMatchObject({
+      appointmentId: c.appointmentId,
+      consultationId: c.id,
+      clinicId: 'clinic-1',
+    });
+  });
+});
+
 describe('consumed appointment events', () => {
   const created = (id: string, extra: object = {}) => ({
     appointmentId: id,
