@@ -1,7 +1,12 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { DisconnectReason } from '../domain/attendance.js';
-import type { Attendance, ConnectionEvent, SessionClosedEvent } from '../video/attendance.js';
+import type {
+  Attendance,
+  ConnectionEvent,
+  RecordingChangedEvent,
+  SessionClosedEvent,
+} from '../video/attendance.js';
 
 /**
  * OpenVidu 2 webhooks (https://docs.openvidu.io/en/2.32.0/reference-docs/openvidu-server-webhook/):
@@ -31,6 +36,13 @@ const REASONS: Record<string, DisconnectReason> = {
   mediaServerReconnect: 'provider_failure',
 };
 
+const RECORDING_STATUS: Record<string, RecordingChangedEvent['status']> = {
+  started: 'started',
+  stopped: 'stopped',
+  ready: 'ready',
+  failed: 'failed',
+};
+
 export function normalizeOpenViduReason(reason: unknown): DisconnectReason {
   return (typeof reason === 'string' && REASONS[reason]) || 'unknown';
 }
@@ -38,7 +50,11 @@ export function normalizeOpenViduReason(reason: unknown): DisconnectReason {
 /** Reads a webhook into what attendance understands; undefined for events it ignores. */
 export function parseOpenViduWebhook(
   json: unknown,
-): { connection: ConnectionEvent } | { sessionClosed: SessionClosedEvent } | undefined {
+):
+  | { connection: ConnectionEvent }
+  | { sessionClosed: SessionClosedEvent }
+  | { recording: RecordingChangedEvent }
+  | undefined {
   if (!json || typeof json !== 'object') return undefined;
   const e = json as Record<string, unknown>;
   const sessionId = typeof e.sessionId === 'string' ? e.sessionId : undefined;
@@ -66,6 +82,22 @@ export function parseOpenViduWebhook(
         at,
         joinedAt: typeof e.startTime === 'number' ? new Date(e.startTime) : undefined,
         reason: e.event === 'participantLeft' ? normalizeOpenViduReason(e.reason) : undefined,
+      },
+    };
+  }
+  if (e.event === 'recordingStatusChanged' && typeof e.id === 'string') {
+    // OpenVidu recording statuses: starting, started, stopped, ready, failed.
+    const status = RECORDING_STATUS[String(e.status)];
+    if (!status) return undefined;
+    return {
+      recording: {
+        eventId,
+        provider: 'openvidu',
+        sessionId,
+        recordingId: e.id,
+        status,
+        url: typeof e.url === 'string' && e.url ? e.url : undefined,
+        at,
       },
     };
   }
@@ -119,7 +151,9 @@ export function createOpenViduWebhookReceiver(options: {
           const outcome =
             'connection' in parsed
               ? await options.attendance.recordConnection(parsed.connection)
-              : await options.attendance.sessionClosed(parsed.sessionClosed);
+              : 'recording' in parsed
+                ? await options.attendance.recordingChanged(parsed.recording)
+                : await options.attendance.sessionClosed(parsed.sessionClosed);
           options.logger.info(
             { event: (json as { event?: string }).event, outcome },
             'openvidu webhook applied',

@@ -33,6 +33,17 @@ export interface ConnectionEvent {
   readonly reason?: DisconnectReason | undefined;
 }
 
+/** The provider's recording of the session changed state. */
+export interface RecordingChangedEvent {
+  readonly eventId: string;
+  readonly provider: ProviderName;
+  readonly sessionId: string;
+  readonly recordingId: string;
+  readonly status: 'started' | 'stopped' | 'ready' | 'failed';
+  readonly url: string | undefined;
+  readonly at: Date;
+}
+
 /** The provider closed the whole session. */
 export interface SessionClosedEvent {
   readonly eventId: string;
@@ -156,6 +167,42 @@ export function createAttendance(deps: { orm: MikroORM; clock: Clock; logger: Lo
         }
         await em.flush();
         await recomputeTotals(em, participant);
+        audit(em, c, event.provider, 'consultation.attendance');
+        return 'applied';
+      });
+    },
+
+    /** The recording's state as the provider reports it; `ready` announces its URL. */
+    async recordingChanged(event: RecordingChangedEvent): Promise<AttendanceOutcome> {
+      return orm.em.fork().transactional(async (em) => {
+        if (!(await firstTime(em, event.eventId, event.provider))) return 'duplicate';
+        const c = await em.findOne(ConsultationSchema, {
+          provider: event.provider,
+          providerSessionId: event.sessionId,
+        });
+        if (!c) return 'unknown-session';
+        // A late `started` or `stopped` never takes a ready recording back.
+        if (c.recordingStatus === 'ready' && event.status !== 'ready') return 'applied';
+        c.recordingId ??= event.recordingId;
+        c.recordingStatus = event.status;
+        if (event.url) c.recordingUrl = event.url;
+        c.updatedAt = clock.now();
+        await em.flush();
+        if (event.status === 'ready' && c.recordingUrl) {
+          addEvent(
+            em,
+            'video.recording.ready',
+            { appointmentId: c.appointmentId, consultationId: c.id, clinicId: c.clinicId },
+            {
+              appointmentId: c.appointmentId,
+              consultationId: c.id,
+              recordingUrl: c.recordingUrl,
+              clinicId: c.clinicId,
+              at: timestampFromDate(event.at),
+            },
+            event.at,
+          );
+        }
         audit(em, c, event.provider, 'consultation.attendance');
         return 'applied';
       });

@@ -48,6 +48,18 @@ describe('OpenVidu webhooks', () => {
       sessionClosed: { sessionId: 'vc_abc' },
     });
     expect(parseOpenViduWebhook({ ...joined, event: 'webrtcConnectionCreated' })).toBeUndefined();
+    expect(
+      parseOpenViduWebhook({
+        event: 'recordingStatusChanged',
+        sessionId: 'vc_abc',
+        timestamp: 1_700_000_500_000,
+        id: 'vc_abc~1',
+        status: 'ready',
+        url: 'https://openvidu.example.test/openvidu/recordings/vc_abc~1/vc_abc~1.mp4',
+      }),
+    ).toMatchObject({
+      recording: { recordingId: 'vc_abc~1', status: 'ready', url: expect.stringMatching(/\.mp4$/) },
+    });
     expect(parseOpenViduWebhook('garbage')).toBeUndefined();
   });
 
