@@ -26,6 +26,7 @@ import {
 import { createReflectionRoutes } from './rpc/reflection-service.js';
 import { createVideoRoutes } from './rpc/video-routes.js';
 import { createAttendance } from './video/attendance.js';
+import { createReconciler } from './video/reconciler.js';
 import { createSweeper } from './video/sweeper.js';
 import { createVideoService } from './video/video-service.js';
 
@@ -113,6 +114,15 @@ export async function startApp(
       intervalMs: config.consultation.sweepIntervalMs,
     });
     sweeper.start();
+    const reconciler = createReconciler({
+      orm: database.orm,
+      providers,
+      attendance,
+      clock,
+      logger,
+      intervalMs: config.consultation.reconcileIntervalMs,
+    });
+    reconciler.start();
 
     const metrics = createMetrics({
       outbox: () => messaging.backlog(),
@@ -170,6 +180,7 @@ export async function startApp(
         await server.stop(config.shutdownTimeoutMs);
         await openViduWebhooks.drain();
         await sweeper.stop();
+        await reconciler.stop();
         await messaging.stop();
         await database.stop();
         logger.info('stopped');

@@ -65,6 +65,8 @@ export interface Config {
     readonly maxConsultationMinutes: number;
     /** How often each copy looks for no-shows and overruns. */
     readonly sweepIntervalMs: number;
+    /** How often a consultation in progress is compared with the provider's live state. */
+    readonly reconcileIntervalMs: number;
   };
   readonly providers: {
     readonly default: 'jitsi';
@@ -130,6 +132,7 @@ const schema = z.object({
   NO_SHOW_GRACE_MINUTES: int(0, 24 * 60).default(10),
   MAX_CONSULTATION_MINUTES: int(1, 24 * 60).default(180),
   SWEEP_INTERVAL_MS: int(100, 3_600_000).default(30_000),
+  RECONCILE_INTERVAL_MS: int(100, 3_600_000).default(30_000),
   JITSI_MODE: z.enum(['self-hosted', 'jaas']).default('self-hosted'),
   JITSI_JAAS_KEY_ID: z.string().min(1).optional(),
   JITSI_JAAS_PRIVATE_KEY: z.string().min(1).optional(),
@@ -226,6 +229,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       noShowGraceMinutes: e.NO_SHOW_GRACE_MINUTES,
       maxConsultationMinutes: e.MAX_CONSULTATION_MINUTES,
       sweepIntervalMs: e.SWEEP_INTERVAL_MS,
+      reconcileIntervalMs: e.RECONCILE_INTERVAL_MS,
     },
     providers: {
       default: 'jitsi',

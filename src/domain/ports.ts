@@ -20,6 +20,13 @@ export interface ProviderHealth {
   readonly detail: string;
 }
 
+export interface LiveConnection {
+  readonly connectionId: string;
+  /** The opaque participant id given with the token, if the connection carries it. */
+  readonly participantId: string | undefined;
+  readonly joinedAt: Date;
+}
+
 export interface TokenRequest {
   /** The session id that `ensureSession` answered. */
   readonly sessionId: string;
@@ -42,6 +49,11 @@ export interface VideoProvider {
   /** Closes the session; closing a closed or unknown session succeeds. */
   endSession(sessionId: string): Promise<void>;
   health(): Promise<ProviderHealth>;
+  /**
+   * Who is connected to the session right now, for the reconciler; undefined when the
+   * provider does not know the session. Absent for providers with no such API (Jitsi).
+   */
+  liveConnections?(sessionId: string): Promise<LiveConnection[] | undefined>;
   /** Recording, where the provider supports it; absent when it cannot record. */
   readonly recording?: {
     start(sessionId: string): Promise<{ recordingId: string }>;

@@ -33,6 +33,8 @@ export const ConsultationSchema = defineEntity({
     recordingId: p.string().length(128).nullable(),
     recordingStatus: p.string().length(16).$type<RecordingStatus>().nullable(),
     recordingUrl: p.string().length(1024).nullable(),
+    /** The reconciler's lease: when a copy last compared it with the provider's state. */
+    reconciledAt: p.datetime().nullable(),
     /** Optimistic lock: an UPDATE that finds another version fails instead of winning. */
     version: p.integer().version(),
     createdAt: p.datetime(),

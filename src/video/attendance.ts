@@ -116,12 +116,14 @@ export function createAttendance(deps: { orm: MikroORM; clock: Clock; logger: Lo
           { populate: ['participants'] },
         );
         if (!c) return 'unknown-session';
-        const participant = c.participants.getItems().find((p) => p.id === event.participantId);
-        if (!participant) return 'unknown-participant';
-
         const key = { provider: event.provider, connectionId: event.connectionId };
+        const existing = await em.findOne(ProviderConnectionSchema, key);
+        // A known connection knows its participant; a new one names it in its data.
+        const participantId = existing?.participant.id ?? event.participantId;
+        const participant = c.participants.getItems().find((p) => p.id === participantId);
+        if (!participant) return 'unknown-participant';
         const connection =
-          (await em.findOne(ProviderConnectionSchema, key)) ??
+          existing ??
           em.create(ProviderConnectionSchema, {
             id: randomUUID(),
             consultation: c,

@@ -1,0 +1,133 @@
+import type { MikroORM } from '@mikro-orm/postgresql';
+import type { Logger } from 'pino';
+import type { ProviderName } from '../domain/consultation.js';
+import type { Clock } from '../domain/ports.js';
+import { ProviderConnectionSchema } from '../persistence/entities.js';
+import type { ProviderRegistry } from '../providers/provider-registry.js';
+import type { Attendance } from './attendance.js';
+
+const BATCH = 20;
+
+export interface Reconciler {
+  start(): void;
+  stop(): Promise<void>;
+  /** One pass; answers how many joins and leaves it repaired. */
+  reconcileOnce(): Promise<{ joined: number; left: number }>;
+}
+
+/**
+ * Repairs attendance that webhooks missed: for consultations in progress, compares the
+ * provider's live connections with what the service recorded, and records the missing
+ * joins and leaves. Copies share the work through a lease (rows claimed with FOR UPDATE
+ * SKIP LOCKED and stamped), and every repair has a deterministic event id, so a repair
+ * is applied once even if two copies see the same gap.
+ */
+export function createReconciler(deps: {
+  orm: MikroORM;
+  providers: ProviderRegistry;
+  attendance: Attendance;
+  clock: Clock;
+  logger: Logger;
+  intervalMs: number;
+}): Reconciler {
+  const { orm, providers, attendance, clock, logger } = deps;
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<unknown> | undefined;
+
+  async function claim() {
+    const now = clock.now();
+    const leaseBefore = new Date(now.getTime() - deps.intervalMs);
+    return orm.em.fork().transactional(async (em) => {
+      const rows = await em.execute<
+        { id: string; provider: ProviderName; provider_session_id: string }[]
+      >(
+        `select id, provider, provider_session_id from consultation
+          where status = 'in_progress' and provider_session_id is not null
+            and (reconciled_at is null or reconciled_at < ?)
+          order by reconciled_at nulls first
+          limit ?
+          for update skip locked`,
+        [leaseBefore, BATCH],
+      );
+      if (rows.length > 0) {
+        await em.execute(
+          `update consultation set reconciled_at = ? where id in (${rows.map(() => '?').join(', ')})`,
+          [now, ...rows.map((r) => r.id)],
+        );
+      }
+      return rows;
+    });
+  }
+
+  async function reconcileOnce() {
+    let joined = 0;
+    let left = 0;
+    for (const row of await claim()) {
+      const provider = providers.get(row.provider);
+      if (!provider.liveConnections) continue;
+      let live: Awaited<ReturnType<NonNullable<typeof provider.liveConnections>>>;
+      try {
+        live = await provider.liveConnections(row.provider_session_id);
+      } catch (error) {
+        logger.warn({ err: error, consultationId: row.id }, 'reconciler: provider unreachable');
+        continue;
+      }
+      if (!live) continue;
+      const recorded = await orm.em
+        .fork()
+        .find(ProviderConnectionSchema, { consultation: row.id, provider: row.provider });
+      const byId = new Map(recorded.map((c) => [c.connectionId, c]));
+      const liveIds = new Set(live.map((c) => c.connectionId));
+      const base = { provider: row.provider, sessionId: row.provider_session_id };
+
+      for (const connection of live) {
+        const known = byId.get(connection.connectionId);
+        if (known?.joinedAt) continue;
+        const outcome = await attendance.recordConnection({
+          ...base,
+          eventId: `reconcile:${row.provider}:${connection.connectionId}:joined`,
+          connectionId: connection.connectionId,
+          participantId: connection.participantId,
+          kind: 'joined',
+          at: connection.joinedAt,
+        });
+        if (outcome === 'applied') joined++;
+      }
+      for (const connection of recorded) {
+        if (connection.leftAt || liveIds.has(connection.connectionId)) continue;
+        const outcome = await attendance.recordConnection({
+          ...base,
+          eventId: `reconcile:${row.provider}:${connection.connectionId}:left`,
+          connectionId: connection.connectionId,
+          participantId: undefined,
+          kind: 'left',
+          at: clock.now(),
+          reason: 'unknown',
+        });
+        if (outcome === 'applied') left++;
+      }
+    }
+    if (joined + left > 0) logger.info({ joined, left }, 'reconciler repaired attendance');
+    return { joined, left };
+  }
+
+  const tick = () => {
+    running = reconcileOnce()
+      .catch((error: unknown) => logger.warn({ err: error }, 'reconcile failed; next pass retries'))
+      .finally(() => {
+        if (timer) timer = setTimeout(tick, deps.intervalMs);
+      });
+  };
+
+  return {
+    start() {
+      timer = setTimeout(tick, deps.intervalMs);
+    },
+    async stop() {
+      clearTimeout(timer);
+      timer = undefined;
+      await running;
+    },
+    reconcileOnce,
+  };
+}
