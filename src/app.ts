@@ -69,7 +69,7 @@ export async function startApp(
             })
           : createJitsiProvider({ ...jitsi, clock }),
       ],
-      config.providers.default,
+      { defaultProvider: config.providers.default },
     );
     if (jitsi.mode === 'self-hosted' && jitsi.usesDevelopmentSecret) {
       logger.warn(

@@ -1,3 +1,11 @@
+import {
+  BrokenCircuitError,
+  type CircuitBreakerPolicy,
+  CircuitState,
+  ConsecutiveBreaker,
+  circuitBreaker,
+  handleWhen,
+} from 'cockatiel';
 import type { ProviderName } from '../domain/consultation.js';
 import { DomainError } from '../domain/errors.js';
 import type { ProviderHealth, VideoProvider } from '../domain/ports.js';
@@ -10,60 +18,195 @@ export interface ProviderStatusView {
   readonly healthy: boolean;
   readonly isDefault: boolean;
   readonly detail: string;
+  readonly circuitState: 'closed' | 'open' | 'half_open' | '';
+  readonly lastError: string;
+  readonly latencyMs: number;
 }
 
-/** The configured providers, and which one new consultations get when none is asked for. */
+export interface RegistryOptions {
+  readonly defaultProvider: ProviderName;
+  /** Clinics that use another provider than the default. */
+  readonly byClinic?: Readonly<Record<string, ProviderName>>;
+  /** Consecutive failures that open a provider's circuit. */
+  readonly failuresToOpen?: number;
+  /** How long an open circuit waits before it lets one call try again. */
+  readonly halfOpenAfterMs?: number;
+}
+
+/**
+ * The configured providers, each behind a circuit breaker. New consultations go to the
+ * clinic's provider (or the default) unless its circuit is open, and then to another
+ * one; a session that exists stays where it is, so calls for it go to its provider.
+ */
 export interface ProviderRegistry {
   readonly defaultProvider: ProviderName;
-  /** The provider, or FAILED_PRECONDITION when it is not configured. */
+  /** The provider (behind its breaker), or FAILED_PRECONDITION when not configured. */
   get(name: ProviderName): VideoProvider;
-  /** Resolves a request's preference (undefined: the default). */
-  choose(preference: ProviderName | undefined): ProviderName;
+  /** The provider for a new consultation: the preference, else the clinic's, else the default. */
+  choose(preference: ProviderName | undefined, clinicId?: string): ProviderName;
+  /**
+   * Creates the session of a consultation that has none, on the chosen provider or, when
+   * that one is failing, on the next configured one.
+   */
+  ensureSessionWithFailover(
+    consultationId: string,
+    preferred: ProviderName,
+  ): Promise<{ provider: ProviderName; sessionId: string }>;
   statuses(): Promise<ProviderStatusView[]>;
+}
+
+/** Failures that say the provider is in trouble (not "your request is wrong"). */
+const isProviderFailure = (error: unknown) =>
+  !(error instanceof DomainError) || error.code === 'unavailable';
+
+interface Guarded {
+  readonly provider: VideoProvider;
+  readonly breaker: CircuitBreakerPolicy;
+  lastError: string;
+  latencyMs: number;
 }
 
 export function createProviderRegistry(
   providers: readonly VideoProvider[],
-  defaultProvider: ProviderName,
+  options: RegistryOptions,
 ): ProviderRegistry {
-  const byName = new Map(providers.map((p) => [p.name, p]));
-  if (!byName.has(defaultProvider)) {
-    throw new Error(`the default provider ${defaultProvider} is not configured`);
+  const guarded = new Map<ProviderName, Guarded>();
+  for (const provider of providers) guarded.set(provider.name, guard(provider, options));
+  if (!guarded.has(options.defaultProvider)) {
+    throw new Error(`the default provider ${options.defaultProvider} is not configured`);
   }
-  const get = (name: ProviderName): VideoProvider => {
-    const provider = byName.get(name);
-    if (!provider) {
+  const get = (name: ProviderName): Guarded => {
+    const entry = guarded.get(name);
+    if (!entry) {
       throw new DomainError(
         'failed_precondition',
         `provider ${name} is not configured`,
         'provider',
       );
     }
-    return provider;
+    return entry;
   };
+  const usable = (name: ProviderName) => get(name).breaker.state !== CircuitState.Open;
+
   return {
-    defaultProvider,
-    get,
-    choose: (preference) => get(preference ?? defaultProvider).name,
+    defaultProvider: options.defaultProvider,
+    get: (name) => get(name).provider,
+    choose(preference, clinicId) {
+      if (preference) return get(preference).provider.name;
+      const wanted = (clinicId && options.byClinic?.[clinicId]) || options.defaultProvider;
+      get(wanted);
+      return wanted;
+    },
+    async ensureSessionWithFailover(consultationId, preferred) {
+      const order = [preferred, ...[...guarded.keys()].filter((name) => name !== preferred)];
+      // Healthy circuits first; an open one is tried last rather than never.
+      const candidates = [...order.filter(usable), ...order.filter((name) => !usable(name))];
+      let lastError: unknown;
+      for (const name of candidates) {
+        try {
+          const { sessionId } = await get(name).provider.ensureSession(consultationId);
+          return { provider: name, sessionId };
+        } catch (error) {
+          if (!isProviderFailure(error)) throw error;
+          lastError = error;
+        }
+      }
+      throw lastError instanceof DomainError
+        ? lastError
+        : new DomainError('unavailable', 'no video provider is available', undefined, {
+            cause: lastError,
+          });
+    },
     async statuses() {
       return Promise.all(
         PROVIDER_NAMES.map(async (name): Promise<ProviderStatusView> => {
-          const provider = byName.get(name);
-          if (!provider) {
+          const entry = guarded.get(name);
+          if (!entry) {
             return {
               name,
               configured: false,
               healthy: false,
               isDefault: false,
               detail: 'not configured',
+              circuitState: '',
+              lastError: '',
+              latencyMs: 0,
             };
           }
-          const health = await probe(provider);
-          return { name, configured: true, isDefault: name === defaultProvider, ...health };
+          const health = await probe(entry.provider);
+          return {
+            name,
+            configured: true,
+            isDefault: name === options.defaultProvider,
+            ...health,
+            circuitState: stateName(entry.breaker.state),
+            lastError: entry.lastError,
+            latencyMs: Math.round(entry.latencyMs),
+          };
         }),
       );
     },
   };
+}
+
+/**
+ * Wraps every call to a provider in its circuit breaker, and keeps what GetProviderStatus
+ * reports: the last error and a moving average of the latency.
+ */
+function guard(provider: VideoProvider, options: RegistryOptions): Guarded {
+  const breaker = circuitBreaker(handleWhen(isProviderFailure), {
+    halfOpenAfter: options.halfOpenAfterMs ?? 10_000,
+    breaker: new ConsecutiveBreaker(options.failuresToOpen ?? 3),
+  });
+  const entry: Guarded = { provider, breaker, lastError: '', latencyMs: 0 };
+  const call = async <T>(fn: () => Promise<T>): Promise<T> => {
+    const started = performance.now();
+    try {
+      return await breaker.execute(fn);
+    } catch (error) {
+      if (error instanceof BrokenCircuitError) {
+        throw new DomainError('unavailable', `provider ${provider.name} is failing (circuit open)`);
+      }
+      if (isProviderFailure(error))
+        entry.lastError = error instanceof Error ? error.message : String(error);
+      throw error;
+    } finally {
+      const ms = performance.now() - started;
+      entry.latencyMs = entry.latencyMs === 0 ? ms : entry.latencyMs * 0.8 + ms * 0.2;
+    }
+  };
+  const recording = provider.recording;
+  const liveConnections = provider.liveConnections?.bind(provider);
+  (entry as { provider: VideoProvider }).provider = {
+    name: provider.name,
+    ensureSession: (id) => call(() => provider.ensureSession(id)),
+    issueToken: (request) => call(() => provider.issueToken(request)),
+    endSession: (id) => call(() => provider.endSession(id)),
+    health: () => provider.health(),
+    ...(liveConnections
+      ? { liveConnections: (id: string) => call(() => liveConnections(id)) }
+      : {}),
+    ...(recording
+      ? {
+          recording: {
+            start: (id: string) => call(() => recording.start(id)),
+            stop: (id: string) => call(() => recording.stop(id)),
+          },
+        }
+      : {}),
+  };
+  return entry;
+}
+
+function stateName(state: CircuitState): ProviderStatusView['circuitState'] {
+  switch (state) {
+    case CircuitState.Closed:
+      return 'closed';
+    case CircuitState.HalfOpen:
+      return 'half_open';
+    default:
+      return 'open';
+  }
 }
 
 async function probe(provider: VideoProvider): Promise<ProviderHealth> {

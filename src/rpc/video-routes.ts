@@ -142,6 +142,9 @@ export function createVideoRoutes(
             healthy: s.healthy,
             isDefault: s.isDefault,
             detail: s.detail,
+            circuitState: s.circuitState,
+            lastError: s.lastError,
+            latencyMs: s.latencyMs,
           })),
         };
       },

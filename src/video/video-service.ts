@@ -274,10 +274,10 @@ export function createVideoService(deps: VideoServiceDeps) {
   ): Promise<{ provider: ProviderName; sessionId: string }> {
     const provider = consultation.provider ?? providers.defaultProvider;
     if (consultation.providerSessionId) {
+      // A live session stays where it is.
       return { provider, sessionId: consultation.providerSessionId };
     }
-    const { sessionId } = await providers.get(provider).ensureSession(consultation.id);
-    return { provider, sessionId };
+    return providers.ensureSessionWithFailover(consultation.id, provider);
   }
 
   async function endProviderSession(consultation: ConsultationView): Promise<void> {
@@ -304,7 +304,7 @@ export function createVideoService(deps: VideoServiceDeps) {
         audited(caller, 'consultation.schedule', undefined, async (em, audit) => {
           authorize(principal, 'consultation.schedule');
           assertValidSlot({ start: input.scheduledStart, end: input.scheduledEnd });
-          const provider = providers.choose(input.provider);
+          const provider = providers.choose(input.provider, principal.clinicId);
           const found = await em.findOne(
             ConsultationSchema,
             { clinicId: principal.clinicId, appointmentId: input.appointmentId },
@@ -637,7 +637,7 @@ export function createVideoService(deps: VideoServiceDeps) {
       // The token is issued with no transaction open; its record and event commit after.
       const session = await ensureProviderSession(before);
       const role = callerRole(principal, before);
-      const provider = before.provider ?? session.provider;
+      const provider = session.provider;
       const expiresAt = joinWindow(
         { start: before.scheduledStart, end: before.scheduledEnd },
         rules,
