@@ -85,7 +85,10 @@ export async function startApp(
     });
 
     const verifier = createTokenVerifier({
-      secret: config.auth.jwtSecret,
+      hs256Secret: config.auth.hs256Secret,
+      publicKeys: config.auth.publicKeys,
+      jwksUrl: config.auth.jwksUrl,
+      jwksCooldownSeconds: config.auth.jwksCooldownSeconds,
       issuer: config.auth.issuer,
       audience: config.auth.audience,
       clockSkewSeconds: config.auth.clockSkewSeconds,

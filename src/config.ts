@@ -1,3 +1,4 @@
+import { createPublicKey } from 'node:crypto';
 import { z } from 'zod';
 
 /**
@@ -19,7 +20,13 @@ export interface Config {
     readonly poolSize: number;
   };
   readonly auth: {
+    /** HS256 secret; undefined when only public keys or a JWKS verify tokens. */
+    readonly hs256Secret: string | undefined;
+    /** The HS256 secret `npm run token` signs with (the development one by default). */
     readonly jwtSecret: string;
+    readonly publicKeys: readonly string[];
+    readonly jwksUrl: string | undefined;
+    readonly jwksCooldownSeconds: number;
     readonly issuer: string | undefined;
     readonly audience: string | undefined;
     readonly clockSkewSeconds: number;
@@ -106,6 +113,9 @@ const schema = z.object({
   DATABASE_POOL_SIZE: int(1, 100).default(10),
   MIGRATE_ON_START: bool.optional(),
   AUTH_JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+  AUTH_PUBLIC_KEYS: z.string().min(1).optional(),
+  AUTH_JWKS_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
+  AUTH_JWKS_COOLDOWN_SECONDS: int(1, 3600).default(30),
   AUTH_ISSUER: z.string().min(1).optional(),
   AUTH_AUDIENCE: z.string().min(1).optional(),
   AUTH_CLOCK_SKEW_SECONDS: int(0, 300).default(30),
@@ -165,6 +175,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   const e = parsed.data;
   const problems: string[] = [];
+  const publicKeys = pemBlocks(e.AUTH_PUBLIC_KEYS);
+  if (e.AUTH_PUBLIC_KEYS && publicKeys.length === 0) {
+    problems.push('AUTH_PUBLIC_KEYS: no "-----BEGIN PUBLIC KEY-----" block found');
+  }
+  for (const [i, pem] of publicKeys.entries()) {
+    try {
+      const type = createPublicKey(pem).asymmetricKeyType;
+      if (type !== 'rsa' && type !== 'ec')
+        problems.push(`AUTH_PUBLIC_KEYS: key ${i + 1} is ${type}, not RSA or EC`);
+    } catch {
+      problems.push(`AUTH_PUBLIC_KEYS: key ${i + 1} is not a readable PEM public key`);
+    }
+  }
+  const hasKeyMaterial = Boolean(e.AUTH_JWT_SECRET || publicKeys.length > 0 || e.AUTH_JWKS_URL);
   if (e.JITSI_MODE === 'jaas') {
     if (!e.JITSI_JAAS_KEY_ID) problems.push('JITSI_JAAS_KEY_ID: required when JITSI_MODE=jaas');
     if (!e.JITSI_JAAS_PRIVATE_KEY) {
@@ -172,7 +196,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     }
   }
   if (e.NODE_ENV === 'production') {
-    if (!e.AUTH_JWT_SECRET) problems.push('AUTH_JWT_SECRET: required in production');
+    if (!hasKeyMaterial) {
+      problems.push('AUTH_JWT_SECRET, AUTH_PUBLIC_KEYS or AUTH_JWKS_URL: required in production');
+    }
+    if (!e.AUTH_ISSUER) problems.push('AUTH_ISSUER: required in production');
+    if (!e.AUTH_AUDIENCE) problems.push('AUTH_AUDIENCE: required in production');
     if (!e.JITSI_APP_SECRET && e.JITSI_MODE === 'self-hosted') {
       problems.push('JITSI_APP_SECRET: required in production');
     }
@@ -194,11 +222,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       poolSize: e.DATABASE_POOL_SIZE,
     },
     auth: {
+      // With no key material at all, development tokens work; otherwise only real ones.
+      hs256Secret: hasKeyMaterial ? e.AUTH_JWT_SECRET : DEVELOPMENT_JWT_SECRET,
       jwtSecret: e.AUTH_JWT_SECRET ?? DEVELOPMENT_JWT_SECRET,
+      publicKeys,
+      jwksUrl: e.AUTH_JWKS_URL,
+      jwksCooldownSeconds: e.AUTH_JWKS_COOLDOWN_SECONDS,
       issuer: e.AUTH_ISSUER,
       audience: e.AUTH_AUDIENCE,
       clockSkewSeconds: e.AUTH_CLOCK_SKEW_SECONDS,
-      usesDevelopmentSecret: e.AUTH_JWT_SECRET === undefined,
+      usesDevelopmentSecret: !hasKeyMaterial,
     },
     kafka: {
       brokers: e.KAFKA_BROKERS?.split(','),
@@ -253,7 +286,11 @@ export function redactedConfig(config: Config): unknown {
   return {
     ...config,
     database: { ...config.database, url: config.database.url?.replace(/\/\/[^@/]*@/, '//***@') },
-    auth: { ...config.auth, jwtSecret: '***' },
+    auth: {
+      ...config.auth,
+      jwtSecret: '***',
+      hs256Secret: config.auth.hs256Secret && '***',
+    },
     openVidu: { ...config.openVidu, webhookSecret: config.openVidu.webhookSecret && '***' },
     providers: {
       ...config.providers,
@@ -264,6 +301,12 @@ export function redactedConfig(config: Config): unknown {
       },
     },
   };
+}
+
+/** The PEM blocks of a variable; literal `\n` escapes allowed, since env vars are one line. */
+function pemBlocks(value: string | undefined): string[] {
+  const text = value?.replaceAll('\\n', '\n') ?? '';
+  return text.match(/-----BEGIN PUBLIC KEY-----[\s\S]+?-----END PUBLIC KEY-----/g) ?? [];
 }
 
 function deepFreeze<T>(value: T): T {

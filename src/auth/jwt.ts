@@ -1,77 +1,156 @@
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import {
+  createRemoteJWKSet,
+  decodeProtectedHeader,
+  errors,
+  type JWTPayload,
+  type JWTVerifyGetKey,
+  jwtVerify,
+} from 'jose';
 import jwt from 'jsonwebtoken';
 import { type Principal, ROLES, type Role } from '../domain/access.js';
 import { DomainError } from '../domain/errors.js';
 
 /**
- * Bearer tokens: HS256 with the configured secret. The claims that matter are `sub`
- * (user id), `role` and `clinic_id`; `iss` and `aud` are checked when configured, `exp`
- * and `nbf` with a small clock skew. Only HS256 is accepted, so `alg: none` and
- * algorithm confusion are refused by the library before any claim is read.
+ * Bearer tokens, verified with `jose`: HS256 with a shared secret, RS256 or ES256 with
+ * configured public keys or a JWKS URL (cached; an unknown `kid` triggers a refresh at
+ * most once per cooldown). The algorithms accepted are exactly those the configured keys
+ * allow, so `alg: none` and algorithm confusion (an HS256 token "signed" with a public
+ * key) are refused before any claim is read. `iss` and `aud` are checked when configured,
+ * `exp` and `nbf` with a clock skew. The claims that matter: `sub` (user id), `role` (or
+ * the first known of `roles`), `clinic_id`.
  */
 export interface TokenVerifierOptions {
-  readonly secret: string;
+  readonly hs256Secret?: string | undefined;
+  /** PEM public keys (SPKI); RSA keys verify RS256, EC P-256 keys ES256. */
+  readonly publicKeys?: readonly string[];
+  readonly jwksUrl?: string | undefined;
+  readonly jwksCooldownSeconds?: number;
   readonly issuer: string | undefined;
   readonly audience: string | undefined;
   readonly clockSkewSeconds: number;
 }
 
 export interface TokenVerifier {
-  /** The caller, or an `unauthenticated` DomainError with a short reason. */
-  verify(token: string): Principal;
+  /** The caller; or UNAUTHENTICATED with a short reason, or UNAVAILABLE when keys can't be fetched. */
+  verify(token: string): Promise<Principal>;
 }
 
 /** Tokens longer than this are refused before they are parsed. */
-const MAX_TOKEN_LENGTH = 8192;
+export const MAX_TOKEN_LENGTH = 8192;
 const ID_PATTERN = /^[A-Za-z0-9._:@|-]{1,128}$/;
+type Algorithm = 'HS256' | 'RS256' | 'ES256';
 
 export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifier {
+  const secret = options.hs256Secret ? new TextEncoder().encode(options.hs256Secret) : undefined;
+  const pemKeys = (options.publicKeys ?? []).map((pem) => {
+    const key = createPublicKey(pem);
+    const alg: Algorithm = key.asymmetricKeyType === 'ec' ? 'ES256' : 'RS256';
+    return { key, alg };
+  });
+  const jwks = options.jwksUrl
+    ? createRemoteJWKSet(new URL(options.jwksUrl), {
+        cooldownDuration: (options.jwksCooldownSeconds ?? 30) * 1000,
+        cacheMaxAge: 10 * 60_000,
+        timeoutDuration: 3_000,
+      })
+    : undefined;
+  const accepted = new Set<Algorithm>([
+    ...(secret ? (['HS256'] as const) : []),
+    ...pemKeys.map((k) => k.alg),
+    ...(jwks ? (['RS256', 'ES256'] as const) : []),
+  ]);
+
+  /** The keys that may have signed a token of this algorithm, most specific first. */
+  function keysFor(alg: Algorithm): (KeyObject | Uint8Array | JWTVerifyGetKey)[] {
+    if (alg === 'HS256') return secret ? [secret] : [];
+    return [...pemKeys.filter((k) => k.alg === alg).map((k) => k.key), ...(jwks ? [jwks] : [])];
+  }
+
   return {
-    verify(token) {
+    async verify(token) {
       if (token.length > MAX_TOKEN_LENGTH) throw unauthenticated('token too large');
-      let claims: jwt.JwtPayload | string;
+      let alg: string | undefined;
       try {
-        claims = jwt.verify(token, options.secret, {
-          algorithms: ['HS256'],
-          clockTolerance: options.clockSkewSeconds,
-          ...(options.issuer ? { issuer: options.issuer } : {}),
-          ...(options.audience ? { audience: options.audience } : {}),
-        });
+        alg = decodeProtectedHeader(token).alg;
       } catch (error) {
-        throw unauthenticated(reasonOf(error), error);
+        throw unauthenticated('token malformed', error);
       }
-      if (typeof claims === 'string') throw unauthenticated('token has no claims');
-      return principalOf(claims);
+      if (!alg || !accepted.has(alg as Algorithm)) {
+        throw unauthenticated('token algorithm not accepted');
+      }
+      let lastError: unknown;
+      for (const key of keysFor(alg as Algorithm)) {
+        try {
+          const { payload } = await jwtVerify(token, key as Uint8Array, {
+            algorithms: [alg],
+            clockTolerance: options.clockSkewSeconds,
+            ...(options.issuer ? { issuer: options.issuer } : {}),
+            ...(options.audience ? { audience: options.audience } : {}),
+          });
+          return principalOf(payload);
+        } catch (error) {
+          if (error instanceof DomainError) throw error;
+          lastError = error;
+          // Only a signature mismatch means "try the next key"; anything else is final.
+          if (!(error instanceof errors.JWSSignatureVerificationFailed)) break;
+        }
+      }
+      throw refusal(lastError);
     },
   };
 }
 
 /** Reads the caller out of verified claims; a token without them proves nobody. */
-function principalOf(claims: jwt.JwtPayload): Principal {
+function principalOf(claims: JWTPayload): Principal {
   const userId = claims.sub;
-  const role = claims.role;
+  const roles = Array.isArray(claims.roles) ? claims.roles : [];
+  const role = [claims.role, ...roles].find((r): r is Role => ROLES.includes(r as Role));
   const clinicId = claims.clinic_id;
   if (typeof userId !== 'string' || !ID_PATTERN.test(userId)) {
     throw unauthenticated('token has no valid sub claim');
   }
-  if (typeof role !== 'string' || !ROLES.includes(role as Role)) {
-    throw unauthenticated('token has no valid role claim');
-  }
+  if (!role) throw unauthenticated('token has no valid role claim');
   if (typeof clinicId !== 'string' || !ID_PATTERN.test(clinicId)) {
     throw unauthenticated('token has no valid clinic_id claim');
   }
-  return { userId, role: role as Role, clinicId };
+  return { userId, role, clinicId };
 }
 
-function reasonOf(error: unknown): string {
-  if (error instanceof jwt.TokenExpiredError) return 'token expired';
-  if (error instanceof jwt.NotBeforeError) return 'token not yet valid';
-  if (error instanceof jwt.JsonWebTokenError) {
-    if (/audience/.test(error.message)) return 'token audience not accepted';
-    if (/issuer/.test(error.message)) return 'token issuer not accepted';
-    if (/signature/.test(error.message)) return 'token signature invalid';
-    if (/algorithm/.test(error.message)) return 'token algorithm not accepted';
+/** The client's answer for a failed verification; the cause stays for the log. */
+function refusal(error: unknown): DomainError {
+  if (error instanceof errors.JWKSTimeout || isFetchFailure(error)) {
+    return new DomainError('unavailable', 'identity keys unavailable', undefined, { cause: error });
   }
-  return 'token malformed';
+  if (error instanceof errors.JWTExpired) return unauthenticated('token expired', error);
+  if (error instanceof errors.JWTClaimValidationFailed) {
+    const reason =
+      error.claim === 'nbf'
+        ? 'token not yet valid'
+        : error.claim === 'aud'
+          ? 'token audience not accepted'
+          : error.claim === 'iss'
+            ? 'token issuer not accepted'
+            : 'token claims not accepted';
+    return unauthenticated(reason, error);
+  }
+  if (error instanceof errors.JWSSignatureVerificationFailed) {
+    return unauthenticated('token signature invalid', error);
+  }
+  if (error instanceof errors.JWKSNoMatchingKey) return unauthenticated('token key unknown', error);
+  if (error instanceof errors.JOSEAlgNotAllowed) {
+    return unauthenticated('token algorithm not accepted', error);
+  }
+  return unauthenticated('token malformed', error);
+}
+
+/** jose's JWKS fetch failing below HTTP (connection refused, DNS) or with an HTTP error. */
+function isFetchFailure(error: unknown): boolean {
+  if (error instanceof errors.JOSEError) return error.code === 'ERR_JOSE_GENERIC';
+  return (
+    error instanceof TypeError ||
+    (error instanceof Error && 'cause' in error && error.message.includes('fetch'))
+  );
 }
 
 function unauthenticated(reason: string, cause?: unknown): DomainError {
@@ -88,7 +167,7 @@ export interface MintOptions {
   readonly expiresInSeconds?: number;
 }
 
-/** Signs a token the verifier accepts (for development and tests). */
+/** Signs an HS256 token the verifier accepts (development and tests). */
 export function mintToken(options: MintOptions): string {
   return jwt.sign({ role: options.role, clinic_id: options.clinicId }, options.secret, {
     algorithm: 'HS256',

@@ -91,7 +91,7 @@ export function createAuthInterceptor(verifier: TokenVerifier): Interceptor {
     if (!match?.[1]) {
       throw new DomainError('unauthenticated', 'missing Authorization: Bearer <token>');
     }
-    req.contextValues.set(kPrincipal, verifier.verify(match[1]));
+    req.contextValues.set(kPrincipal, await verifier.verify(match[1]));
     return next(req);
   };
 }

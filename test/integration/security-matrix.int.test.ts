@@ -264,3 +264,32 @@ describe('bad tokens, on every RPC', () => {
     });
   }
 });
+
+describe('a service verifying RS256 tokens from public keys', () => {
+  it('accepts RS256, and refuses the HS/RS confusion token and HS256 tokens', async () => {
+    const { generateKeyPairSync } = await import('node:crypto');
+    const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const pem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    const rs = await startTestApp({
+      AUTH_PUBLIC_KEYS: pem.replaceAll('\n', '\\n'),
+      AUTH_ISSUER: ISSUER,
+      AUTH_AUDIENCE: AUDIENCE,
+    });
+    try {
+      const claims = { sub: 'svc', role: 'service', clinic_id: 'clinic-1' };
+      const options = { issuer: ISSUER, audience: AUDIENCE, expiresIn: 600 } as const;
+      const good = jwt.sign(claims, privateKey, { ...options, algorithm: 'RS256' });
+      const confused = jwt.sign(claims, pem, { ...options, algorithm: 'HS256' });
+      const hsToken = jwt.sign(claims, SECRET, { ...options, algorithm: 'HS256' });
+      expect(await codeOf(videoClient(rs.baseUrl, good).getProviderStatus({}))).toBe('ok');
+      expect(label(await codeOf(videoClient(rs.baseUrl, confused).getProviderStatus({})))).toBe(
+        'Unauthenticated',
+      );
+      expect(label(await codeOf(videoClient(rs.baseUrl, hsToken).getProviderStatus({})))).toBe(
+        'Unauthenticated',
+      );
+    } finally {
+      await rs.stop();
+    }
+  });
+});

@@ -1,0 +1,183 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { exportJWK, exportSPKI, generateKeyPair, type JWK, SignJWT } from 'jose';
+import jwt from 'jsonwebtoken';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTokenVerifier, type TokenVerifierOptions } from '../../src/auth/jwt.js';
+import { DomainError } from '../../src/domain/errors.js';
+
+const ISSUER = 'https://idp.example.test';
+const AUDIENCE = 'video-service';
+const SECRET = 'unit-test-hs256-secret-of-more-than-32-chars';
+const claims = { role: 'doctor', clinic_id: 'clinic-1' };
+const base: TokenVerifierOptions = { issuer: ISSUER, audience: AUDIENCE, clockSkewSeconds: 30 };
+const now = () => Math.floor(Date.now() / 1000);
+
+type Key = Awaited<ReturnType<typeof generateKeyPair>>;
+let rsa: Key;
+let ec: Key;
+let rotated: Key;
+let rsaPem: string;
+let ecPem: string;
+
+/** A JWKS endpoint whose keys the test can change, counting every fetch. */
+let jwksServer: Server;
+let jwksKeys: JWK[] = [];
+let jwksFetches = 0;
+let jwksUrl: string;
+
+beforeAll(async () => {
+  rsa = await generateKeyPair('RS256', { extractable: true });
+  ec = await generateKeyPair('ES256', { extractable: true });
+  rotated = await generateKeyPair('ES256', { extractable: true });
+  rsaPem = await exportSPKI(rsa.publicKey);
+  ecPem = await exportSPKI(ec.publicKey);
+  jwksKeys = [{ ...(await exportJWK(ec.publicKey)), kid: 'ec-1', alg: 'ES256', use: 'sig' }];
+  jwksServer = createServer((_req, res) => {
+    jwksFetches++;
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ keys: jwksKeys }));
+  });
+  await new Promise<void>((resolve) => jwksServer.listen(0, '127.0.0.1', resolve));
+  jwksUrl = `http://127.0.0.1:${(jwksServer.address() as AddressInfo).port}/.well-known/jwks.json`;
+});
+afterAll(() => new Promise((resolve) => jwksServer.close(resolve)));
+
+function sign(key: Key['privateKey'] | Uint8Array, alg: string, extra: object = {}, kid?: string) {
+  return new SignJWT({ ...claims, ...extra })
+    .setProtectedHeader({ alg, ...(kid ? { kid } : {}) })
+    .setSubject('doc-1')
+    .setIssuer(ISSUER)
+    .setAudience(AUDIENCE)
+    .setIssuedAt()
+    .setExpirationTime('exp' in extra ? (extra as { exp: number }).exp : '10m')
+    .sign(key);
+}
+const hs = (extra: object = {}) => sign(new TextEncoder().encode(SECRET), 'HS256', extra);
+
+async function refusal(options: TokenVerifierOptions, token: string): Promise<string> {
+  try {
+    await createTokenVerifier(options).verify(token);
+    return 'accepted';
+  } catch (error) {
+    expect(error).toBeInstanceOf(DomainError);
+    return `${(error as DomainError).code}: ${(error as DomainError).message}`;
+  }
+}
+
+describe('token verification', () => {
+  it('accepts HS256, RS256 (PEM) and ES256 (JWKS) tokens and reads the caller', async () => {
+    const principal = { userId: 'doc-1', role: 'doctor', clinicId: 'clinic-1' };
+    await expect(
+      createTokenVerifier({ ...base, hs256Secret: SECRET }).verify(await hs()),
+    ).resolves.toEqual(principal);
+    await expect(
+      createTokenVerifier({ ...base, publicKeys: [rsaPem] }).verify(
+        await sign(rsa.privateKey, 'RS256'),
+      ),
+    ).resolves.toEqual(principal);
+    await expect(
+      createTokenVerifier({ ...base, publicKeys: [ecPem] }).verify(
+        await sign(ec.privateKey, 'ES256'),
+      ),
+    ).resolves.toEqual(principal);
+    await expect(
+      createTokenVerifier({ ...base, jwksUrl }).verify(
+        await sign(ec.privateKey, 'ES256', {}, 'ec-1'),
+      ),
+    ).resolves.toEqual(principal);
+    // A roles array works too: the first known role counts.
+    await expect(
+      createTokenVerifier({ ...base, hs256Secret: SECRET }).verify(
+        await hs({ role: undefined, roles: ['x', 'nurse'] }),
+      ),
+    ).resolves.toMatchObject({ role: 'nurse' });
+  });
+
+  it('follows key rotation by kid, refreshing at most once per cooldown', async () => {
+    const verifier = createTokenVerifier({ ...base, jwksUrl, jwksCooldownSeconds: 1 });
+    await verifier.verify(await sign(ec.privateKey, 'ES256', {}, 'ec-1'));
+    jwksKeys = [
+      ...jwksKeys,
+      { ...(await exportJWK(rotated.publicKey)), kid: 'ec-2', alg: 'ES256' },
+    ];
+    // Within the cooldown the new key is not fetched yet; after it, the unknown kid is.
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    await expect(
+      verifier.verify(await sign(rotated.privateKey, 'ES256', {}, 'ec-2')),
+    ).resolves.toBeDefined();
+    const before = jwksFetches;
+    const unknown = await sign(rotated.privateKey, 'ES256', {}, 'ec-unknown');
+    for (let i = 0; i < 20; i++) {
+      await expect(verifier.verify(unknown)).rejects.toMatchObject({ code: 'unauthenticated' });
+    }
+    expect(jwksFetches - before).toBeLessThanOrEqual(1);
+  });
+
+  it('answers UNAVAILABLE, not UNAUTHENTICATED, when the JWKS endpoint is down', async () => {
+    const down = 'http://127.0.0.1:1/.well-known/jwks.json';
+    expect(
+      await refusal({ ...base, jwksUrl: down }, await sign(ec.privateKey, 'ES256', {}, 'ec-1')),
+    ).toBe('unavailable: identity keys unavailable');
+  });
+
+  it('refuses alg none, algorithm confusion, oversized and malformed tokens', async () => {
+    const none = `${Buffer.from('{"alg":"none","typ":"JWT"}').toString('base64url')}.${Buffer.from(
+      JSON.stringify({ ...claims, sub: 'doc-1', iss: ISSUER, aud: AUDIENCE, exp: now() + 600 }),
+    ).toString('base64url')}.`;
+    expect(await refusal({ ...base, hs256Secret: SECRET }, none)).toBe(
+      'unauthenticated: token algorithm not accepted',
+    );
+    // HS256 "signed" with the RSA public key as the secret: refused whether or not HS256 is on.
+    const confused = jwt.sign({ ...claims, sub: 'doc-1' }, rsaPem, {
+      algorithm: 'HS256',
+      issuer: ISSUER,
+      audience: AUDIENCE,
+    });
+    expect(await refusal({ ...base, publicKeys: [rsaPem] }, confused)).toBe(
+      'unauthenticated: token algorithm not accepted',
+    );
+    expect(await refusal({ ...base, publicKeys: [rsaPem], hs256Secret: SECRET }, confused)).toBe(
+      'unauthenticated: token signature invalid',
+    );
+    expect(await refusal({ ...base, hs256Secret: SECRET }, 'x'.repeat(8193))).toBe(
+      'unauthenticated: token too large',
+    );
+    expect(await refusal({ ...base, hs256Secret: SECRET }, 'not-a-jwt')).toBe(
+      'unauthenticated: token malformed',
+    );
+    expect(await refusal({ ...base, hs256Secret: SECRET }, '%%%.%%%.%%%')).toBe(
+      'unauthenticated: token malformed',
+    );
+  });
+
+  it('checks exp and nbf with the skew, and iss, aud and the claims', async () => {
+    const options = { ...base, hs256Secret: SECRET };
+    expect(await refusal(options, await hs({ exp: now() - 120 }))).toBe(
+      'unauthenticated: token expired',
+    );
+    expect(await refusal(options, await hs({ exp: now() - 10 }))).toBe('accepted');
+    expect(await refusal(options, await hs({ nbf: now() + 600 }))).toBe(
+      'unauthenticated: token not yet valid',
+    );
+    expect(await refusal(options, await hs({ nbf: now() + 10 }))).toBe('accepted');
+    expect(await refusal({ ...options, audience: 'other' }, await hs())).toBe(
+      'unauthenticated: token audience not accepted',
+    );
+    expect(await refusal({ ...options, issuer: 'https://other.test' }, await hs())).toBe(
+      'unauthenticated: token issuer not accepted',
+    );
+    expect(await refusal(options, await hs({ role: 'superuser' }))).toBe(
+      'unauthenticated: token has no valid role claim',
+    );
+    expect(await refusal(options, await hs({ clinic_id: undefined }))).toBe(
+      'unauthenticated: token has no valid clinic_id claim',
+    );
+    expect(
+      await refusal(
+        { ...options, hs256Secret: 'another-secret-of-more-than-32-chars!!' },
+        await hs(),
+      ),
+    ).toBe('unauthenticated: token signature invalid');
+  });
+});
