@@ -2,8 +2,21 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
 import type { Readable } from 'node:stream';
-import { type ConnectRouter, createContextValues, type Interceptor } from '@connectrpc/connect';
-import { connectNodeAdapter } from '@connectrpc/connect-node';
+import {
+  Code,
+  ConnectError,
+  type ConnectRouter,
+  createConnectRouter,
+  createContextValues,
+  type Interceptor,
+} from '@connectrpc/connect';
+import type { UniversalHandler, UniversalServerResponse } from '@connectrpc/connect/protocol';
+import {
+  compressionBrotli,
+  compressionGzip,
+  universalRequestFromNodeRequest,
+  universalResponseToNodeResponse,
+} from '@connectrpc/connect-node';
 import type { Logger } from 'pino';
 import { MAX_WEBHOOK_BYTES, type WebhookRequest } from '../providers/openvidu-webhooks.js';
 import { kClientAddress } from '../rpc/interceptors.js';
@@ -47,47 +60,81 @@ export interface HttpServer {
  */
 export function createHttpServer(options: HttpServerOptions): HttpServer {
   const shutdown = new AbortController();
-  const handler = connectNodeAdapter({
-    routes: options.routes,
+  // connect-node's adapter, built here so that every handler can be wrapped (see
+  // undecodableBodiesAsInvalidArgument).
+  const router = createConnectRouter({
     interceptors: options.interceptors,
     readMaxBytes: options.readMaxBytes,
     shutdownSignal: shutdown.signal,
-    contextValues: (req) => createContextValues().set(kClientAddress, req.socket.remoteAddress),
-    fallback(req, res) {
-      const path = (req.url ?? '/').split('?')[0];
-      if (req.method === 'GET' && path === '/healthz') {
-        return sendJson(res, 200, { status: 'ok' });
-      }
-      const webhook = path ? options.webhooks?.[path] : undefined;
-      if (req.method === 'POST' && webhook) {
-        return void readBody(req, MAX_WEBHOOK_BYTES).then(
-          (body) => {
-            const status = webhook({ headers: req.headers, body });
-            sendJson(res, status, status === 200 ? { status: 'accepted' } : { error: 'refused' });
-          },
-          () => sendJson(res, 413, { error: 'body too large' }),
-        );
-      }
-      if (req.method === 'GET' && path === '/metrics' && options.metrics) {
-        const { contentType, render } = options.metrics;
-        return void render().then(
-          (text) => {
-            res.writeHead(200, { 'content-type': contentType });
-            res.end(text);
-          },
-          () => sendJson(res, 500, { error: 'metrics unavailable' }),
-        );
-      }
-      if (req.method === 'GET' && path === '/readyz') {
-        return void readiness().then(
-          ({ ready, details }) =>
-            sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready', ...details }),
-          () => sendJson(res, 503, { status: 'not ready' }),
-        );
-      }
-      sendJson(res, 404, { error: 'not found' });
-    },
+    acceptCompression: [compressionGzip, compressionBrotli],
   });
+  options.routes(router);
+  const handlers = new Map(
+    router.handlers.map((h) => [h.requestPath, undecodableBodiesAsInvalidArgument(h)]),
+  );
+  /** The plain HTTP routes: health, readiness, metrics, provider webhooks. */
+  function fallback(
+    req: http.IncomingMessage | http2.Http2ServerRequest,
+    res: JsonResponse & { writeHead: http.ServerResponse['writeHead'] },
+  ) {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method === 'GET' && path === '/healthz') {
+      return sendJson(res, 200, { status: 'ok' });
+    }
+    const webhook = path ? options.webhooks?.[path] : undefined;
+    if (req.method === 'POST' && webhook) {
+      return void readBody(req, MAX_WEBHOOK_BYTES).then(
+        (body) => {
+          const status = webhook({ headers: req.headers, body });
+          sendJson(res, status, status === 200 ? { status: 'accepted' } : { error: 'refused' });
+        },
+        () => sendJson(res, 413, { error: 'body too large' }),
+      );
+    }
+    if (req.method === 'GET' && path === '/metrics' && options.metrics) {
+      const { contentType, render } = options.metrics;
+      return void render().then(
+        (text) => {
+          res.writeHead(200, { 'content-type': contentType });
+          res.end(text);
+        },
+        () => sendJson(res, 500, { error: 'metrics unavailable' }),
+      );
+    }
+    if (req.method === 'GET' && path === '/readyz') {
+      return void readiness().then(
+        ({ ready, details }) =>
+          sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready', ...details }),
+        () => sendJson(res, 503, { status: 'not ready' }),
+      );
+    }
+    sendJson(res, 404, { error: 'not found' });
+  }
+  const handler = (
+    req: http.IncomingMessage | http2.Http2ServerRequest,
+    res: http.ServerResponse | http2.Http2ServerResponse,
+  ) => {
+    const uHandler = handlers.get((req.url ?? '').split('?', 1)[0] ?? '');
+    if (!uHandler) {
+      fallback(req, res as never);
+      return;
+    }
+    const uReq = universalRequestFromNodeRequest(
+      req,
+      res,
+      undefined,
+      createContextValues().set(kClientAddress, req.socket.remoteAddress),
+    );
+    uHandler(uReq)
+      .then((uRes) => universalResponseToNodeResponse(uRes, res))
+      .catch((reason: unknown) => {
+        if (ConnectError.from(reason).code === Code.Aborted) return;
+        options.logger.error(
+          { err: reason, procedure: uHandler.requestPath },
+          'rpc handler failed',
+        );
+      });
+  };
   const readiness = async () => {
     const ready = await options.ready();
     const details = ready && options.details ? await options.details() : {};
@@ -195,4 +242,60 @@ function sendJson(res: JsonResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json' });
   res.end(text);
+}
+
+/**
+ * connect-es decodes a request before any interceptor runs and answers a protobuf body it
+ * cannot decode with INTERNAL ("parse binary: …"), which would tell a client with a
+ * broken body that the server failed. That one answer becomes INVALID_ARGUMENT, for the
+ * Connect protocol (HTTP 500 → 400 with a JSON error) and gRPC (grpc-status 13 → 3).
+ */
+function undecodableBodiesAsInvalidArgument(handler: UniversalHandler): UniversalHandler {
+  const isParseFailure = (message: string | null | undefined) =>
+    /^parse binary: /.test(decodeURIComponent(message ?? ''));
+  const fixGrpc = (headers: Headers | undefined) => {
+    if (headers?.get('grpc-status') === '13' && isParseFailure(headers.get('grpc-message'))) {
+      headers.set('grpc-status', String(Code.InvalidArgument));
+    }
+  };
+  const wrapped = async (request: Parameters<UniversalHandler>[0]) => {
+    const response: UniversalServerResponse = await handler(request);
+    const type = response.header?.get('content-type') ?? '';
+    if (response.status === 500 && type.startsWith('application/json') && response.body) {
+      const chunks: Uint8Array[] = [];
+      for await (const chunk of response.body) chunks.push(chunk);
+      const text = Buffer.concat(chunks).toString('utf8');
+      let error: { code?: string; message?: string } = {};
+      try {
+        error = JSON.parse(text) as typeof error;
+      } catch {
+        // Not a Connect error body: passed on unchanged below.
+      }
+      const refused = error.code === 'internal' && isParseFailure(error.message);
+      const body = refused
+        ? JSON.stringify({ code: 'invalid_argument', message: error.message })
+        : text;
+      response.header?.delete('content-length');
+      return {
+        ...response,
+        status: refused ? 400 : response.status,
+        body: (async function* () {
+          yield new TextEncoder().encode(body);
+        })(),
+      };
+    }
+    fixGrpc(response.header);
+    const { body, trailer } = response;
+    if (body && trailer) {
+      return {
+        ...response,
+        body: (async function* () {
+          yield* body;
+          fixGrpc(trailer);
+        })(),
+      };
+    }
+    return response;
+  };
+  return Object.assign(wrapped, handler);
 }

@@ -42,7 +42,8 @@ interface OutboxRow {
   created_at: Date | string;
 }
 
-const MAX_BACKOFF_MS = 30_000;
+/** Retrying is one cheap query: back off, but resume within seconds of recovery. */
+const MAX_BACKOFF_MS = 5_000;
 
 /**
  * Publishes committed outbox rows to Kafka and marks them sent, in one transaction per

@@ -55,3 +55,38 @@ describe('configuration', () => {
     expect(text).not.toContain('j'.repeat(20));
   });
 });
+
+describe('production rules', () => {
+  const production = {
+    NODE_ENV: 'production',
+    DATABASE_URL: 'postgresql://u:p@db:5432/video',
+    JITSI_APP_SECRET: 'j'.repeat(20),
+  };
+
+  it('refuses to start without real keys, issuer and audience', () => {
+    try {
+      loadConfig(production);
+      expect.unreachable();
+    } catch (error) {
+      const problems = (error as ConfigError).problems.join('\n');
+      expect(problems).toMatch(/AUTH_JWT_SECRET, AUTH_PUBLIC_KEYS or AUTH_JWKS_URL: required/);
+      expect(problems).toMatch(/AUTH_ISSUER: required in production/);
+      expect(problems).toMatch(/AUTH_AUDIENCE: required in production/);
+    }
+  });
+
+  it('starts with a JWKS, issuer and audience, and then accepts no development token', () => {
+    const config = loadConfig({
+      ...production,
+      AUTH_JWKS_URL: 'https://idp.example.test/.well-known/jwks.json',
+      AUTH_ISSUER: 'https://idp.example.test',
+      AUTH_AUDIENCE: 'video-service',
+    });
+    expect(config.auth.hs256Secret).toBeUndefined();
+    expect(config.auth.usesDevelopmentSecret).toBe(false);
+  });
+
+  it('says which public key it cannot read', () => {
+    expect(() => loadConfig({ AUTH_PUBLIC_KEYS: 'not a key' })).toThrow(/AUTH_PUBLIC_KEYS: no/);
+  });
+});
