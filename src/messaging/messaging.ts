@@ -15,6 +15,16 @@ export interface Messaging {
 }
 
 const RECONNECT_MS = 5_000;
+/** A connect step the broker stops answering mid-way is abandoned and retried. */
+const STEP_TIMEOUT_MS = 30_000;
+
+function withTimeout<T>(step: string, promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${step} timed out`)), STEP_TIMEOUT_MS);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
 
 /**
  * Kafka, both ways: the outbox relay publishes committed events, the consumer applies
@@ -74,19 +84,22 @@ export function startMessaging(
   const connecting = (async () => {
     for (let attempt = 1; !stopped; attempt++) {
       try {
-        await ensureTopics(
-          kafka,
-          [
-            ...EVENT_TYPES.map(topicFor),
-            ...consumer.topics,
-            ...consumer.topics.map((topic) => `${topic}.dlq`),
-          ],
-          config.kafka,
+        await withTimeout(
+          'creating topics',
+          ensureTopics(
+            kafka,
+            [
+              ...EVENT_TYPES.map(topicFor),
+              ...consumer.topics,
+              ...consumer.topics.map((topic) => `${topic}.dlq`),
+            ],
+            config.kafka,
+          ),
         );
-        await publisher.connect();
+        await withTimeout('connecting the producer', publisher.connect());
         if (stopped) return;
         relay.start();
-        await consumer.start();
+        await withTimeout('starting the consumer', consumer.start());
         consuming = true;
         logger.info(
           { brokers },

@@ -45,6 +45,20 @@ async function runConsultations(t: TestApp, count: number, tag: string) {
   return ids;
 }
 
+/** Waits until the service's outbox is empty, or fails saying how much still waits. */
+async function outboxDrained(t: TestApp, timeoutMs: number) {
+  const deadline = Date.now() + timeoutMs;
+  let pending = Number.POSITIVE_INFINITY;
+  while (pending > 0 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    const ready = (await (await fetch(`${t.baseUrl}/readyz`)).json()) as {
+      outbox: { pending: number };
+    };
+    pending = ready.outbox.pending;
+  }
+  expect(pending, 'events still waiting in the outbox').toBe(0);
+}
+
 describe('a broker outage', () => {
   it('loses no event: the API keeps serving, events wait, and all arrive after the restart', async () => {
     const kafka = await startRestartableKafka(19092);
@@ -52,8 +66,9 @@ describe('a broker outage', () => {
     const prefix = uniquePrefix('outage');
     const t = await startTestApp({ KAFKA_BROKERS: kafka.brokers, KAFKA_TOPIC_PREFIX: prefix });
     cleanups.push(() => t.stop());
-    // Connected and publishing before the outage.
+    // Connected and publishing before the outage: the warmup's events have left.
     await runConsultations(t, 1, 'warmup');
+    await outboxDrained(t, 60_000);
 
     await kafka.stop();
     const ids = await runConsultations(t, 50, 'outage');
@@ -64,16 +79,7 @@ describe('a broker outage', () => {
 
     await kafka.start();
     // First: the relay publishes everything that waited (the outbox drains)...
-    const deadline = Date.now() + 90_000;
-    let pending = Number.POSITIVE_INFINITY;
-    while (pending > 0 && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 250));
-      const ready = (await (await fetch(`${t.baseUrl}/readyz`)).json()) as {
-        outbox: { pending: number };
-      };
-      pending = ready.outbox.pending;
-    }
-    expect(pending).toBe(0);
+    await outboxDrained(t, 90_000);
     // ...then: every one of the 200 events is on Kafka, counted by id.
     const reader = await collectRecords(
       kafka.brokers,
