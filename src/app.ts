@@ -13,6 +13,7 @@ import { createHttpServer } from './http/server.js';
 import { startMessaging } from './messaging/messaging.js';
 import { openDatabase } from './persistence/database.js';
 import { createJaasProvider, createJitsiProvider } from './providers/jitsi-provider.js';
+import { createOpenViduProvider } from './providers/openvidu-provider.js';
 import { createOpenViduWebhookReceiver } from './providers/openvidu-webhooks.js';
 import { createProviderRegistry } from './providers/provider-registry.js';
 import { createHealthRoutes } from './rpc/health-service.js';
@@ -57,6 +58,7 @@ export async function startApp(
     }
 
     const jitsi = config.providers.jitsi;
+    const openVidu = config.providers.openVidu && createOpenViduProvider(config.providers.openVidu);
     const providers = createProviderRegistry(
       [
         jitsi.mode === 'jaas'
@@ -68,8 +70,14 @@ export async function startApp(
               clock,
             })
           : createJitsiProvider({ ...jitsi, clock }),
+        ...(openVidu ? [openVidu] : []),
       ],
-      { defaultProvider: config.providers.default },
+      {
+        defaultProvider: config.providers.default,
+        byClinic: config.providers.byClinic,
+        failuresToOpen: config.providers.failuresToOpen,
+        halfOpenAfterMs: config.providers.halfOpenAfterMs,
+      },
     );
     if (jitsi.mode === 'self-hosted' && jitsi.usesDevelopmentSecret) {
       logger.warn(
@@ -107,6 +115,8 @@ export async function startApp(
       headerName: config.openVidu.webhookHeader,
       attendance,
       logger,
+      // Through the registry, so the lookups count for OpenVidu's breaker and status.
+      recordingStatus: openVidu && providers.get('openvidu').recording?.status,
     });
     const sweeper = createSweeper({
       orm: database.orm,

@@ -1,5 +1,6 @@
 import { createPublicKey } from 'node:crypto';
 import { z } from 'zod';
+import type { ProviderName } from './domain/consultation.js';
 
 /**
  * The service's whole configuration, parsed once from the environment at start.
@@ -76,7 +77,18 @@ export interface Config {
     readonly reconcileIntervalMs: number;
   };
   readonly providers: {
-    readonly default: 'jitsi';
+    /** The provider of a new consultation whose clinic has none of its own. */
+    readonly default: ProviderName;
+    /** Clinics that use another provider than the default. */
+    readonly byClinic: Readonly<Record<string, ProviderName>>;
+    /** Consecutive failures that open a provider's circuit (new sessions go elsewhere). */
+    readonly failuresToOpen: number;
+    /** How long an open circuit waits before one call may try the provider again. */
+    readonly halfOpenAfterMs: number;
+    /** Unset: OpenVidu is not configured. */
+    readonly openVidu:
+      | { readonly url: string; readonly secret: string; readonly timeoutMs: number }
+      | undefined;
     readonly jitsi: {
       /** `self-hosted` (prosody token auth, HS256) or `jaas` (8x8 Jitsi as a Service, RS256). */
       readonly mode: 'self-hosted' | 'jaas';
@@ -143,6 +155,19 @@ const schema = z.object({
   MAX_CONSULTATION_MINUTES: int(1, 24 * 60).default(180),
   SWEEP_INTERVAL_MS: int(100, 3_600_000).default(30_000),
   RECONCILE_INTERVAL_MS: int(100, 3_600_000).default(30_000),
+  PROVIDER_DEFAULT: z.enum(['jitsi', 'openvidu']).default('jitsi'),
+  PROVIDER_BY_CLINIC: z
+    .string()
+    .regex(
+      /^[^=,\s]+=(jitsi|openvidu)(,[^=,\s]+=(jitsi|openvidu))*$/,
+      'must be clinic=jitsi|openvidu[,clinic=…]',
+    )
+    .optional(),
+  PROVIDER_FAILURES_TO_OPEN: int(1, 1000).default(3),
+  PROVIDER_HALF_OPEN_AFTER_MS: int(100, 3_600_000).default(10_000),
+  OPENVIDU_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
+  OPENVIDU_SECRET: z.string().min(1).optional(),
+  OPENVIDU_TIMEOUT_MS: int(100, 120_000).default(5_000),
   JITSI_MODE: z.enum(['self-hosted', 'jaas']).default('self-hosted'),
   JITSI_JAAS_KEY_ID: z.string().min(1).optional(),
   JITSI_JAAS_PRIVATE_KEY: z.string().min(1).optional(),
@@ -193,6 +218,28 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     if (!e.JITSI_JAAS_KEY_ID) problems.push('JITSI_JAAS_KEY_ID: required when JITSI_MODE=jaas');
     if (!e.JITSI_JAAS_PRIVATE_KEY) {
       problems.push('JITSI_JAAS_PRIVATE_KEY: required when JITSI_MODE=jaas');
+    }
+  }
+  const byClinic: Record<string, ProviderName> = Object.fromEntries(
+    (e.PROVIDER_BY_CLINIC?.split(',') ?? []).map(
+      (pair) => pair.split('=') as [string, ProviderName],
+    ),
+  );
+  if (e.OPENVIDU_URL && !e.OPENVIDU_SECRET) {
+    problems.push('OPENVIDU_SECRET: required with OPENVIDU_URL');
+  }
+  if (e.OPENVIDU_SECRET && !e.OPENVIDU_URL) {
+    problems.push('OPENVIDU_URL: required with OPENVIDU_SECRET');
+  }
+  if (!e.OPENVIDU_URL) {
+    if (e.PROVIDER_DEFAULT === 'openvidu') {
+      problems.push('PROVIDER_DEFAULT: openvidu needs OPENVIDU_URL and OPENVIDU_SECRET');
+    }
+    const clinics = Object.keys(byClinic).filter((clinic) => byClinic[clinic] === 'openvidu');
+    if (clinics.length > 0) {
+      problems.push(
+        `PROVIDER_BY_CLINIC: ${clinics.join(', ')} use openvidu, which needs OPENVIDU_URL and OPENVIDU_SECRET`,
+      );
     }
   }
   if (e.NODE_ENV === 'production') {
@@ -265,7 +312,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       reconcileIntervalMs: e.RECONCILE_INTERVAL_MS,
     },
     providers: {
-      default: 'jitsi',
+      default: e.PROVIDER_DEFAULT,
+      byClinic,
+      failuresToOpen: e.PROVIDER_FAILURES_TO_OPEN,
+      halfOpenAfterMs: e.PROVIDER_HALF_OPEN_AFTER_MS,
+      openVidu:
+        e.OPENVIDU_URL && e.OPENVIDU_SECRET
+          ? { url: e.OPENVIDU_URL, secret: e.OPENVIDU_SECRET, timeoutMs: e.OPENVIDU_TIMEOUT_MS }
+          : undefined,
       jitsi: {
         mode: e.JITSI_MODE,
         jaasKeyId: e.JITSI_JAAS_KEY_ID,
@@ -294,6 +348,7 @@ export function redactedConfig(config: Config): unknown {
     openVidu: { ...config.openVidu, webhookSecret: config.openVidu.webhookSecret && '***' },
     providers: {
       ...config.providers,
+      openVidu: config.providers.openVidu && { ...config.providers.openVidu, secret: '***' },
       jitsi: {
         ...config.providers.jitsi,
         appSecret: '***',

@@ -50,14 +50,22 @@ export interface VideoProvider {
   endSession(sessionId: string): Promise<void>;
   health(): Promise<ProviderHealth>;
   /**
-   * Who is connected to the session right now, for the reconciler; undefined when the
-   * provider does not know the session. Absent for providers with no such API (Jitsi).
+   * Who is connected right now to each of these sessions, for the reconciler, in one
+   * call; a session the provider does not know is absent from the answer. Absent for
+   * providers with no such API (Jitsi).
    */
-  liveConnections?(sessionId: string): Promise<LiveConnection[] | undefined>;
+  liveSessions?(sessionIds: readonly string[]): Promise<ReadonlyMap<string, LiveConnection[]>>;
   /** Recording, where the provider supports it; absent when it cannot record. */
   readonly recording?: {
     start(sessionId: string): Promise<{ recordingId: string }>;
     /** Stopping a stopped or unknown recording succeeds. */
-    stop(recordingId: string): Promise<void>;
+    stop(sessionId: string, recordingId: string): Promise<void>;
+    /** The recording's state and, once it is ready, its URL; undefined when unknown. */
+    status(recordingId: string): Promise<RecordingState | undefined>;
   };
+}
+
+export interface RecordingState {
+  readonly status: 'starting' | 'started' | 'stopped' | 'ready' | 'failed';
+  readonly url: string | undefined;
 }

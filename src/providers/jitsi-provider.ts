@@ -1,6 +1,6 @@
-import { createHash } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { type Clock, systemClock, type VideoProvider } from '../domain/ports.js';
+import { providerSessionName } from './session-name.js';
 
 /**
  * Jitsi Meet with token authentication (prosody `mod_auth_token`, "JWT" in the Jitsi
@@ -37,22 +37,13 @@ export interface JaasOptions {
 /** Seconds `nbf` lies in the past, so a participant's slightly late clock still joins. */
 const NOT_BEFORE_MARGIN_SECONDS = 10;
 
-/**
- * The room of a consultation: derived from its id, lower-case (prosody lower-cases room
- * names), and opaque: it reveals neither the consultation id nor anything about the patient.
- */
-export function jitsiRoomName(consultationId: string): string {
-  const digest = createHash('sha256').update(`video-service:${consultationId}`).digest('hex');
-  return `vc-${digest.slice(0, 32)}`;
-}
-
 export function createJitsiProvider(options: JitsiOptions): VideoProvider {
   const clock = options.clock ?? systemClock;
   return {
     name: 'jitsi',
 
     async ensureSession(consultationId) {
-      return { sessionId: jitsiRoomName(consultationId) };
+      return { sessionId: providerSessionName(consultationId) };
     },
 
     async issueToken({ sessionId, participantId, role, expiresAt }) {
@@ -106,7 +97,7 @@ export function createJaasProvider(options: JaasOptions): VideoProvider {
     name: 'jitsi',
 
     async ensureSession(consultationId) {
-      return { sessionId: jitsiRoomName(consultationId) };
+      return { sessionId: providerSessionName(consultationId) };
     },
 
     async issueToken({ sessionId, participantId, role, expiresAt }) {

@@ -1,12 +1,15 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { ExponentialBackoff, handleAll, retry } from 'cockatiel';
 import type { Logger } from 'pino';
 import type { DisconnectReason } from '../domain/attendance.js';
+import type { RecordingState } from '../domain/ports.js';
 import type {
   Attendance,
   ConnectionEvent,
   RecordingChangedEvent,
   SessionClosedEvent,
 } from '../video/attendance.js';
+import { participantIdOf } from './openvidu-provider.js';
 
 /**
  * OpenVidu 2 webhooks (https://docs.openvidu.io/en/2.32.0/reference-docs/openvidu-server-webhook/):
@@ -107,17 +110,6 @@ export function parseOpenViduWebhook(
   return undefined;
 }
 
-/** The service puts `{"participantId": "…"}` in each connection's data; nothing else. */
-function participantIdOf(serverData: unknown): string | undefined {
-  if (typeof serverData !== 'string') return undefined;
-  try {
-    const parsed = JSON.parse(serverData) as { participantId?: unknown };
-    return typeof parsed.participantId === 'string' ? parsed.participantId : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * Accepts OpenVidu's webhooks: only with the configured secret header (compared in
  * constant time), answered at once, then applied one after another in arrival order.
@@ -127,10 +119,27 @@ export function createOpenViduWebhookReceiver(options: {
   headerName: string;
   attendance: Attendance;
   logger: Logger;
+  /**
+   * The recording's URL, which OpenVidu's `recordingStatusChanged` does not carry: asked
+   * of OpenVidu (GET /recordings/{id}) when a recording is ready.
+   */
+  recordingStatus?: ((recordingId: string) => Promise<RecordingState | undefined>) | undefined;
 }) {
   const expected = digest(options.secret);
   const header = options.headerName.toLowerCase();
   let queue: Promise<void> = Promise.resolve();
+  const urlRetry = retry(handleAll, {
+    maxAttempts: 3,
+    backoff: new ExponentialBackoff({ initialDelay: 200 }),
+  });
+
+  async function withUrl(event: RecordingChangedEvent): Promise<RecordingChangedEvent> {
+    if (event.status !== 'ready' || event.url || !options.recordingStatus) return event;
+    const lookup = options.recordingStatus;
+    // The URL is the point of `ready`: worth a few tries while OpenVidu hiccups.
+    const state = await urlRetry.execute(() => lookup(event.recordingId));
+    return { ...event, url: state?.url };
+  }
 
   return {
     /** Answers the HTTP status; the work itself happens after the answer. */
@@ -152,7 +161,7 @@ export function createOpenViduWebhookReceiver(options: {
             'connection' in parsed
               ? await options.attendance.recordConnection(parsed.connection)
               : 'recording' in parsed
-                ? await options.attendance.recordingChanged(parsed.recording)
+                ? await options.attendance.recordingChanged(await withUrl(parsed.recording))
                 : await options.attendance.sessionClosed(parsed.sessionClosed);
           options.logger.info(
             { event: (json as { event?: string }).event, outcome },

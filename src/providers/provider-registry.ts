@@ -64,6 +64,8 @@ interface Guarded {
   readonly breaker: CircuitBreakerPolicy;
   lastError: string;
   latencyMs: number;
+  /** When the circuit last opened (performance.now()). */
+  openedAt: number;
 }
 
 export function createProviderRegistry(
@@ -86,7 +88,15 @@ export function createProviderRegistry(
     }
     return entry;
   };
-  const usable = (name: ProviderName) => get(name).breaker.state !== CircuitState.Open;
+  const halfOpenAfterMs = options.halfOpenAfterMs ?? 10_000;
+  /** Closed, half-open, or open long enough that the next call is allowed to try it. */
+  const usable = (name: ProviderName) => {
+    const entry = get(name);
+    return (
+      entry.breaker.state !== CircuitState.Open ||
+      performance.now() - entry.openedAt >= halfOpenAfterMs
+    );
+  };
 
   return {
     defaultProvider: options.defaultProvider,
@@ -158,7 +168,10 @@ function guard(provider: VideoProvider, options: RegistryOptions): Guarded {
     halfOpenAfter: options.halfOpenAfterMs ?? 10_000,
     breaker: new ConsecutiveBreaker(options.failuresToOpen ?? 3),
   });
-  const entry: Guarded = { provider, breaker, lastError: '', latencyMs: 0 };
+  const entry: Guarded = { provider, breaker, lastError: '', latencyMs: 0, openedAt: 0 };
+  breaker.onBreak(() => {
+    entry.openedAt = performance.now();
+  });
   const call = async <T>(fn: () => Promise<T>): Promise<T> => {
     const started = performance.now();
     try {
@@ -176,21 +189,22 @@ function guard(provider: VideoProvider, options: RegistryOptions): Guarded {
     }
   };
   const recording = provider.recording;
-  const liveConnections = provider.liveConnections?.bind(provider);
+  const liveSessions = provider.liveSessions?.bind(provider);
   (entry as { provider: VideoProvider }).provider = {
     name: provider.name,
     ensureSession: (id) => call(() => provider.ensureSession(id)),
     issueToken: (request) => call(() => provider.issueToken(request)),
     endSession: (id) => call(() => provider.endSession(id)),
     health: () => provider.health(),
-    ...(liveConnections
-      ? { liveConnections: (id: string) => call(() => liveConnections(id)) }
+    ...(liveSessions
+      ? { liveSessions: (ids: readonly string[]) => call(() => liveSessions(ids)) }
       : {}),
     ...(recording
       ? {
           recording: {
             start: (id: string) => call(() => recording.start(id)),
-            stop: (id: string) => call(() => recording.stop(id)),
+            stop: (sessionId: string, id: string) => call(() => recording.stop(sessionId, id)),
+            status: (id: string) => call(() => recording.status(id)),
           },
         }
       : {}),

@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
-import type { EntityManager } from '@mikro-orm/core';
-import type { MikroORM } from '@mikro-orm/postgresql';
+import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import { attendanceTotals, type DisconnectReason } from '../domain/attendance.js';
 import { durationSeconds, type ProviderName, transition } from '../domain/consultation.js';
@@ -65,12 +64,23 @@ export type Attendance = ReturnType<typeof createAttendance>;
 export function createAttendance(deps: { orm: MikroORM; clock: Clock; logger: Logger }) {
   const { orm, clock } = deps;
 
-  /** Records the report's id; false when it was applied before. */
-  async function firstTime(em: EntityManager, eventId: string, provider: ProviderName) {
-    if (await em.findOne(InboxMessageSchema, { eventId })) return false;
+  /**
+   * Takes the consultation's row lock, so reports of one session are applied one after
+   * another whichever copy receives them, then records the report's id: false when it
+   * was applied before.
+   */
+  async function firstTime(
+    em: EntityManager,
+    event: { eventId: string; provider: ProviderName; sessionId: string },
+  ) {
+    await em.execute(
+      'select id from consultation where provider = ? and provider_session_id = ? for update',
+      [event.provider, event.sessionId],
+    );
+    if (await em.findOne(InboxMessageSchema, { eventId: event.eventId })) return false;
     em.create(InboxMessageSchema, {
-      eventId,
-      topic: `webhook:${provider}`,
+      eventId: event.eventId,
+      topic: `webhook:${event.provider}`,
       handledAt: clock.now(),
     });
     return true;
@@ -109,7 +119,7 @@ export function createAttendance(deps: { orm: MikroORM; clock: Clock; logger: Lo
   return {
     async recordConnection(event: ConnectionEvent): Promise<AttendanceOutcome> {
       return orm.em.fork().transactional(async (em) => {
-        if (!(await firstTime(em, event.eventId, event.provider))) return 'duplicate';
+        if (!(await firstTime(em, event))) return 'duplicate';
         const c = await em.findOne(
           ConsultationSchema,
           { provider: event.provider, providerSessionId: event.sessionId },
@@ -145,27 +155,46 @@ export function createAttendance(deps: { orm: MikroORM; clock: Clock; logger: Lo
           clinicId: c.clinicId,
           at: timestampFromDate(event.at),
         };
+        // A connection is announced once per transition; later reports of the same
+        // transition (a webhook after the reconciler's repair, or the other way round)
+        // only make its times more exact.
         if (event.kind === 'joined') {
+          const first = !connection.joinedAt;
           if (!connection.joinedAt || event.at < connection.joinedAt)
             connection.joinedAt = event.at;
-          addEvent(em, 'video.participant.joined', scope, common, event.at);
+          if (first) addEvent(em, 'video.participant.joined', scope, common, event.at);
         } else {
-          connection.leftAt = event.at;
-          connection.joinedAt ??= event.joinedAt ?? null;
-          connection.reason = event.reason ?? 'unknown';
-          addEvent(
-            em,
-            'video.participant.left',
-            scope,
-            {
-              ...common,
-              reason: toProtoDisconnectReason(connection.reason),
-              durationSeconds: connection.joinedAt
-                ? durationSeconds(connection.joinedAt, event.at)
-                : 0,
-            },
-            event.at,
-          );
+          const first = !connection.leftAt;
+          // The reconciler sees a leave after it happened, so the earliest report is the best.
+          if (!connection.leftAt || event.at < connection.leftAt) connection.leftAt = event.at;
+          if (!connection.joinedAt && event.joinedAt) {
+            // The leave came first (the join report is late or lost) and says when it began.
+            connection.joinedAt = event.joinedAt;
+            addEvent(
+              em,
+              'video.participant.joined',
+              scope,
+              { ...common, at: timestampFromDate(event.joinedAt) },
+              event.joinedAt,
+            );
+          }
+          if (first || connection.reason === 'unknown')
+            connection.reason = event.reason ?? 'unknown';
+          if (first) {
+            addEvent(
+              em,
+              'video.participant.left',
+              scope,
+              {
+                ...common,
+                reason: toProtoDisconnectReason(connection.reason),
+                durationSeconds: connection.joinedAt
+                  ? durationSeconds(connection.joinedAt, event.at)
+                  : 0,
+              },
+              event.at,
+            );
+          }
         }
         await em.flush();
         await recomputeTotals(em, participant);
@@ -177,7 +206,7 @@ export function createAttendance(deps: { orm: MikroORM; clock: Clock; logger: Lo
     /** The recording's state as the provider reports it; `ready` announces its URL. */
     async recordingChanged(event: RecordingChangedEvent): Promise<AttendanceOutcome> {
       return orm.em.fork().transactional(async (em) => {
-        if (!(await firstTime(em, event.eventId, event.provider))) return 'duplicate';
+        if (!(await firstTime(em, event))) return 'duplicate';
         const c = await em.findOne(ConsultationSchema, {
           provider: event.provider,
           providerSessionId: event.sessionId,
@@ -213,7 +242,7 @@ export function createAttendance(deps: { orm: MikroORM; clock: Clock; logger: Lo
     /** The provider closed the session: a consultation still in progress ends here. */
     async sessionClosed(event: SessionClosedEvent): Promise<AttendanceOutcome> {
       return orm.em.fork().transactional(async (em) => {
-        if (!(await firstTime(em, event.eventId, event.provider))) return 'duplicate';
+        if (!(await firstTime(em, event))) return 'duplicate';
         const c = await em.findOne(
           ConsultationSchema,
           { provider: event.provider, providerSessionId: event.sessionId },

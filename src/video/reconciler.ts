@@ -1,12 +1,18 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { ProviderName } from '../domain/consultation.js';
-import type { Clock } from '../domain/ports.js';
+import type { Clock, LiveConnection } from '../domain/ports.js';
 import { ProviderConnectionSchema } from '../persistence/entities.js';
 import type { ProviderRegistry } from '../providers/provider-registry.js';
 import type { Attendance } from './attendance.js';
 
 const BATCH = 20;
+
+interface ClaimedRow {
+  readonly id: string;
+  readonly provider: ProviderName;
+  readonly provider_session_id: string;
+}
 
 export interface Reconciler {
   start(): void;
@@ -38,9 +44,7 @@ export function createReconciler(deps: {
     const now = clock.now();
     const leaseBefore = new Date(now.getTime() - deps.intervalMs);
     return orm.em.fork().transactional(async (em) => {
-      const rows = await em.execute<
-        { id: string; provider: ProviderName; provider_session_id: string }[]
-      >(
+      const rows = await em.execute<ClaimedRow[]>(
         `select id, provider, provider_session_id from consultation
           where status = 'in_progress' and provider_session_id is not null
             and (reconciled_at is null or reconciled_at < ?)
@@ -62,52 +66,66 @@ export function createReconciler(deps: {
   async function reconcileOnce() {
     let joined = 0;
     let left = 0;
-    for (const row of await claim()) {
-      const provider = providers.get(row.provider);
-      if (!provider.liveConnections) continue;
-      let live: Awaited<ReturnType<NonNullable<typeof provider.liveConnections>>>;
+    const claimed = await claim();
+    for (const name of new Set(claimed.map((row) => row.provider))) {
+      const provider = providers.get(name);
+      if (!provider.liveSessions) continue;
+      const rows = claimed.filter((row) => row.provider === name);
+      let live: ReadonlyMap<string, LiveConnection[]>;
       try {
-        live = await provider.liveConnections(row.provider_session_id);
+        live = await provider.liveSessions(rows.map((row) => row.provider_session_id));
       } catch (error) {
-        logger.warn({ err: error, consultationId: row.id }, 'reconciler: provider unreachable');
+        logger.warn({ err: error, provider: name }, 'reconciler: provider unreachable');
         continue;
       }
-      if (!live) continue;
-      const recorded = await orm.em
-        .fork()
-        .find(ProviderConnectionSchema, { consultation: row.id, provider: row.provider });
-      const byId = new Map(recorded.map((c) => [c.connectionId, c]));
-      const liveIds = new Set(live.map((c) => c.connectionId));
-      const base = { provider: row.provider, sessionId: row.provider_session_id };
-
-      for (const connection of live) {
-        const known = byId.get(connection.connectionId);
-        if (known?.joinedAt) continue;
-        const outcome = await attendance.recordConnection({
-          ...base,
-          eventId: `reconcile:${row.provider}:${connection.connectionId}:joined`,
-          connectionId: connection.connectionId,
-          participantId: connection.participantId,
-          kind: 'joined',
-          at: connection.joinedAt,
-        });
-        if (outcome === 'applied') joined++;
-      }
-      for (const connection of recorded) {
-        if (connection.leftAt || liveIds.has(connection.connectionId)) continue;
-        const outcome = await attendance.recordConnection({
-          ...base,
-          eventId: `reconcile:${row.provider}:${connection.connectionId}:left`,
-          connectionId: connection.connectionId,
-          participantId: undefined,
-          kind: 'left',
-          at: clock.now(),
-          reason: 'unknown',
-        });
-        if (outcome === 'applied') left++;
+      for (const row of rows) {
+        // A session the provider does not know (closed, or lost in a restart) has nobody in it.
+        const repaired = await repair(row, live.get(row.provider_session_id) ?? []);
+        joined += repaired.joined;
+        left += repaired.left;
       }
     }
     if (joined + left > 0) logger.info({ joined, left }, 'reconciler repaired attendance');
+    return { joined, left };
+  }
+
+  /** Records the joins and leaves of one consultation that its webhooks missed. */
+  async function repair(row: ClaimedRow, live: readonly LiveConnection[]) {
+    let joined = 0;
+    let left = 0;
+    const recorded = await orm.em
+      .fork()
+      .find(ProviderConnectionSchema, { consultation: row.id, provider: row.provider });
+    const byId = new Map(recorded.map((c) => [c.connectionId, c]));
+    const liveIds = new Set(live.map((c) => c.connectionId));
+    const base = { provider: row.provider, sessionId: row.provider_session_id };
+
+    for (const connection of live) {
+      if (byId.get(connection.connectionId)?.joinedAt) continue;
+      const outcome = await attendance.recordConnection({
+        ...base,
+        eventId: `reconcile:${row.provider}:${connection.connectionId}:joined`,
+        connectionId: connection.connectionId,
+        participantId: connection.participantId,
+        kind: 'joined',
+        at: connection.joinedAt,
+      });
+      if (outcome === 'applied') joined++;
+    }
+    for (const connection of recorded) {
+      if (connection.leftAt || liveIds.has(connection.connectionId)) continue;
+      // When exactly it ended is not known; the pass that sees it gone is the best bound.
+      const outcome = await attendance.recordConnection({
+        ...base,
+        eventId: `reconcile:${row.provider}:${connection.connectionId}:left`,
+        connectionId: connection.connectionId,
+        participantId: undefined,
+        kind: 'left',
+        at: clock.now(),
+        reason: 'unknown',
+      });
+      if (outcome === 'applied') left++;
+    }
     return { joined, left };
   }
 

@@ -846,7 +846,9 @@ export function createVideoService(deps: VideoServiceDeps) {
       if (before.recordingStatus !== 'started' || !before.recordingId || !before.provider) {
         return toView(before);
       }
-      await providers.get(before.provider).recording?.stop(before.recordingId);
+      await providers
+        .get(before.provider)
+        .recording?.stop(before.providerSessionId ?? '', before.recordingId);
       return audited(caller, action, consultationId, async (em) => {
         const c = await load(em, principal, consultationId, action);
         if (c.recordingStatus === 'started') {

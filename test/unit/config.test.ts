@@ -43,6 +43,36 @@ describe('configuration', () => {
     );
   });
 
+  it('configures OpenVidu, the default provider and the clinics that use another', () => {
+    const config = loadConfig({
+      OPENVIDU_URL: 'https://openvidu.example.test',
+      OPENVIDU_SECRET: 'openvidu-secret',
+      PROVIDER_DEFAULT: 'openvidu',
+      PROVIDER_BY_CLINIC: 'north=jitsi,south=openvidu',
+    });
+    expect(config.providers.default).toBe('openvidu');
+    expect(config.providers.byClinic).toEqual({ north: 'jitsi', south: 'openvidu' });
+    expect(config.providers.openVidu).toEqual({
+      url: 'https://openvidu.example.test',
+      secret: 'openvidu-secret',
+      timeoutMs: 5000,
+    });
+    expect(JSON.stringify(redactedConfig(config))).not.toContain('openvidu-secret');
+    expect(loadConfig({}).providers.openVidu).toBeUndefined();
+  });
+
+  it('refuses OpenVidu half-configured, or chosen without being configured', () => {
+    expect(() => loadConfig({ OPENVIDU_URL: 'https://ov.example.test' })).toThrow(
+      /OPENVIDU_SECRET: required with OPENVIDU_URL/,
+    );
+    expect(() => loadConfig({ OPENVIDU_SECRET: 's' })).toThrow(/OPENVIDU_URL: required/);
+    expect(() => loadConfig({ PROVIDER_DEFAULT: 'openvidu' })).toThrow(/PROVIDER_DEFAULT/);
+    expect(() => loadConfig({ PROVIDER_BY_CLINIC: 'south=openvidu' })).toThrow(
+      /PROVIDER_BY_CLINIC: south use openvidu/,
+    );
+    expect(() => loadConfig({ PROVIDER_BY_CLINIC: 'south=daily' })).toThrow(/PROVIDER_BY_CLINIC/);
+  });
+
   it('never logs secrets', () => {
     const config = loadConfig({
       DATABASE_URL: 'postgresql://user:hunter2@db:5432/video',

@@ -17,8 +17,6 @@ interface Compose {
 }
 const read = (file: string) => readFileSync(new URL(`../../${file}`, import.meta.url), 'utf8');
 const compose = parse(read('docker-compose.yml')) as Compose;
-/** Read by the OpenVidu provider wiring, which follows the OpenVidu issue. */
-const RESERVED = ['OPENVIDU_URL', 'OPENVIDU_SECRET'];
 
 describe('docker-compose.yml', () => {
   it('runs PostgreSQL, Kafka, OpenVidu and the service built here', () => {
@@ -50,9 +48,7 @@ describe('docker-compose.yml', () => {
 
   it('configures the service only with variables it reads, into a valid production config', () => {
     const env = compose.services['video-service']?.environment ?? {};
-    const unknown = Object.keys(env).filter(
-      (name) => !CONFIG_VARIABLES.includes(name) && !RESERVED.includes(name),
-    );
+    const unknown = Object.keys(env).filter((name) => !CONFIG_VARIABLES.includes(name));
     expect(unknown).toEqual([]);
     const config = loadConfig(
       Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v)])),

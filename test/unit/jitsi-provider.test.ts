@@ -1,11 +1,8 @@
 import { generateKeyPairSync } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { describe, expect, it } from 'vitest';
-import {
-  createJaasProvider,
-  createJitsiProvider,
-  jitsiRoomName,
-} from '../../src/providers/jitsi-provider.js';
+import { createJaasProvider, createJitsiProvider } from '../../src/providers/jitsi-provider.js';
+import { providerSessionName } from '../../src/providers/session-name.js';
 
 const now = new Date('2026-03-01T10:00:00Z');
 const clock = { now: () => now };
@@ -23,10 +20,10 @@ describe('self-hosted Jitsi (prosody token auth)', () => {
 
   it('derives an opaque, stable, lower-case room from the consultation id', async () => {
     const { sessionId } = await provider.ensureSession(consultationId);
-    expect(sessionId).toBe(jitsiRoomName(consultationId));
+    expect(sessionId).toBe(providerSessionName(consultationId));
     expect(sessionId).toMatch(/^vc-[0-9a-f]{32}$/);
     expect(sessionId).not.toContain(consultationId.slice(0, 8));
-    expect(jitsiRoomName(crypto.randomUUID())).not.toBe(sessionId);
+    expect(providerSessionName(crypto.randomUUID())).not.toBe(sessionId);
   });
 
   it('signs every claim prosody checks, with string user fields and a moderator doctor', async () => {

@@ -1,0 +1,387 @@
+import { randomUUID } from 'node:crypto';
+import { Code, ConnectError } from '@connectrpc/connect';
+import { OpenVidu } from 'openvidu-node-client';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import {
+  ConsultationStatus,
+  DisconnectReason,
+  EndReason,
+  ParticipantRole,
+  Provider,
+  RecordingStatus,
+} from '../../gen/video/v1/consultation_pb.js';
+import { providerSessionName } from '../../src/providers/session-name.js';
+import { startTestApp, type TestApp } from '../support/app.js';
+import { appointmentId, slot, videoClient } from '../support/clients.js';
+import { createTestDatabase } from '../support/database.js';
+import { collectRecords, uniquePrefix } from '../support/events.js';
+import {
+  type OpenViduStandIn,
+  startOpenViduStandIn,
+  type WebhookEvent,
+} from '../support/openvidu-standin.js';
+
+/**
+ * The service with OpenVidu as its provider, end to end: real server, real PostgreSQL,
+ * real clients, and the stand-in OpenVidu server (the suite's one fake).
+ */
+const SECRET = 'e2e-openvidu-secret';
+const WEBHOOK_SECRET = 'e2e-openvidu-webhook-secret';
+const HALF_OPEN_AFTER_MS = 2000;
+
+const providerEnv = (standIn: OpenViduStandIn) => ({
+  OPENVIDU_URL: standIn.url,
+  OPENVIDU_SECRET: SECRET,
+  OPENVIDU_TIMEOUT_MS: '1000',
+  PROVIDER_DEFAULT: 'openvidu',
+  PROVIDER_FAILURES_TO_OPEN: '2',
+  PROVIDER_HALF_OPEN_AFTER_MS: String(HALF_OPEN_AFTER_MS),
+  OPENVIDU_WEBHOOK_SECRET: WEBHOOK_SECRET,
+});
+
+const cleanups: (() => Promise<unknown>)[] = [];
+let standIn: OpenViduStandIn;
+let app: TestApp;
+beforeAll(async () => {
+  standIn = await startOpenViduStandIn({ secret: SECRET });
+  cleanups.push(() => standIn.close());
+  app = await startTestApp(providerEnv(standIn));
+  cleanups.push(() => app.stop());
+});
+afterAll(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup();
+});
+afterEach(() => {
+  standIn.failWith(undefined);
+  standIn.delay(0);
+  standIn.configureWebhook(undefined);
+});
+
+/** A consultation scheduled by the appointments service, with its doctor's and patient's clients. */
+async function visit(t: TestApp = app) {
+  const patientId = `pat-${randomUUID().slice(0, 8)}`;
+  const service = videoClient(t.baseUrl, t.token('service', 'appointments'));
+  const { consultation } = await service.scheduleConsultation({
+    appointmentId: appointmentId('ov'),
+    doctorId: 'doc-ov',
+    patientId,
+    ...slot(5),
+  });
+  return {
+    id: consultation!.id,
+    service,
+    doctor: videoClient(t.baseUrl, t.token('doctor', 'doc-ov')),
+    patient: videoClient(t.baseUrl, t.token('patient', patientId)),
+    admin: videoClient(t.baseUrl, t.token('clinic_admin', 'admin')),
+  };
+}
+
+/** The stand-in's requests made while `fn` ran, as "METHOD path status". */
+async function requestsDuring(fn: () => Promise<unknown>): Promise<string[]> {
+  const before = standIn.requests.length;
+  await fn();
+  return standIn.requests
+    .slice(before)
+    .map((r) => `${r.method} ${r.path.split('?')[0]} ${r.status}`)
+    .filter((r) => !r.includes('/config')); // health probes
+}
+
+const code = (promise: Promise<unknown>) =>
+  promise.then(
+    () => undefined,
+    (error: unknown) => ConnectError.from(error).code,
+  );
+
+async function until<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 15_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await read();
+    if (done(value)) return value;
+    if (Date.now() > deadline) throw new Error(`timed out; last value: ${JSON.stringify(value)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('the OpenVidu call paths', () => {
+  it('creates the session under the opaque id, a connection per participant, and closes it', async () => {
+    const v = await visit();
+    const sessionId = providerSessionName(v.id);
+    let started: Awaited<ReturnType<typeof v.doctor.startConsultation>> | undefined;
+    expect(
+      await requestsDuring(async () => {
+        started = await v.doctor.startConsultation({ consultationId: v.id });
+      }),
+    ).toEqual(['POST /openvidu/api/sessions 200']);
+    expect(started?.consultation?.provider).toBe(Provider.OPENVIDU);
+    expect(started?.consultation?.providerSessionId).toBe(sessionId);
+
+    const doctorToken = await v.doctor.generateToken({ consultationId: v.id });
+    const patientToken = await v.patient.generateToken({ consultationId: v.id });
+    expect(doctorToken.provider).toBe(Provider.OPENVIDU);
+    expect(doctorToken.token).toMatch(new RegExp(`sessionId=${sessionId}&token=tok_`));
+    expect(doctorToken.joinUrl).toBe(doctorToken.token);
+    expect(patientToken.role).toBe(ParticipantRole.PATIENT);
+
+    const session = standIn.session(sessionId) as {
+      connections: { content: { token: string; role: string; serverData: string }[] };
+    };
+    const byToken = new Map(session.connections.content.map((c) => [c.token, c]));
+    expect(byToken.get(doctorToken.token)?.role).toBe('MODERATOR');
+    expect(byToken.get(patientToken.token)?.role).toBe('PUBLISHER');
+    for (const { serverData } of session.connections.content) {
+      // The opaque participant id and nothing else: no user id, no name.
+      expect(Object.keys(JSON.parse(serverData))).toEqual(['participantId']);
+      expect(serverData).not.toMatch(/doc-ov|pat-/);
+    }
+
+    expect(await requestsDuring(() => v.doctor.endConsultation({ consultationId: v.id }))).toEqual([
+      `DELETE /openvidu/api/sessions/${sessionId} 204`,
+    ]);
+    expect(standIn.session(sessionId)).toBeUndefined();
+  });
+
+  it('reuses a session that already exists (409), as after another copy created it', async () => {
+    const v = await visit();
+    const sessionId = providerSessionName(v.id);
+    await new OpenVidu(standIn.url, SECRET).createSession({ customSessionId: sessionId });
+    expect(
+      await requestsDuring(() => v.doctor.startConsultation({ consultationId: v.id })),
+    ).toEqual(['POST /openvidu/api/sessions 409', `GET /openvidu/api/sessions/${sessionId} 200`]);
+    const token = await v.doctor.generateToken({ consultationId: v.id });
+    expect(token.providerSessionId).toBe(sessionId);
+  });
+
+  it('re-creates a session OpenVidu forgot (404) when a participant asks for a token', async () => {
+    const v = await visit();
+    const sessionId = providerSessionName(v.id);
+    await v.doctor.startConsultation({ consultationId: v.id });
+    await v.doctor.generateToken({ consultationId: v.id });
+    standIn.forgetSessions();
+    expect(await requestsDuring(() => v.patient.generateToken({ consultationId: v.id }))).toEqual([
+      `POST /openvidu/api/sessions/${sessionId}/connection 404`,
+      'POST /openvidu/api/sessions 200',
+      `POST /openvidu/api/sessions/${sessionId}/connection 200`,
+    ]);
+    expect(standIn.session(sessionId)).toBeDefined();
+  });
+
+  it('answers UNAVAILABLE within its timeout when OpenVidu hangs', async () => {
+    const v = await visit();
+    await v.doctor.startConsultation({ consultationId: v.id });
+    standIn.delay(4000);
+    const started = performance.now();
+    expect(await code(v.patient.generateToken({ consultationId: v.id }))).toBe(Code.Unavailable);
+    expect(performance.now() - started).toBeLessThan(2500);
+  });
+});
+
+describe('failover', () => {
+  it('sends new consultations to Jitsi while OpenVidu is down, keeps live ones, and comes back', async () => {
+    const live = await visit();
+    await live.doctor.startConsultation({ consultationId: live.id });
+
+    standIn.failWith(503);
+    const first = await visit();
+    const second = await visit();
+    for (const v of [first, second]) {
+      const { consultation } = await v.doctor.startConsultation({ consultationId: v.id });
+      expect(consultation?.provider).toBe(Provider.JITSI);
+      const token = await v.patient.generateToken({ consultationId: v.id });
+      expect(token.joinUrl).toMatch(/^https:\/\/.*\?jwt=/);
+    }
+    const status = await first.admin.getProviderStatus({});
+    const openVidu = status.providers.find((p) => p.provider === Provider.OPENVIDU);
+    expect(openVidu).toMatchObject({ configured: true, healthy: false, circuitState: 'open' });
+    expect(openVidu?.lastError).toMatch(/HTTP 503/);
+    expect(status.providers.find((p) => p.provider === Provider.JITSI)?.healthy).toBe(true);
+
+    // The circuit is open: the next one goes straight to Jitsi, without asking OpenVidu.
+    const third = await visit();
+    expect(
+      await requestsDuring(async () => {
+        const { consultation } = await third.doctor.startConsultation({ consultationId: third.id });
+        expect(consultation?.provider).toBe(Provider.JITSI);
+      }),
+    ).toEqual([]);
+    // A session that lives on OpenVidu stays there: its participants wait for OpenVidu.
+    expect(await code(live.patient.generateToken({ consultationId: live.id }))).toBe(
+      Code.Unavailable,
+    );
+
+    standIn.failWith(undefined);
+    await new Promise((r) => setTimeout(r, HALF_OPEN_AFTER_MS + 100));
+    const after = await visit();
+    const { consultation } = await after.doctor.startConsultation({ consultationId: after.id });
+    expect(consultation?.provider).toBe(Provider.OPENVIDU);
+    const recovered = (await after.admin.getProviderStatus({})).providers.find(
+      (p) => p.provider === Provider.OPENVIDU,
+    );
+    expect(recovered).toMatchObject({ healthy: true, circuitState: 'closed' });
+    expect((await live.patient.generateToken({ consultationId: live.id })).provider).toBe(
+      Provider.OPENVIDU,
+    );
+  });
+});
+
+describe('recording with consent', () => {
+  it('records on OpenVidu only with both consents, and keeps the URL once ready', async () => {
+    standIn.configureWebhook({
+      url: `${app.baseUrl}/webhooks/openvidu`,
+      headers: { 'X-Webhook-Secret': WEBHOOK_SECRET },
+      autoDeliver: true,
+    });
+    const v = await visit();
+    const sessionId = providerSessionName(v.id);
+    await v.doctor.startConsultation({ consultationId: v.id });
+    standIn.join((await v.doctor.generateToken({ consultationId: v.id })).token);
+    standIn.join((await v.patient.generateToken({ consultationId: v.id })).token);
+
+    expect(await code(v.doctor.startRecording({ consultationId: v.id }))).toBe(
+      Code.FailedPrecondition,
+    );
+    await v.doctor.recordConsent({ consultationId: v.id });
+    expect(await code(v.doctor.startRecording({ consultationId: v.id }))).toBe(
+      Code.FailedPrecondition,
+    );
+    await v.patient.recordConsent({ consultationId: v.id });
+    const started = await v.doctor.startRecording({ consultationId: v.id });
+    expect(started.consultation?.recordingStatus).toBe(RecordingStatus.STARTED);
+    expect((standIn.session(sessionId) as { recording: boolean }).recording).toBe(true);
+
+    const stopped = await v.doctor.stopRecording({ consultationId: v.id });
+    expect(stopped.consultation?.recordingStatus).toBe(RecordingStatus.STOPPED);
+    // OpenVidu processes the file, then says `ready` in a webhook that has no URL: the
+    // service asks OpenVidu for it.
+    standIn.finishRecording(sessionId);
+    const ready = await until(
+      () => v.doctor.getConsultationStatus({ consultationId: v.id }),
+      (r) => r.consultation?.recordingStatus === RecordingStatus.READY,
+    );
+    expect(ready.consultation?.recordingUrl).toBe(
+      `${standIn.url}/openvidu/recordings/${sessionId}/${sessionId}.mp4`,
+    );
+    const ended = await v.doctor.endConsultation({ consultationId: v.id });
+    expect(ended.consultation?.recordingUrl).toBe(ready.consultation?.recordingUrl);
+  });
+});
+
+describe('attendance from webhooks, with two copies of the service', () => {
+  it('keeps exact totals through duplicates, reordering and a lost leave the reconciler repairs', async () => {
+    const database = await createTestDatabase();
+    cleanups.push(() => database.drop());
+    const prefix = uniquePrefix('openvidu');
+    const env = {
+      ...providerEnv(standIn),
+      KAFKA_BROKERS: inject('kafkaBrokers'),
+      KAFKA_TOPIC_PREFIX: prefix,
+      RECONCILE_INTERVAL_MS: '200',
+    };
+    const a = await startTestApp(env, database);
+    cleanups.push(() => a.stop());
+    const b = await startTestApp({ ...env, MIGRATE_ON_START: 'false' }, database);
+    cleanups.push(() => b.stop());
+    const topics = [
+      'video.participant.joined',
+      'video.participant.left',
+      'video.consultation.ended',
+    ];
+    const reader = await collectRecords(
+      inject('kafkaBrokers'),
+      topics.map((t) => prefix + t),
+    );
+    cleanups.push(() => reader.stop());
+    const deliverTo = async (t: TestApp, event: WebhookEvent | undefined) => {
+      standIn.configureWebhook({
+        url: `${t.baseUrl}/webhooks/openvidu`,
+        headers: { 'X-Webhook-Secret': WEBHOOK_SECRET },
+        autoDeliver: false,
+      });
+      expect(await standIn.deliver(event!)).toBe(200);
+    };
+
+    const v = await visit(a);
+    const sessionId = providerSessionName(v.id);
+    await v.doctor.startConsultation({ consultationId: v.id });
+    const t0 = Date.now() - 30 * 60_000;
+    const doctorConnection = standIn.join(
+      (await v.doctor.generateToken({ consultationId: v.id })).token,
+      { at: t0 },
+    );
+    const patientFirst = standIn.join(
+      (await v.patient.generateToken({ consultationId: v.id })).token,
+      { at: t0 + 60_000 },
+    );
+    standIn.leave(patientFirst, { at: t0 + 300_000, reason: 'networkDisconnect' });
+    const patientSecond = standIn.join(
+      (await v.patient.generateToken({ consultationId: v.id })).token,
+      { at: t0 + 400_000 },
+    );
+    const eventOf = (name: string, connectionId: string) =>
+      standIn.events.find(
+        (e) => e.event === name && e.sessionId === sessionId && e.connectionId === connectionId,
+      );
+
+    // Out of order, repeated, and spread over both copies.
+    await deliverTo(b, eventOf('participantLeft', patientFirst));
+    await deliverTo(a, eventOf('participantJoined', patientSecond));
+    await deliverTo(a, eventOf('participantJoined', patientFirst));
+    await deliverTo(b, eventOf('participantJoined', doctorConnection));
+    await deliverTo(a, eventOf('participantJoined', doctorConnection));
+    await deliverTo(a, eventOf('participantLeft', patientFirst));
+    await deliverTo(b, eventOf('participantJoined', patientSecond));
+
+    // The patient's second connection ends and OpenVidu's webhook for it is lost.
+    const patientLeftAt = Date.now();
+    standIn.leave(patientSecond);
+    const patientSeconds = 240 + (patientLeftAt - (t0 + 400_000)) / 1000;
+    const patientView = () =>
+      v.doctor
+        .getConsultationStatus({ consultationId: v.id })
+        .then((r) => r.consultation?.participants.find((p) => p.role === ParticipantRole.PATIENT));
+    // Webhooks are applied after their 200; wait until the second connection is closed too.
+    const repaired = await until(
+      patientView,
+      (p) => p?.connected === false && (p?.connectedSeconds ?? 0) > 240,
+    );
+    expect(repaired?.connectedSeconds).toBeGreaterThanOrEqual(Math.floor(patientSeconds) - 1);
+    expect(repaired?.connectedSeconds).toBeLessThanOrEqual(Math.ceil(patientSeconds) + 3);
+    expect(repaired?.firstJoinedAt?.seconds).toBe(BigInt(Math.floor((t0 + 60_000) / 1000)));
+
+    // The doctor leaves last: OpenVidu closes the session, which ends the consultation.
+    const doctorLeftAt = Date.now();
+    standIn.leave(doctorConnection, { at: doctorLeftAt });
+    await deliverTo(a, eventOf('participantLeft', doctorConnection));
+    const destroyed = standIn.events.find(
+      (e) => e.event === 'sessionDestroyed' && e.sessionId === sessionId,
+    );
+    await deliverTo(b, destroyed);
+    await deliverTo(a, destroyed);
+
+    const final = await until(
+      () => v.doctor.getConsultationStatus({ consultationId: v.id }),
+      (r) => r.consultation?.status === ConsultationStatus.ENDED,
+    );
+    expect(final.consultation?.endReason).toBe(EndReason.PROVIDER_CLOSED);
+    const doctor = final.consultation?.participants.find((p) => p.role === ParticipantRole.DOCTOR);
+    expect(doctor?.connectedSeconds).toBe(Math.floor((doctorLeftAt - t0) / 1000));
+    expect(doctor?.lastDisconnectReason).toBe(DisconnectReason.LEFT);
+
+    // Each transition announced exactly once, whichever copy and path saw it first.
+    const mine = (topic: string) => (records: typeof reader.records) =>
+      records.filter(
+        (r) =>
+          r.topic === prefix + topic &&
+          (r.value as { consultationId?: string }).consultationId === v.id,
+      );
+    await reader.waitFor((records) => mine('video.consultation.ended')(records).length === 1);
+    await new Promise((r) => setTimeout(r, 1000)); // room for any duplicate to show up
+    const connectionsOf = (topic: string) =>
+      mine(topic)(reader.records)
+        .map((r) => (r.value as { connectionId: string }).connectionId)
+        .sort();
+    const all = [doctorConnection, patientFirst, patientSecond].sort();
+    expect(connectionsOf('video.participant.joined')).toEqual(all);
+    expect(connectionsOf('video.participant.left')).toEqual(all);
+    expect(mine('video.consultation.ended')(reader.records)).toHaveLength(1);
+  }, 60_000);
+});
