@@ -73,10 +73,9 @@ export function createSweeper(deps: {
       for (const c of consultations) {
         const decision = apply(em, c, now);
         if (decision === 'no_show') noShows++;
-        if (decision === 'max_duration') {
-          overruns++;
-          closed.push(c);
-        }
+        if (decision === 'max_duration') overruns++;
+        // Either way the consultation is over: its provider session goes too.
+        if (decision) closed.push(c);
       }
       return { noShows, overruns };
     });

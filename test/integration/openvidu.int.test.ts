@@ -37,6 +37,7 @@ const providerEnv = (standIn: OpenViduStandIn) => ({
   PROVIDER_FAILURES_TO_OPEN: '2',
   PROVIDER_HALF_OPEN_AFTER_MS: String(HALF_OPEN_AFTER_MS),
   OPENVIDU_WEBHOOK_SECRET: WEBHOOK_SECRET,
+  PROVIDER_BY_CLINIC: 'clinic-on-jitsi=jitsi',
 });
 
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -58,9 +59,9 @@ afterEach(() => {
 });
 
 /** A consultation scheduled by the appointments service, with its doctor's and patient's clients. */
-async function visit(t: TestApp = app) {
+async function visit(t: TestApp = app, clinicId = 'clinic-1') {
   const patientId = `pat-${randomUUID().slice(0, 8)}`;
-  const service = videoClient(t.baseUrl, t.token('service', 'appointments'));
+  const service = videoClient(t.baseUrl, t.token('service', 'appointments', clinicId));
   const { consultation } = await service.scheduleConsultation({
     appointmentId: appointmentId('ov'),
     doctorId: 'doc-ov',
@@ -70,9 +71,9 @@ async function visit(t: TestApp = app) {
   return {
     id: consultation!.id,
     service,
-    doctor: videoClient(t.baseUrl, t.token('doctor', 'doc-ov')),
-    patient: videoClient(t.baseUrl, t.token('patient', patientId)),
-    admin: videoClient(t.baseUrl, t.token('clinic_admin', 'admin')),
+    doctor: videoClient(t.baseUrl, t.token('doctor', 'doc-ov', clinicId)),
+    patient: videoClient(t.baseUrl, t.token('patient', patientId, clinicId)),
+    admin: videoClient(t.baseUrl, t.token('clinic_admin', 'admin', clinicId)),
   };
 }
 
@@ -97,7 +98,10 @@ async function until<T>(read: () => Promise<T>, done: (value: T) => boolean, tim
   for (;;) {
     const value = await read();
     if (done(value)) return value;
-    if (Date.now() > deadline) throw new Error(`timed out; last value: ${JSON.stringify(value)}`);
+    if (Date.now() > deadline) {
+      const shown = JSON.stringify(value, (_, v) => (typeof v === 'bigint' ? String(v) : v));
+      throw new Error(`timed out; last value: ${shown}`);
+    }
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -172,6 +176,21 @@ describe('the OpenVidu call paths', () => {
     const started = performance.now();
     expect(await code(v.patient.generateToken({ consultationId: v.id }))).toBe(Code.Unavailable);
     expect(performance.now() - started).toBeLessThan(2500);
+  });
+});
+
+describe('choosing the provider', () => {
+  it('uses the default provider, and the one configured for a clinic', async () => {
+    const onDefault = await visit();
+    const onJitsi = await visit(app, 'clinic-on-jitsi');
+    for (const [v, provider] of [
+      [onDefault, Provider.OPENVIDU],
+      [onJitsi, Provider.JITSI],
+    ] as const) {
+      const { consultation } = await v.doctor.startConsultation({ consultationId: v.id });
+      expect(consultation?.provider).toBe(provider);
+      expect((await v.patient.generateToken({ consultationId: v.id })).provider).toBe(provider);
+    }
   });
 });
 
@@ -262,6 +281,38 @@ describe('recording with consent', () => {
     );
     const ended = await v.doctor.endConsultation({ consultationId: v.id });
     expect(ended.consultation?.recordingUrl).toBe(ready.consultation?.recordingUrl);
+  });
+});
+
+describe('the sweeper', () => {
+  it('ends an overrun consultation and closes its OpenVidu session', async () => {
+    let offsetMs = 0;
+    const clock = { now: () => new Date(Date.now() + offsetMs) };
+    const t = await startTestApp(
+      { ...providerEnv(standIn), SWEEP_INTERVAL_MS: '100', MAX_CONSULTATION_MINUTES: '60' },
+      undefined,
+      clock,
+    );
+    cleanups.push(() => t.stop());
+    const v = await visit(t);
+    const sessionId = providerSessionName(v.id);
+    await v.doctor.startConsultation({ consultationId: v.id });
+    standIn.join((await v.doctor.generateToken({ consultationId: v.id })).token);
+    standIn.join((await v.patient.generateToken({ consultationId: v.id })).token);
+
+    offsetMs = 2 * 3600_000;
+    const ended = await until(
+      () => v.doctor.getConsultationStatus({ consultationId: v.id }),
+      (r) => r.consultation?.status === ConsultationStatus.ENDED,
+    );
+    expect(ended.consultation?.endReason).toBe(EndReason.MAX_DURATION);
+    await until(
+      async () => standIn.session(sessionId),
+      (session) => session === undefined,
+    );
+    expect(
+      standIn.requests.filter((r) => r.method === 'DELETE' && r.path.endsWith(sessionId)),
+    ).toEqual([{ method: 'DELETE', path: `/openvidu/api/sessions/${sessionId}`, status: 204 }]);
   });
 });
 
