@@ -10,6 +10,7 @@ import {
   ConsultationSchema,
   InboxMessageSchema,
   type ParticipantEntity,
+  type ProviderConnectionEntity,
   ProviderConnectionSchema,
 } from '../persistence/entities.js';
 import { addAuditEntry } from './audit.js';
@@ -50,6 +51,27 @@ export interface SessionClosedEvent {
   readonly sessionId: string;
   readonly at: Date;
 }
+
+const scopeOf = (c: ConsultationEntity) => ({
+  appointmentId: c.appointmentId,
+  consultationId: c.id,
+  clinicId: c.clinicId,
+});
+
+const connectionFacts = (
+  c: ConsultationEntity,
+  participant: ParticipantEntity,
+  connection: ProviderConnectionEntity,
+  at: Date,
+) => ({
+  appointmentId: c.appointmentId,
+  consultationId: c.id,
+  userId: participant.userId,
+  userRole: toProtoRole(participant.role),
+  connectionId: connection.connectionId,
+  clinicId: c.clinicId,
+  at: timestampFromDate(at),
+});
 
 export type AttendanceOutcome = 'applied' | 'duplicate' | 'unknown-session' | 'unknown-participant';
 
@@ -100,6 +122,44 @@ export function createAttendance(deps: { orm: MikroORM; clock: Clock; logger: Lo
     );
   }
 
+  /** `video.participant.joined` for a connection, once: the caller checks it is the first report. */
+  function announceJoin(
+    em: EntityManager,
+    c: ConsultationEntity,
+    participant: ParticipantEntity,
+    connection: ProviderConnectionEntity,
+    at: Date,
+  ) {
+    addEvent(
+      em,
+      'video.participant.joined',
+      scopeOf(c),
+      connectionFacts(c, participant, connection, at),
+      at,
+    );
+  }
+
+  /** `video.participant.left`, with the reason and how long the connection lasted. */
+  function announceLeave(
+    em: EntityManager,
+    c: ConsultationEntity,
+    participant: ParticipantEntity,
+    connection: ProviderConnectionEntity,
+    at: Date,
+  ) {
+    addEvent(
+      em,
+      'video.participant.left',
+      scopeOf(c),
+      {
+        ...connectionFacts(c, participant, connection, at),
+        reason: toProtoDisconnectReason(connection.reason ?? 'unknown'),
+        durationSeconds: connection.joinedAt ? durationSeconds(connection.joinedAt, at) : 0,
+      },
+      at,
+    );
+  }
+
   async function recomputeTotals(em: EntityManager, participant: ParticipantEntity) {
     const connections = await em.find(ProviderConnectionSchema, { participant });
     const totals = attendanceTotals(
@@ -141,20 +201,6 @@ export function createAttendance(deps: { orm: MikroORM; clock: Clock; logger: Lo
             clinicId: c.clinicId,
             ...key,
           });
-        const scope = {
-          appointmentId: c.appointmentId,
-          consultationId: c.id,
-          clinicId: c.clinicId,
-        };
-        const common = {
-          appointmentId: c.appointmentId,
-          consultationId: c.id,
-          userId: participant.userId,
-          userRole: toProtoRole(participant.role),
-          connectionId: event.connectionId,
-          clinicId: c.clinicId,
-          at: timestampFromDate(event.at),
-        };
         // A connection is announced once per transition; later reports of the same
         // transition (a webhook after the reconciler's repair, or the other way round)
         // only make its times more exact.
@@ -162,7 +208,7 @@ export function createAttendance(deps: { orm: MikroORM; clock: Clock; logger: Lo
           const first = !connection.joinedAt;
           if (!connection.joinedAt || event.at < connection.joinedAt)
             connection.joinedAt = event.at;
-          if (first) addEvent(em, 'video.participant.joined', scope, common, event.at);
+          if (first) announceJoin(em, c, participant, connection, event.at);
         } else {
           const first = !connection.leftAt;
           // The reconciler sees a leave after it happened, so the earliest report is the best.
@@ -170,31 +216,12 @@ export function createAttendance(deps: { orm: MikroORM; clock: Clock; logger: Lo
           if (!connection.joinedAt && event.joinedAt) {
             // The leave came first (the join report is late or lost) and says when it began.
             connection.joinedAt = event.joinedAt;
-            addEvent(
-              em,
-              'video.participant.joined',
-              scope,
-              { ...common, at: timestampFromDate(event.joinedAt) },
-              event.joinedAt,
-            );
+            announceJoin(em, c, participant, connection, event.joinedAt);
           }
-          if (first || connection.reason === 'unknown')
-            connection.reason = event.reason ?? 'unknown';
-          if (first) {
-            addEvent(
-              em,
-              'video.participant.left',
-              scope,
-              {
-                ...common,
-                reason: toProtoDisconnectReason(connection.reason),
-                durationSeconds: connection.joinedAt
-                  ? durationSeconds(connection.joinedAt, event.at)
-                  : 0,
-              },
-              event.at,
-            );
-          }
+          // The provider's own reason beats one inferred from a closed session or a gap.
+          if (event.reason && event.reason !== 'unknown') connection.reason = event.reason;
+          else if (first) connection.reason = 'unknown';
+          if (first) announceLeave(em, c, participant, connection, event.at);
         }
         await em.flush();
         await recomputeTotals(em, participant);
@@ -223,7 +250,7 @@ export function createAttendance(deps: { orm: MikroORM; clock: Clock; logger: Lo
           addEvent(
             em,
             'video.recording.ready',
-            { appointmentId: c.appointmentId, consultationId: c.id, clinicId: c.clinicId },
+            scopeOf(c),
             {
               appointmentId: c.appointmentId,
               consultationId: c.id,
@@ -251,9 +278,12 @@ export function createAttendance(deps: { orm: MikroORM; clock: Clock; logger: Lo
         if (!c) return 'unknown-session';
         // Connections still open ended with the session.
         const open = await em.find(ProviderConnectionSchema, { consultation: c, leftAt: null });
+        const byId = new Map(c.participants.getItems().map((p) => [p.id, p]));
         for (const connection of open) {
           connection.leftAt = event.at;
           connection.reason = 'session_closed';
+          const participant = byId.get(connection.participant.id);
+          if (participant) announceLeave(em, c, participant, connection, event.at);
         }
         await em.flush();
         for (const participant of c.participants.getItems()) await recomputeTotals(em, participant);
@@ -268,7 +298,7 @@ export function createAttendance(deps: { orm: MikroORM; clock: Clock; logger: Lo
           addEvent(
             em,
             'video.consultation.ended',
-            { appointmentId: c.appointmentId, consultationId: c.id, clinicId: c.clinicId },
+            scopeOf(c),
             {
               appointmentId: c.appointmentId,
               consultationId: c.id,

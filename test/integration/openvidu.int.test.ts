@@ -408,9 +408,15 @@ describe('attendance from webhooks, with two copies of the service', () => {
     await deliverTo(b, destroyed);
     await deliverTo(a, destroyed);
 
+    // Applied after their 200s, on two copies: wait for the last of them.
     const final = await until(
       () => v.doctor.getConsultationStatus({ consultationId: v.id }),
-      (r) => r.consultation?.status === ConsultationStatus.ENDED,
+      (r) =>
+        r.consultation?.status === ConsultationStatus.ENDED &&
+        r.consultation.participants.some(
+          (p) =>
+            p.role === ParticipantRole.DOCTOR && p.lastDisconnectReason === DisconnectReason.LEFT,
+        ),
     );
     expect(final.consultation?.endReason).toBe(EndReason.PROVIDER_CLOSED);
     const doctor = final.consultation?.participants.find((p) => p.role === ParticipantRole.DOCTOR);
