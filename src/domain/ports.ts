@@ -27,12 +27,18 @@ export interface LiveConnection {
   readonly joinedAt: Date;
 }
 
+/**
+ * What a token lets its holder do: the consultation's participants, or an observer who
+ * only watches and listens (no consultation role issues observer tokens yet).
+ */
+export type TokenRole = ParticipantRole | 'observer';
+
 export interface TokenRequest {
   /** The session id that `ensureSession` answered. */
   readonly sessionId: string;
   /** The participant's opaque id: never a name or anything that identifies a patient. */
   readonly participantId: string;
-  readonly role: ParticipantRole;
+  readonly role: TokenRole;
   readonly expiresAt: Date;
 }
 

@@ -1,5 +1,5 @@
 import jwt from 'jsonwebtoken';
-import { type Clock, systemClock, type VideoProvider } from '../domain/ports.js';
+import { type Clock, systemClock, type TokenRole, type VideoProvider } from '../domain/ports.js';
 import { providerSessionName } from './session-name.js';
 
 /**
@@ -34,6 +34,16 @@ export interface JaasOptions {
   readonly clock?: Clock;
 }
 
+/**
+ * A role label, never the person's name: the room is not a place for PHI. Jitsi tokens
+ * cannot make someone receive-only; an observer joins as a participant without moderation.
+ */
+const DISPLAY_NAMES: Record<TokenRole, string> = {
+  doctor: 'Doctor',
+  patient: 'Patient',
+  observer: 'Observer',
+};
+
 /** Seconds `nbf` lies in the past, so a participant's slightly late clock still joins. */
 const NOT_BEFORE_MARGIN_SECONDS = 10;
 
@@ -58,8 +68,7 @@ export function createJitsiProvider(options: JitsiOptions): VideoProvider {
         context: {
           user: {
             id: participantId,
-            // A role label, never the person's name: the room is not a place for PHI.
-            name: moderator ? 'Doctor' : 'Patient',
+            name: DISPLAY_NAMES[role],
             moderator: String(moderator),
           },
         },
@@ -113,7 +122,7 @@ export function createJaasProvider(options: JaasOptions): VideoProvider {
         context: {
           user: {
             id: participantId,
-            name: role === 'doctor' ? 'Doctor' : 'Patient',
+            name: DISPLAY_NAMES[role],
             moderator,
           },
           // Recording goes through the service's consent-gated command, never the room.

@@ -10,9 +10,8 @@ import {
   RecordingMode,
   type Session,
 } from 'openvidu-node-client';
-import type { ParticipantRole } from '../domain/consultation.js';
 import { DomainError, failedPrecondition } from '../domain/errors.js';
-import type { LiveConnection, RecordingState, VideoProvider } from '../domain/ports.js';
+import type { LiveConnection, RecordingState, TokenRole, VideoProvider } from '../domain/ports.js';
 import { providerSessionName } from './session-name.js';
 
 /**
@@ -30,10 +29,11 @@ export interface OpenViduOptions {
   readonly timeoutMs: number;
 }
 
-/** The doctor moderates, the patient publishes; an observer would only subscribe. */
-const ROLES: Record<ParticipantRole, OpenViduRole> = {
+/** The doctor moderates, the patient publishes, an observer only subscribes. */
+const ROLES: Record<TokenRole, OpenViduRole> = {
   doctor: OpenViduRole.MODERATOR,
   patient: OpenViduRole.PUBLISHER,
+  observer: OpenViduRole.SUBSCRIBER,
 };
 
 /** Sessions the client keeps in memory at most; one evicted is fetched again when needed. */
@@ -122,7 +122,7 @@ export function createOpenViduProvider(options: OpenViduOptions): VideoProvider 
   const sessionFor = async (sessionId: string) =>
     cached(sessionId) ?? (await createOrReuse(sessionId));
 
-  async function createConnection(session: Session, participantId: string, role: ParticipantRole) {
+  async function createConnection(session: Session, participantId: string, role: TokenRole) {
     return call('create connection', () =>
       session.createConnection({
         type: ConnectionType.WEBRTC,

@@ -61,7 +61,7 @@ describe('sessions', () => {
     expect(sessionId).not.toContain(consultationId);
   });
 
-  it('issues one connection per participant: MODERATOR doctor, PUBLISHER patient, opaque data', async () => {
+  it('issues one connection per participant: MODERATOR doctor, PUBLISHER patient, SUBSCRIBER observer', async () => {
     const { sessionId } = await provider.ensureSession(randomUUID());
     const doctor = await provider.issueToken({
       sessionId,
@@ -78,12 +78,19 @@ describe('sessions', () => {
     expect(doctor.token).toMatch(new RegExp(`^wss?://.*sessionId=${sessionId}.*token=tok_`));
     expect(doctor.joinUrl).toBe(doctor.token);
     expect(doctor.expiresAt).toEqual(expiresAt);
+    const observer = await provider.issueToken({
+      sessionId,
+      participantId: 'participant-observer',
+      role: 'observer',
+      expiresAt,
+    });
     const session = standIn.session(sessionId) as {
       connections: { content: { role: string; serverData: string; token: string }[] };
     };
     const byToken = new Map(session.connections.content.map((c) => [c.token, c]));
     expect(byToken.get(doctor.token)?.role).toBe('MODERATOR');
     expect(byToken.get(patient.token)?.role).toBe('PUBLISHER');
+    expect(byToken.get(observer.token)?.role).toBe('SUBSCRIBER');
     expect(JSON.parse(byToken.get(patient.token)?.serverData ?? '')).toEqual({
       participantId: 'participant-patient',
     });

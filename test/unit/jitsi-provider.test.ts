@@ -28,7 +28,8 @@ describe('self-hosted Jitsi (prosody token auth)', () => {
 
   it('signs every claim prosody checks, with string user fields and a moderator doctor', async () => {
     const { sessionId } = await provider.ensureSession(consultationId);
-    for (const role of ['doctor', 'patient'] as const) {
+    const names = { doctor: 'Doctor', patient: 'Patient', observer: 'Observer' } as const;
+    for (const role of ['doctor', 'patient', 'observer'] as const) {
       const credentials = await provider.issueToken({
         sessionId,
         participantId: `participant-${role}`,
@@ -48,7 +49,7 @@ describe('self-hosted Jitsi (prosody token auth)', () => {
         context: {
           user: {
             id: `participant-${role}`,
-            name: role === 'doctor' ? 'Doctor' : 'Patient',
+            name: names[role],
             moderator: String(role === 'doctor'),
           },
         },
