@@ -12,6 +12,8 @@ interface ClaimedRow {
   readonly id: string;
   readonly provider: ProviderName;
   readonly provider_session_id: string;
+  /** Set once the consultation is over. */
+  readonly ended_at: Date | string | null;
 }
 
 export interface Reconciler {
@@ -22,9 +24,9 @@ export interface Reconciler {
 }
 
 /**
- * Repairs attendance that webhooks missed: for consultations in progress, compares the
- * provider's live connections with what the service recorded, and records the missing
- * joins and leaves. Copies share the work through a lease (rows claimed with FOR UPDATE
+ * Repairs attendance that webhooks missed: for consultations in progress (and ended ones
+ * where someone still counts as connected), compares the provider's live connections with
+ * what the service recorded, and records the missing joins and leaves. Copies share the work through a lease (rows claimed with FOR UPDATE
  * SKIP LOCKED and stamped), and every repair has a deterministic event id, so a repair
  * is applied once even if two copies see the same gap.
  */
@@ -45,9 +47,13 @@ export function createReconciler(deps: {
     const leaseBefore = new Date(now.getTime() - deps.intervalMs);
     return orm.em.fork().transactional(async (em) => {
       const rows = await em.execute<ClaimedRow[]>(
-        `select id, provider, provider_session_id from consultation
-          where status = 'in_progress' and provider_session_id is not null
+        `select id, provider, provider_session_id, ended_at from consultation c
+          where provider_session_id is not null
             and (reconciled_at is null or reconciled_at < ?)
+            and (status = 'in_progress'
+              -- over, but someone still counts as connected: a leave was missed
+              or exists (select 1 from provider_connection pc
+                          where pc.consultation_id = c.id and pc.left_at is null))
           order by reconciled_at nulls first
           limit ?
           for update skip locked`,
@@ -112,16 +118,20 @@ export function createReconciler(deps: {
       });
       if (outcome === 'applied') joined++;
     }
+    // When exactly a connection ended is not known: the pass that sees it gone is the best
+    // bound, or the consultation's end when that came earlier.
+    const now = clock.now();
+    const endedAt = row.ended_at === null ? undefined : new Date(row.ended_at);
+    const leftAt = endedAt && endedAt < now ? endedAt : now;
     for (const connection of recorded) {
       if (connection.leftAt || liveIds.has(connection.connectionId)) continue;
-      // When exactly it ended is not known; the pass that sees it gone is the best bound.
       const outcome = await attendance.recordConnection({
         ...base,
         eventId: `reconcile:${row.provider}:${connection.connectionId}:left`,
         connectionId: connection.connectionId,
         participantId: undefined,
         kind: 'left',
-        at: clock.now(),
+        at: connection.joinedAt && leftAt < connection.joinedAt ? connection.joinedAt : leftAt,
         reason: 'unknown',
       });
       if (outcome === 'applied') left++;

@@ -316,6 +316,33 @@ describe('the sweeper', () => {
   });
 });
 
+describe('reconciliation after the end', () => {
+  it('closes the connections of an ended consultation whose leaves were all lost', async () => {
+    const t = await startTestApp({ ...providerEnv(standIn), RECONCILE_INTERVAL_MS: '200' });
+    cleanups.push(() => t.stop());
+    const v = await visit(t);
+    await v.doctor.startConsultation({ consultationId: v.id });
+    const t0 = Date.now() - 10 * 60_000;
+    standIn.join((await v.doctor.generateToken({ consultationId: v.id })).token, { at: t0 });
+    standIn.join((await v.patient.generateToken({ consultationId: v.id })).token, { at: t0 });
+    const participants = () =>
+      v.doctor
+        .getConsultationStatus({ consultationId: v.id })
+        .then((r) => r.consultation?.participants ?? []);
+    // No webhooks reach this copy: the reconciler alone sees both join.
+    await until(participants, (ps) => ps.every((p) => p.connected));
+
+    // The doctor ends it; OpenVidu's leave webhooks never arrive.
+    const ended = await v.doctor.endConsultation({ consultationId: v.id });
+    const endedAt = Number(ended.consultation?.endedAt?.seconds) * 1000;
+    const after = await until(participants, (ps) => ps.every((p) => !p.connected));
+    for (const p of after) {
+      expect(p.connectedSeconds).toBeGreaterThanOrEqual(Math.floor((endedAt - t0) / 1000) - 1);
+      expect(p.connectedSeconds).toBeLessThanOrEqual(Math.ceil((endedAt - t0) / 1000) + 1);
+    }
+  });
+});
+
 describe('attendance from webhooks, with two copies of the service', () => {
   it('keeps exact totals through duplicates, reordering and a lost leave the reconciler repairs', async () => {
     const database = await createTestDatabase();
