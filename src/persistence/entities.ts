@@ -47,6 +47,12 @@ export const ConsultationSchema = defineEntity({
     { properties: ['clinicId', 'doctorId', 'scheduledStart'] },
     { properties: ['clinicId', 'patientId', 'scheduledStart'] },
     { properties: ['clinicId', 'scheduledStart'] },
+    {
+      // The reconciler's work: consultations in progress, least recently reconciled first.
+      name: 'consultation_in_progress_index',
+      expression:
+        'create index "consultation_in_progress_index" on "consultation" ("reconciled_at") where "status" = \'in_progress\'',
+    },
   ],
 });
 export type ConsultationEntity = InferEntity<typeof ConsultationSchema>;
@@ -94,6 +100,14 @@ export const ProviderConnectionSchema = defineEntity({
     reason: p.string().length(32).$type<DisconnectReason>().nullable(),
   },
   uniques: [{ properties: ['provider', 'connectionId'] }],
+  indexes: [
+    {
+      // Connections still counted as open: few at any time, whatever the history.
+      name: 'provider_connection_open_index',
+      expression:
+        'create index "provider_connection_open_index" on "provider_connection" ("consultation_id") where "left_at" is null',
+    },
+  ],
 });
 export type ProviderConnectionEntity = InferEntity<typeof ProviderConnectionSchema>;
 

@@ -47,13 +47,12 @@ export function createReconciler(deps: {
     const leaseBefore = new Date(now.getTime() - deps.intervalMs);
     return orm.em.fork().transactional(async (em) => {
       const rows = await em.execute<ClaimedRow[]>(
-        `select id, provider, provider_session_id, ended_at from consultation c
+        `select id, provider, provider_session_id, ended_at from consultation
           where provider_session_id is not null
             and (reconciled_at is null or reconciled_at < ?)
             and (status = 'in_progress'
               -- over, but someone still counts as connected: a leave was missed
-              or exists (select 1 from provider_connection pc
-                          where pc.consultation_id = c.id and pc.left_at is null))
+              or id in (select consultation_id from provider_connection where left_at is null))
           order by reconciled_at nulls first
           limit ?
           for update skip locked`,

@@ -1,0 +1,109 @@
+/**
+ * A tiny closed-loop load generator: N async loops call one function back to back for a
+ * warm-up, then for a fixed measured duration. Only calls that finish inside the
+ * measured window count; their latencies go to a `perf_hooks` histogram (nanoseconds).
+ */
+import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';
+
+export interface LoadOptions {
+  readonly concurrency: number;
+  readonly warmupMs: number;
+  readonly durationMs: number;
+  /** One call; `worker` is the loop's index, `i` the loop's own call counter. */
+  readonly call: (worker: number, i: number) => Promise<unknown>;
+}
+
+export interface LoadResult {
+  readonly calls: number;
+  readonly errors: number;
+  readonly seconds: number;
+  /** Latencies of the successful calls of the measured window, in nanoseconds. */
+  readonly histogram: RecordableHistogram;
+  /** CPU time this process used in the measured window (all threads), in seconds. */
+  readonly cpuSeconds: number;
+  readonly firstError: unknown;
+}
+
+export interface LoadSummary {
+  readonly calls: number;
+  readonly errors: number;
+  readonly rps: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly maxMs: number;
+  /** This process's CPU use while measuring, in % of one core (client and servers). */
+  readonly cpuPercent: number;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export async function runLoad(options: LoadOptions): Promise<LoadResult> {
+  const histogram = createHistogram();
+  let calls = 0;
+  let errors = 0;
+  let firstError: unknown;
+  let measuring = false;
+  let stopped = false;
+
+  async function loop(worker: number): Promise<void> {
+    for (let i = 0; !stopped; i++) {
+      const started = process.hrtime.bigint();
+      try {
+        await options.call(worker, i);
+        if (measuring && !stopped) {
+          histogram.record(Math.max(1, Number(process.hrtime.bigint() - started)));
+          calls++;
+        }
+      } catch (error) {
+        if (measuring && !stopped) errors++;
+        firstError ??= error;
+        // A call that fails at once must not starve the timers that end the run.
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    }
+  }
+
+  const loops = Array.from({ length: options.concurrency }, (_, worker) => loop(worker));
+  await sleep(options.warmupMs);
+  measuring = true;
+  const from = process.hrtime.bigint();
+  const cpuFrom = process.cpuUsage();
+  await sleep(options.durationMs);
+  stopped = true;
+  const seconds = Number(process.hrtime.bigint() - from) / 1e9;
+  const cpu = process.cpuUsage(cpuFrom);
+  const cpuSeconds = (cpu.user + cpu.system) / 1e6;
+  await Promise.all(loops);
+  return { calls, errors, seconds, histogram, cpuSeconds, firstError };
+}
+
+/** Several runs of the same target as one: calls and time add up, histograms merge. */
+export function summarize(results: readonly LoadResult[]): LoadSummary {
+  const histogram = createHistogram();
+  let calls = 0;
+  let errors = 0;
+  let seconds = 0;
+  let cpuSeconds = 0;
+  for (const result of results) {
+    cpuSeconds += result.cpuSeconds;
+    histogram.add(result.histogram);
+    calls += result.calls;
+    errors += result.errors;
+    seconds += result.seconds;
+  }
+  const ms = (ns: number) => round(ns / 1e6, 2);
+  return {
+    calls,
+    errors,
+    rps: round(calls / seconds, 0),
+    p50Ms: ms(histogram.percentile(50)),
+    p99Ms: ms(histogram.percentile(99)),
+    maxMs: ms(histogram.max),
+    cpuPercent: round((cpuSeconds / seconds) * 100, 0),
+  };
+}
+
+export const round = (value: number, digits: number) => {
+  const factor = 10 ** digits;
+  return Math.round(value * factor) / factor;
+};

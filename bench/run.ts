@@ -1,0 +1,159 @@
+/**
+ * The performance measurements of the design, in sequence: RPC overhead against a bare
+ * connect-node handler (with the peak RSS sampled meanwhile), the GenerateToken write
+ * path against pgbench, and cold starts on the embedded database. Prints a results table
+ * (markdown) and the ratios as JSON. Needs DATABASE_URL naming a PostgreSQL server; the
+ * bench creates a database of its own there and drops it at the end.
+ *
+ *   DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres npm run bench
+ */
+import {
+  consultationId,
+  createBenchDatabase,
+  type Service,
+  seedConsultations,
+  startService,
+} from './fixture.js';
+import type { LoadSummary } from './load.js';
+import { sampleRss } from './memory.js';
+import { measureRpcOverhead, type RpcOverheadResult } from './rpc-overhead.js';
+import { measureStartup, type StartupRun } from './startup.js';
+import { measureWritePath, type WritePathResult } from './write-path.js';
+
+/** Seconds each measured round lasts (BENCH_SECONDS overrides), after a 2 s warm-up. */
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
+const WARMUP_MS = 2_000;
+const CONSULTATIONS = 1_000;
+const RPC_CONCURRENCY = 64;
+/** As many callers as the service has database connections (DATABASE_POOL_SIZE's default). */
+const WRITE_CONCURRENCY = 10;
+const ROUNDS = 2;
+const STARTUP_RUNS = 3;
+
+const TARGETS = {
+  rpcRatio: 0.5,
+  rpcP99Ms: 20,
+  writeRatio: 0.6,
+  rssMiB: 256,
+  startupMs: 2_000,
+} as const;
+
+interface Results {
+  readonly rpc: RpcOverheadResult;
+  /** Right after the service started, before any load. */
+  readonly idleRssMiB: number;
+  readonly rssMiB: number;
+  readonly write: WritePathResult;
+  readonly startup: readonly StartupRun[];
+}
+
+async function main(): Promise<void> {
+  const serverUrl = process.env.DATABASE_URL;
+  if (!serverUrl) throw new Error('set DATABASE_URL to a PostgreSQL server (see bench/README.md)');
+  const database = await createBenchDatabase(serverUrl);
+  let service: Service | undefined;
+  try {
+    service = await startService(database.url);
+    await seedConsultations(database.url, CONSULTATIONS);
+    const idleRssMiB = Math.round(process.memoryUsage.rss() / 2 ** 20);
+    const consultationIds = Array.from({ length: CONSULTATIONS }, (_, i) => consultationId(i + 1));
+    const common = {
+      serviceUrl: service.baseUrl,
+      token: service.doctorToken,
+      consultationIds,
+      rounds: ROUNDS,
+      warmupMs: WARMUP_MS,
+      durationMs: SECONDS * 1000,
+    };
+
+    log(`rpc overhead: ${ROUNDS} x (baseline, service), ${RPC_CONCURRENCY} callers`);
+    const rss = sampleRss();
+    const rpc = await measureRpcOverhead({ ...common, concurrency: RPC_CONCURRENCY });
+    const rssMiB = rss.stop();
+
+    log(`write path: ${ROUNDS} x (GenerateToken, pgbench), ${WRITE_CONCURRENCY} callers`);
+    const write = await measureWritePath({
+      ...common,
+      databaseUrl: database.url,
+      concurrency: WRITE_CONCURRENCY,
+    });
+    await service.app.stop();
+    service = undefined;
+
+    log(`startup: ${STARTUP_RUNS} cold starts on the embedded database`);
+    const startup = await measureStartup(STARTUP_RUNS);
+    report({ rpc, idleRssMiB, rssMiB, write, startup });
+  } finally {
+    await service?.app.stop();
+    await database.drop();
+  }
+}
+
+function report(r: Results): void {
+  const { rpc, write } = r;
+  const met = (ok: boolean) => (ok ? 'met' : '**missed**');
+  const latency = (s: LoadSummary) => `p50 ${s.p50Ms} / p99 ${s.p99Ms} ms`;
+  const cpu = (s: LoadSummary) => `Node CPU ${s.cpuPercent}%`;
+  const rows = [
+    ['Measurement', 'Service', 'Baseline or comparison', 'Ratio', 'Target', 'Result'],
+    [
+      `GetConsultationStatus throughput, ${RPC_CONCURRENCY} callers`,
+      `${rpc.service.rps} calls/s (${cpu(rpc.service)})`,
+      `${rpc.baseline.rps} calls/s, bare handler (${cpu(rpc.baseline)})`,
+      `${rpc.ratio}`,
+      `ratio ≥ ${TARGETS.rpcRatio}`,
+      met(rpc.ratio >= TARGETS.rpcRatio),
+    ],
+    [
+      'GetConsultationStatus latency',
+      latency(rpc.service),
+      latency(rpc.baseline),
+      '',
+      `p99 < ${TARGETS.rpcP99Ms} ms`,
+      met(rpc.service.p99Ms < TARGETS.rpcP99Ms),
+    ],
+    [
+      `GenerateToken throughput, ${WRITE_CONCURRENCY} callers`,
+      `${write.service.rps} calls/s (${latency(write.service)}; ${cpu(write.service)})`,
+      `${write.pgbench.tps} tps (pgbench, avg ${write.pgbench.latencyAvgMs} ms)`,
+      `${write.ratio}`,
+      `ratio ≥ ${TARGETS.writeRatio}`,
+      met(write.ratio >= TARGETS.writeRatio),
+    ],
+    [
+      'Peak RSS during the RPC overhead load',
+      `${r.rssMiB} MiB`,
+      `${r.idleRssMiB} MiB (same process, before the load)`,
+      '',
+      `< ${TARGETS.rssMiB} MiB`,
+      met(r.rssMiB < TARGETS.rssMiB),
+    ],
+    ...r.startup.map((run, i) => [
+      `Start to ready, embedded database, run ${i + 1}`,
+      `${run.ms} ms (RSS ${run.rssMiB} MiB)`,
+      `${run.restartMs} ms (restart on that folder)`,
+      '',
+      `< ${TARGETS.startupMs} ms`,
+      met(run.ms < TARGETS.startupMs),
+    ]),
+  ];
+  console.log(`\nGenerateToken's SQL: ${write.statements.join(', ')}\n`);
+  const [header, ...body] = rows.map((row) => `| ${row.join(' | ')} |`);
+  console.log([header, '|---|---|---|---|---|---|', ...body].join('\n'));
+  const ratios = {
+    rpcThroughputRatio: rpc.ratio,
+    rpcServiceP99Ms: rpc.service.p99Ms,
+    writePathRatio: write.ratio,
+    peakRssMiB: r.rssMiB,
+    idleRssMiB: r.idleRssMiB,
+    startupMs: r.startup.map((run) => run.ms),
+    restartMs: r.startup.map((run) => run.restartMs),
+    targets: TARGETS,
+    detail: { rpc, write: { service: write.service, pgbench: write.pgbench } },
+  };
+  console.log(`\n${JSON.stringify(ratios, null, 2)}`);
+}
+
+const log = (message: string) => console.error(`[bench] ${message}`);
+
+await main();

@@ -1,0 +1,194 @@
+/**
+ * Write path: GenerateToken through the service (auth, the reads, the audit and outbox
+ * rows, JWT signing) against pgbench running the same SQL (bench/generate-token.sql) on
+ * the same database at the same concurrency, alternately. Before measuring, the SQL the
+ * service really sends for one GenerateToken is recorded at the pg driver and compared,
+ * statement kind by statement kind, with the pgbench script.
+ */
+import { spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { videoClient } from '../test/support/clients.js';
+import { type LoadSummary, round, runLoad, summarize } from './load.js';
+import { checked } from './rpc-overhead.js';
+
+export const PGBENCH_SCRIPT = fileURLToPath(new URL('./generate-token.sql', import.meta.url));
+
+export interface WritePathOptions {
+  readonly serviceUrl: string;
+  readonly databaseUrl: string;
+  readonly token: string;
+  readonly consultationIds: readonly string[];
+  readonly concurrency: number;
+  readonly rounds: number;
+  readonly warmupMs: number;
+  readonly durationMs: number;
+}
+
+export interface PgbenchSummary {
+  readonly transactions: number;
+  readonly tps: number;
+  readonly latencyAvgMs: number;
+}
+
+export interface WritePathResult {
+  /** The kinds of statement the service sent for one GenerateToken, in order. */
+  readonly statements: readonly string[];
+  readonly service: LoadSummary;
+  readonly pgbench: PgbenchSummary;
+  /** Service calls per second over pgbench transactions per second. */
+  readonly ratio: number;
+}
+
+export async function measureWritePath(options: WritePathOptions): Promise<WritePathResult> {
+  const client = videoClient(options.serviceUrl, options.token);
+  const ids = options.consultationIds;
+  const [first] = ids;
+  if (!first) throw new Error('no consultations to join');
+
+  const statements = await recordStatements(() => client.generateToken({ consultationId: first }));
+  const scripted = scriptStatements(await readFile(PGBENCH_SCRIPT, 'utf8'));
+  if (statements.join() !== scripted.join()) {
+    throw new Error(
+      `the service's GenerateToken SQL no longer matches ${PGBENCH_SCRIPT}:\n` +
+        `  service: ${statements.join(', ')}\n  script:  ${scripted.join(', ')}`,
+    );
+  }
+
+  const serviceRuns = [];
+  const pgbenchRuns: PgbenchSummary[] = [];
+  for (let round = 0; round < options.rounds; round++) {
+    const run = await runLoad({
+      concurrency: options.concurrency,
+      warmupMs: options.warmupMs,
+      durationMs: options.durationMs,
+      call: (worker, i) =>
+        client.generateToken({ consultationId: ids[(worker * 7919 + i) % ids.length] ?? first }),
+    });
+    serviceRuns.push(checked('GenerateToken', run));
+    pgbenchRuns.push(
+      await runPgbench({
+        databaseUrl: options.databaseUrl,
+        concurrency: options.concurrency,
+        seconds: Math.round(options.durationMs / 1000),
+        consultations: ids.length,
+      }),
+    );
+  }
+  const service = summarize(serviceRuns);
+  const pgbench = combine(pgbenchRuns);
+  return { statements, service, pgbench, ratio: round(service.rps / pgbench.tps, 3) };
+}
+
+type Query = (this: pg.Client, ...args: unknown[]) => unknown;
+
+/**
+ * The statements sent through the pg driver (the one MikroORM uses) while `work` runs,
+ * each reduced to its kind and table. Run it with nothing else going on.
+ */
+async function recordStatements(work: () => Promise<unknown>): Promise<string[]> {
+  const prototype = pg.Client.prototype as unknown as { query: Query };
+  const original = prototype.query;
+  const sent: string[] = [];
+  prototype.query = function (this: pg.Client, ...args: unknown[]) {
+    const [query] = args;
+    const text = typeof query === 'string' ? query : (query as { text?: string })?.text;
+    if (text) sent.push(statementKind(text));
+    return original.apply(this, args);
+  };
+  try {
+    await work();
+  } finally {
+    prototype.query = original;
+  }
+  return sent;
+}
+
+/** The statements of a pgbench script (meta-commands and comments left out), by kind. */
+function scriptStatements(script: string): string[] {
+  return script
+    .split('\n')
+    .filter((line) => !line.startsWith('--') && !line.startsWith('\\'))
+    .join('\n')
+    .split(';')
+    .map((statement) => statement.trim())
+    .filter((statement) => statement.length > 0)
+    .map(statementKind);
+}
+
+/** `select consultation`, `insert audit_entry`, `begin`…: enough to compare two scripts. */
+function statementKind(sql: string): string {
+  const text = sql.trim().toLowerCase();
+  const table =
+    /^select .*? from "?(\w+)"?/s.exec(text) ??
+    /^insert into "?(\w+)"?/.exec(text) ??
+    /^update "?(\w+)"?/.exec(text) ??
+    /^delete from "?(\w+)"?/.exec(text);
+  const verb = text.split(/\s/, 1)[0] ?? '';
+  return table ? `${verb} ${table[1]}` : verb;
+}
+
+/** pgbench (from PATH, or the PGBENCH variable) with the script, at the same concurrency. */
+async function runPgbench(options: {
+  databaseUrl: string;
+  concurrency: number;
+  seconds: number;
+  consultations: number;
+}): Promise<PgbenchSummary> {
+  const args = [
+    '-n',
+    '-c',
+    String(options.concurrency),
+    '-j',
+    '2',
+    '-T',
+    String(options.seconds),
+    '-D',
+    `consultations=${options.consultations}`,
+    '-f',
+    PGBENCH_SCRIPT,
+    options.databaseUrl,
+  ];
+  const output = await run(process.env.PGBENCH ?? 'pgbench', args);
+  const number = (pattern: RegExp) => {
+    const match = pattern.exec(output);
+    if (!match?.[1]) throw new Error(`pgbench: no ${pattern} in its output:\n${output}`);
+    return Number(match[1]);
+  };
+  const failed = /number of failed transactions: (\d+)/.exec(output)?.[1];
+  if (failed && Number(failed) > 0) throw new Error(`pgbench: ${failed} failed transactions`);
+  return {
+    transactions: number(/number of transactions actually processed: (\d+)/),
+    tps: number(/tps = ([\d.]+) \(without initial connection time\)/),
+    latencyAvgMs: number(/latency average = ([\d.]+) ms/),
+  };
+}
+
+/** Several pgbench runs as one: transactions add up, tps and latency are averaged. */
+function combine(runs: readonly PgbenchSummary[]): PgbenchSummary {
+  const sum = (pick: (run: PgbenchSummary) => number) =>
+    runs.reduce((total, r) => total + pick(r), 0);
+  return {
+    transactions: sum((r) => r.transactions),
+    tps: round(sum((r) => r.tps) / runs.length, 0),
+    latencyAvgMs: round(sum((r) => r.latencyAvgMs) / runs.length, 2),
+  };
+}
+
+function run(command: string, args: readonly string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    child.on('error', reject);
+    child.on('close', (code) =>
+      code === 0 ? resolve(output) : reject(new Error(`${command} exited ${code}:\n${output}`)),
+    );
+  });
+}
