@@ -1,4 +1,4 @@
-import { createPublicKey, type KeyObject } from 'node:crypto';
+import { createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
 import {
   createRemoteJWKSet,
   decodeProtectedHeader,
@@ -42,7 +42,10 @@ const ID_PATTERN = /^[A-Za-z0-9._:@|-]{1,128}$/;
 type Algorithm = 'HS256' | 'RS256' | 'ES256';
 
 export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifier {
-  const secret = options.hs256Secret ? new TextEncoder().encode(options.hs256Secret) : undefined;
+  // Imported once: a KeyObject spares jose a WebCrypto key import on every call.
+  const secret = options.hs256Secret
+    ? createSecretKey(Buffer.from(options.hs256Secret))
+    : undefined;
   const pemKeys = (options.publicKeys ?? []).map((pem) => {
     const key = createPublicKey(pem);
     const alg: Algorithm = key.asymmetricKeyType === 'ec' ? 'ES256' : 'RS256';
@@ -62,7 +65,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
   ]);
 
   /** The keys that may have signed a token of this algorithm, most specific first. */
-  function keysFor(alg: Algorithm): (KeyObject | Uint8Array | JWTVerifyGetKey)[] {
+  function keysFor(alg: Algorithm): (KeyObject | JWTVerifyGetKey)[] {
     if (alg === 'HS256') return secret ? [secret] : [];
     return [...pemKeys.filter((k) => k.alg === alg).map((k) => k.key), ...(jwks ? [jwks] : [])];
   }
@@ -82,7 +85,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
       let lastError: unknown;
       for (const key of keysFor(alg as Algorithm)) {
         try {
-          const { payload } = await jwtVerify(token, key as Uint8Array, {
+          const { payload } = await jwtVerify(token, key as KeyObject, {
             algorithms: [alg],
             clockTolerance: options.clockSkewSeconds,
             ...(options.issuer ? { issuer: options.issuer } : {}),

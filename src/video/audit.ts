@@ -39,7 +39,24 @@ export interface AuditRecord {
 
 /** Adds an audit entry to the unit of work: it commits (or not) with the change. */
 export function addAuditEntry(em: EntityManager, caller: Caller, record: AuditRecord, at: Date) {
-  em.create(AuditEntrySchema, {
+  em.create(AuditEntrySchema, auditRow(caller, record, at));
+}
+
+/**
+ * Writes an audit entry at once, outside any unit of work: for a read, which has no
+ * change to commit with; the caller answers only after it is written.
+ */
+export async function insertAuditEntry(
+  em: EntityManager,
+  caller: Caller,
+  record: AuditRecord,
+  at: Date,
+): Promise<void> {
+  await em.insert(AuditEntrySchema, auditRow(caller, record, at));
+}
+
+function auditRow(caller: Caller, record: AuditRecord, at: Date) {
+  return {
     id: randomUUID(),
     at,
     actorId: caller.principal.userId,
@@ -52,7 +69,7 @@ export function addAuditEntry(em: EntityManager, caller: Caller, record: AuditRe
     requestId: caller.requestId?.slice(0, 64) ?? null,
     clientAddress: caller.clientAddress?.slice(0, 64) ?? null,
     userAgent: caller.userAgent?.slice(0, 256) ?? null,
-  });
+  };
 }
 
 /**

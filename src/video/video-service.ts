@@ -38,7 +38,13 @@ import {
   TechnicalIssueSchema,
 } from '../persistence/entities.js';
 import type { ProviderRegistry, ProviderStatusView } from '../providers/provider-registry.js';
-import { addAuditEntry, type Caller, EventAlreadyHandled, recordRefusal } from './audit.js';
+import {
+  addAuditEntry,
+  type Caller,
+  EventAlreadyHandled,
+  insertAuditEntry,
+  recordRefusal,
+} from './audit.js';
 import { addEvent, type EventScope } from './events.js';
 import { decodeCursor, encodeCursor, filterFingerprint, pageSize } from './pagination.js';
 import { toProtoEndReason, toProtoIssueType, toProtoProvider, toProtoRole } from './proto-enums.js';
@@ -212,6 +218,25 @@ export function createVideoService(deps: VideoServiceDeps) {
         return result;
       }),
     );
+  }
+
+  /**
+   * An audited read: the read, then its audit entry, written before the answer. A read
+   * changes nothing, so no transaction is opened: one insert after the queries.
+   */
+  function auditedRead<T>(
+    caller: Caller,
+    action: Action,
+    resourceId: string | undefined,
+    read: (em: EntityManager) => Promise<T>,
+  ): Promise<T> {
+    return auditRefusals(caller, action, resourceId, async () => {
+      const em = orm.em.fork();
+      const result = await read(em);
+      const record = { action, resourceType: 'consultation', outcome: 'allowed' } as const;
+      await insertAuditEntry(em, caller, { ...record, resourceId }, clock.now());
+      return result;
+    });
   }
 
   /** Loads a consultation the caller may act on, or answers NOT_FOUND / PERMISSION_DENIED. */
@@ -520,7 +545,7 @@ export function createVideoService(deps: VideoServiceDeps) {
 
     async listWaitingRoom(caller: Caller, doctorId: string): Promise<WaitingPatientView[]> {
       const { principal } = caller;
-      return audited(caller, 'waiting_room.list', undefined, async (em) => {
+      return auditedRead(caller, 'waiting_room.list', undefined, async (em) => {
         authorize(principal, 'waiting_room.list');
         const forDoctor = principal.role === 'doctor' ? principal.userId : doctorId || undefined;
         const waiting = await em.find(
@@ -753,7 +778,7 @@ export function createVideoService(deps: VideoServiceDeps) {
     },
 
     async getConsultation(caller: Caller, consultationId: string): Promise<ConsultationView> {
-      return audited(caller, 'consultation.read', consultationId, async (em) =>
+      return auditedRead(caller, 'consultation.read', consultationId, async (em) =>
         toView(await load(em, caller.principal, consultationId, 'consultation.read')),
       );
     },
@@ -967,7 +992,7 @@ export function createVideoService(deps: VideoServiceDeps) {
       query: HistoryQuery,
     ): Promise<{ consultations: ConsultationView[]; nextPageToken: string }> {
       const { principal } = caller;
-      return audited(caller, 'history.list', undefined, async (em) => {
+      return auditedRead(caller, 'history.list', undefined, async (em) => {
         authorize(principal, 'history.list');
         const limit = pageSize(query.pageSize);
         if (query.scheduledFrom && query.scheduledTo && query.scheduledTo < query.scheduledFrom) {
