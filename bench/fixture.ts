@@ -1,6 +1,7 @@
 /**
  * What the measurements share: a database of the bench's own on the PostgreSQL server
- * that DATABASE_URL names, the real service started in-process on it (migrated), and
+ * that DATABASE_URL names, the real service run on it as `src/main.ts` in a Node process
+ * of its own (migrated), and
  * consultations seeded with plain SQL so that the service and pgbench address the same
  * rows by ids both can compute: consultation n (1 ≤ n ≤ count) has the id
  * `00000000-0000-4000-8000-<100000000000 + n>`, is in progress since 5 minutes, its
@@ -12,6 +13,7 @@ import { type App, startApp } from '../src/app.js';
 import { mintToken } from '../src/auth/jwt.js';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
+import { type ChildServer, startChildServer } from './child.js';
 
 export const CLINIC = 'bench-clinic';
 export const DOCTOR = 'bench-doctor';
@@ -38,37 +40,78 @@ export async function createBenchDatabase(serverUrl: string): Promise<BenchDatab
   };
 }
 
+/**
+ * The service's configuration in the bench: rate limiting off and the background sweeps
+ * made hourly, so that only the calls under test reach the database.
+ */
+const serviceEnv = (databaseUrl: string, logLevel: string) => ({
+  DATABASE_URL: databaseUrl,
+  MIGRATE_ON_START: 'true',
+  RATE_LIMIT_REQUESTS: '0',
+  LOG_LEVEL: logLevel,
+  PORT: '0',
+  HOST: '127.0.0.1',
+  SWEEP_INTERVAL_MS: '3600000',
+  RECONCILE_INTERVAL_MS: '3600000',
+});
+
+/** A bearer token of the seeded consultations' doctor, signed with the configured secret. */
+function doctorToken(secret: string): string {
+  return mintToken({
+    secret,
+    role: 'doctor',
+    userId: DOCTOR,
+    clinicId: CLINIC,
+    expiresInSeconds: 3600,
+  });
+}
+
 export interface Service {
-  readonly app: App;
+  readonly process: ChildServer;
   readonly baseUrl: string;
   /** A bearer token of the seeded consultations' doctor. */
   readonly doctorToken: string;
 }
 
 /**
- * The service as `main.ts` runs it, with rate limiting and logging off and the
- * background sweeps made hourly, so that only the calls under test reach the database.
+ * The service as `npm start` runs it, in a Node process of its own:
+ * `node --import tsx src/main.ts` from the repository root, configured by its
+ * environment alone. LOG_LEVEL is `info` because its `listening` log line (JSON on
+ * stdout) tells the port; that also writes a log line per call, which the bench drains
+ * and discards. The token is minted here with the configuration's secret, the default
+ * development secret the child uses too (AUTH_JWT_SECRET is not passed).
  */
 export async function startService(databaseUrl: string): Promise<Service> {
-  const config = loadConfig({
-    DATABASE_URL: databaseUrl,
-    MIGRATE_ON_START: 'true',
-    RATE_LIMIT_REQUESTS: '0',
-    LOG_LEVEL: 'silent',
-    PORT: '0',
-    HOST: '127.0.0.1',
-    SWEEP_INTERVAL_MS: '3600000',
-    RECONCILE_INTERVAL_MS: '3600000',
+  const env = serviceEnv(databaseUrl, 'info');
+  const config = loadConfig(env);
+  const child = await startChildServer({
+    script: 'src/main.ts',
+    env,
+    port: (line) =>
+      line.msg === 'listening' && typeof line.port === 'number' ? line.port : undefined,
   });
+  return { process: child, baseUrl: child.url, doctorToken: doctorToken(config.auth.jwtSecret) };
+}
+
+export interface InProcessService {
+  readonly app: App;
+  readonly baseUrl: string;
+  readonly doctorToken: string;
+}
+
+/**
+ * The service started in the bench's own process (`startApp`, logging off), with the
+ * same configuration: it migrates the database, and lets the bench watch the SQL one
+ * call sends at the pg driver (see write-path.ts). Stop it before starting the child.
+ */
+export async function startServiceInProcess(databaseUrl: string): Promise<InProcessService> {
+  const config = loadConfig(serviceEnv(databaseUrl, 'silent'));
   const app = await startApp(config, createLogger(config.logLevel));
-  const doctorToken = mintToken({
-    secret: config.auth.jwtSecret,
-    role: 'doctor',
-    userId: DOCTOR,
-    clinicId: CLINIC,
-    expiresInSeconds: 3600,
-  });
-  return { app, baseUrl: `http://127.0.0.1:${app.port}`, doctorToken };
+  return {
+    app,
+    baseUrl: `http://127.0.0.1:${app.port}`,
+    doctorToken: doctorToken(config.auth.jwtSecret),
+  };
 }
 
 /** `count` consultations in progress, each with its doctor (holding a token) and patient. */

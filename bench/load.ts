@@ -4,6 +4,7 @@
  * measured window count; their latencies go to a `perf_hooks` histogram (nanoseconds).
  */
 import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';
+import { cpuSeconds as processCpuSeconds } from './child.js';
 
 export interface LoadOptions {
   readonly concurrency: number;
@@ -11,6 +12,8 @@ export interface LoadOptions {
   readonly durationMs: number;
   /** One call; `worker` is the loop's index, `i` the loop's own call counter. */
   readonly call: (worker: number, i: number) => Promise<unknown>;
+  /** The process of the server under load, whose CPU time is measured too (Linux). */
+  readonly serverPid?: number;
 }
 
 export interface LoadResult {
@@ -19,8 +22,10 @@ export interface LoadResult {
   readonly seconds: number;
   /** Latencies of the successful calls of the measured window, in nanoseconds. */
   readonly histogram: RecordableHistogram;
-  /** CPU time this process used in the measured window (all threads), in seconds. */
+  /** CPU time this process (the load generator) used in the measured window, in seconds. */
   readonly cpuSeconds: number;
+  /** CPU time the server's process used in the measured window (all threads), in seconds. */
+  readonly serverCpuSeconds: number;
   readonly firstError: unknown;
 }
 
@@ -31,8 +36,10 @@ export interface LoadSummary {
   readonly p50Ms: number;
   readonly p99Ms: number;
   readonly maxMs: number;
-  /** This process's CPU use while measuring, in % of one core (client and servers). */
+  /** The load generator's (this process's) CPU use while measuring, in % of one core. */
   readonly cpuPercent: number;
+  /** The server process's CPU use while measuring, in % of one core (all its threads). */
+  readonly serverCpuPercent: number;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -68,13 +75,17 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   measuring = true;
   const from = process.hrtime.bigint();
   const cpuFrom = process.cpuUsage();
+  const serverCpu = () =>
+    options.serverPid === undefined ? 0 : processCpuSeconds(options.serverPid);
+  const serverCpuFrom = serverCpu();
   await sleep(options.durationMs);
   stopped = true;
   const seconds = Number(process.hrtime.bigint() - from) / 1e9;
   const cpu = process.cpuUsage(cpuFrom);
+  const serverCpuSeconds = serverCpu() - serverCpuFrom;
   const cpuSeconds = (cpu.user + cpu.system) / 1e6;
   await Promise.all(loops);
-  return { calls, errors, seconds, histogram, cpuSeconds, firstError };
+  return { calls, errors, seconds, histogram, cpuSeconds, serverCpuSeconds, firstError };
 }
 
 /** Several runs of the same target as one: calls and time add up, histograms merge. */
@@ -84,8 +95,10 @@ export function summarize(results: readonly LoadResult[]): LoadSummary {
   let errors = 0;
   let seconds = 0;
   let cpuSeconds = 0;
+  let serverCpuSeconds = 0;
   for (const result of results) {
     cpuSeconds += result.cpuSeconds;
+    serverCpuSeconds += result.serverCpuSeconds;
     histogram.add(result.histogram);
     calls += result.calls;
     errors += result.errors;
@@ -100,6 +113,7 @@ export function summarize(results: readonly LoadResult[]): LoadSummary {
     p99Ms: ms(histogram.percentile(99)),
     maxMs: ms(histogram.max),
     cpuPercent: round((cpuSeconds / seconds) * 100, 0),
+    serverCpuPercent: round((serverCpuSeconds / seconds) * 100, 0),
   };
 }
 

@@ -1,24 +1,25 @@
 /**
  * RPC overhead: GetConsultationStatus on the real service (interceptors, auth, a
  * transaction with its read and audit row) against a bare connect-node handler on
- * `http2.createServer` that answers the same response message as a constant. Same
- * process, same client code (Connect JSON over HTTP/2, one connection per server), same
- * concurrency; the two run alternately (baseline, service, baseline, service…) so that
- * machine noise falls on both.
+ * `http2.createServer` that answers the same response message as a constant
+ * (bare-server.ts). Each server runs in a Node process of its own, the load generator in
+ * the bench's; same client code (Connect JSON over HTTP/2, one connection per server),
+ * same concurrency; the two run alternately (baseline, service, baseline, service…) so
+ * that machine noise falls on both.
  */
-import http2 from 'node:http2';
-import type { AddressInfo } from 'node:net';
-import type { ConnectRouter } from '@connectrpc/connect';
-import { connectNodeAdapter } from '@connectrpc/connect-node';
+import { toJsonString } from '@bufbuild/protobuf';
 import {
   type GetConsultationStatusResponse,
-  VideoService,
+  GetConsultationStatusResponseSchema,
 } from '../gen/video/v1/video_service_pb.js';
 import { videoClient } from '../test/support/clients.js';
+import { type ChildServer, startChildServer } from './child.js';
 import { type LoadResult, type LoadSummary, round, runLoad, summarize } from './load.js';
 
 export interface RpcOverheadOptions {
   readonly serviceUrl: string;
+  /** The service's process, whose CPU time is measured. */
+  readonly servicePid: number;
   readonly token: string;
   /** The consultations the callers pick from, round robin. */
   readonly consultationIds: readonly string[];
@@ -46,11 +47,12 @@ export async function measureRpcOverhead(options: RpcOverheadOptions): Promise<R
   const baseline = videoClient(baselineServer.url, options.token);
 
   const ids = options.consultationIds;
-  const load = (client: typeof service) =>
+  const load = (client: typeof service, serverPid: number) =>
     runLoad({
       concurrency: options.concurrency,
       warmupMs: options.warmupMs,
       durationMs: options.durationMs,
+      serverPid,
       call: (worker, i) =>
         client.getConsultationStatus({
           consultationId: ids[(worker * 7919 + i) % ids.length] ?? first,
@@ -61,11 +63,11 @@ export async function measureRpcOverhead(options: RpcOverheadOptions): Promise<R
   const serviceRuns: LoadResult[] = [];
   try {
     for (let round = 0; round < options.rounds; round++) {
-      baselineRuns.push(checked('baseline', await load(baseline)));
-      serviceRuns.push(checked('service', await load(service)));
+      baselineRuns.push(checked('baseline', await load(baseline, baselineServer.pid)));
+      serviceRuns.push(checked('service', await load(service, options.servicePid)));
     }
   } finally {
-    await baselineServer.close();
+    await baselineServer.stop();
   }
   const result = { baseline: summarize(baselineRuns), service: summarize(serviceRuns) };
   return { ...result, ratio: round(result.service.rps / result.baseline.rps, 3) };
@@ -81,27 +83,11 @@ export function checked(name: string, result: LoadResult): LoadResult {
   return result;
 }
 
-/** The bare handler: VideoService.getConsultationStatus answering a constant. */
-async function startBaseline(
-  response: GetConsultationStatusResponse,
-): Promise<{ url: string; close(): Promise<void> }> {
-  const routes = (router: ConnectRouter) =>
-    router.service(VideoService, { getConsultationStatus: () => response });
-  const server = http2.createServer(connectNodeAdapter({ routes }));
-  const sessions = new Set<http2.ServerHttp2Session>();
-  server.on('session', (session) => {
-    sessions.add(session);
-    session.on('close', () => sessions.delete(session));
+/** The bare handler (bare-server.ts) in a process of its own, answering `response`. */
+function startBaseline(response: GetConsultationStatusResponse): Promise<ChildServer> {
+  return startChildServer({
+    script: 'bench/bare-server.ts',
+    env: { BARE_RESPONSE: toJsonString(GetConsultationStatusResponseSchema, response) },
+    port: (line) => (typeof line.port === 'number' ? line.port : undefined),
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        // Clients keep their HTTP/2 session open; close() waits for it otherwise.
-        for (const session of sessions) session.destroy();
-      }),
-  };
 }

@@ -1,24 +1,28 @@
 /**
  * The performance measurements of the design, in sequence: RPC overhead against a bare
- * connect-node handler (with the peak RSS sampled meanwhile), the GenerateToken write
- * path against pgbench, and cold starts on the embedded database. Prints a results table
+ * connect-node handler, the GenerateToken write path against pgbench (the service's
+ * peak RSS sampled meanwhile), and cold starts on the embedded database. The service and
+ * the bare handler each run in a Node process of their own; the load generator runs
+ * here. Prints a results table
  * (markdown) and the ratios as JSON. Needs DATABASE_URL naming a PostgreSQL server; the
  * bench creates a database of its own there and drops it at the end.
  *
  *   DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres npm run bench
  */
+import { rssBytes } from './child.js';
 import {
   consultationId,
   createBenchDatabase,
   type Service,
   seedConsultations,
   startService,
+  startServiceInProcess,
 } from './fixture.js';
 import type { LoadSummary } from './load.js';
-import { sampleRss } from './memory.js';
+import { mib, sampleRss } from './memory.js';
 import { measureRpcOverhead, type RpcOverheadResult } from './rpc-overhead.js';
 import { measureStartup, type StartupRun } from './startup.js';
-import { measureWritePath, type WritePathResult } from './write-path.js';
+import { checkGenerateTokenSql, measureWritePath, type WritePathResult } from './write-path.js';
 
 /** Seconds each measured round lasts (BENCH_SECONDS overrides), after a 2 s warm-up. */
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
@@ -40,9 +44,14 @@ const TARGETS = {
 
 interface Results {
   readonly rpc: RpcOverheadResult;
-  /** Right after the service started, before any load. */
+  /** The service process's RSS right after it started, before any load. */
   readonly idleRssMiB: number;
+  /** The service process's peak RSS during the RPC overhead load. */
+  readonly rpcRssMiB: number;
+  /** …and during both loads (RPC overhead, then write path). */
   readonly rssMiB: number;
+  /** The kinds of statement the service sent for one GenerateToken, in order. */
+  readonly statements: readonly string[];
   readonly write: WritePathResult;
   readonly startup: readonly StartupRun[];
 }
@@ -53,12 +62,29 @@ async function main(): Promise<void> {
   const database = await createBenchDatabase(serverUrl);
   let service: Service | undefined;
   try {
+    // In this process first: it migrates the database, and once seeded, shows the SQL
+    // of one GenerateToken at the pg driver (which the service's own process cannot).
+    log('migrating, seeding and checking GenerateToken SQL in-process');
+    const inProcess = await startServiceInProcess(database.url);
+    let statements: string[];
+    try {
+      await seedConsultations(database.url, CONSULTATIONS);
+      statements = await checkGenerateTokenSql({
+        serviceUrl: inProcess.baseUrl,
+        token: inProcess.doctorToken,
+        consultationId: consultationId(1),
+      });
+    } finally {
+      await inProcess.app.stop();
+    }
+
+    log('starting the service: node --import tsx src/main.ts');
     service = await startService(database.url);
-    await seedConsultations(database.url, CONSULTATIONS);
-    const idleRssMiB = Math.round(process.memoryUsage.rss() / 2 ** 20);
+    const idleRssMiB = mib(rssBytes(service.process.pid));
     const consultationIds = Array.from({ length: CONSULTATIONS }, (_, i) => consultationId(i + 1));
     const common = {
       serviceUrl: service.baseUrl,
+      servicePid: service.process.pid,
       token: service.doctorToken,
       consultationIds,
       rounds: ROUNDS,
@@ -67,9 +93,9 @@ async function main(): Promise<void> {
     };
 
     log(`rpc overhead: ${ROUNDS} x (baseline, service), ${RPC_CONCURRENCY} callers`);
-    const rss = sampleRss();
+    const rss = sampleRss(service.process.pid);
     const rpc = await measureRpcOverhead({ ...common, concurrency: RPC_CONCURRENCY });
-    const rssMiB = rss.stop();
+    const rpcRssMiB = rss.peak();
 
     log(`write path: ${ROUNDS} x (GenerateToken, pgbench), ${WRITE_CONCURRENCY} callers`);
     const write = await measureWritePath({
@@ -77,14 +103,15 @@ async function main(): Promise<void> {
       databaseUrl: database.url,
       concurrency: WRITE_CONCURRENCY,
     });
-    await service.app.stop();
+    const rssMiB = rss.stop();
+    await service.process.stop();
     service = undefined;
 
     log(`startup: ${STARTUP_RUNS} cold starts on the embedded database`);
     const startup = await measureStartup(STARTUP_RUNS);
-    report({ rpc, idleRssMiB, rssMiB, write, startup });
+    report({ rpc, idleRssMiB, rpcRssMiB, rssMiB, statements, write, startup });
   } finally {
-    await service?.app.stop();
+    await service?.process.stop();
     await database.drop();
   }
 }
@@ -93,7 +120,8 @@ function report(r: Results): void {
   const { rpc, write } = r;
   const met = (ok: boolean) => (ok ? 'met' : '**missed**');
   const latency = (s: LoadSummary) => `p50 ${s.p50Ms} / p99 ${s.p99Ms} ms`;
-  const cpu = (s: LoadSummary) => `Node CPU ${s.cpuPercent}%`;
+  const cpu = (s: LoadSummary) =>
+    `server process CPU ${s.serverCpuPercent}%, load generator ${s.cpuPercent}%`;
   const rows = [
     ['Measurement', 'Service', 'Baseline or comparison', 'Ratio', 'Target', 'Result'],
     [
@@ -121,9 +149,9 @@ function report(r: Results): void {
       met(write.ratio >= TARGETS.writeRatio),
     ],
     [
-      'Peak RSS during the RPC overhead load',
-      `${r.rssMiB} MiB`,
-      `${r.idleRssMiB} MiB (same process, before the load)`,
+      'Peak RSS of the service process, RPC overhead and write-path loads',
+      `${r.rssMiB} MiB (${r.rpcRssMiB} MiB during the RPC overhead load)`,
+      `${r.idleRssMiB} MiB (service process right after start, before any load)`,
       '',
       `< ${TARGETS.rssMiB} MiB`,
       met(r.rssMiB < TARGETS.rssMiB),
@@ -137,7 +165,7 @@ function report(r: Results): void {
       met(run.ms < TARGETS.startupMs),
     ]),
   ];
-  console.log(`\nGenerateToken's SQL: ${write.statements.join(', ')}\n`);
+  console.log(`\nGenerateToken's SQL: ${r.statements.join(', ')}\n`);
   const [header, ...body] = rows.map((row) => `| ${row.join(' | ')} |`);
   console.log([header, '|---|---|---|---|---|---|', ...body].join('\n'));
   const ratios = {
@@ -145,6 +173,7 @@ function report(r: Results): void {
     rpcServiceP99Ms: rpc.service.p99Ms,
     writePathRatio: write.ratio,
     peakRssMiB: r.rssMiB,
+    rpcPeakRssMiB: r.rpcRssMiB,
     idleRssMiB: r.idleRssMiB,
     startupMs: r.startup.map((run) => run.ms),
     restartMs: r.startup.map((run) => run.restartMs),

@@ -1,9 +1,12 @@
 /**
  * Write path: GenerateToken through the service (auth, the reads, the audit and outbox
  * rows, JWT signing) against pgbench running the same SQL (bench/generate-token.sql) on
- * the same database at the same concurrency, alternately. Before measuring, the SQL the
- * service really sends for one GenerateToken is recorded at the pg driver and compared,
- * statement kind by statement kind, with the pgbench script.
+ * the same database at the same concurrency, alternately. The service runs in a process
+ * of its own, so the SQL it sends cannot be watched there: before it starts, the bench
+ * runs one GenerateToken against the service started in its own process (`startApp`,
+ * same configuration, same database), records the SQL at the pg driver and compares it,
+ * statement kind by statement kind, with the pgbench script
+ * (`checkGenerateTokenSql`).
  */
 import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
@@ -17,6 +20,8 @@ export const PGBENCH_SCRIPT = fileURLToPath(new URL('./generate-token.sql', impo
 
 export interface WritePathOptions {
   readonly serviceUrl: string;
+  /** The service's process, whose CPU time is measured. */
+  readonly servicePid: number;
   readonly databaseUrl: string;
   readonly token: string;
   readonly consultationIds: readonly string[];
@@ -33,8 +38,6 @@ export interface PgbenchSummary {
 }
 
 export interface WritePathResult {
-  /** The kinds of statement the service sent for one GenerateToken, in order. */
-  readonly statements: readonly string[];
   readonly service: LoadSummary;
   readonly pgbench: PgbenchSummary;
   /** Service calls per second over pgbench transactions per second. */
@@ -47,15 +50,6 @@ export async function measureWritePath(options: WritePathOptions): Promise<Write
   const [first] = ids;
   if (!first) throw new Error('no consultations to join');
 
-  const statements = await recordStatements(() => client.generateToken({ consultationId: first }));
-  const scripted = scriptStatements(await readFile(PGBENCH_SCRIPT, 'utf8'));
-  if (statements.join() !== scripted.join()) {
-    throw new Error(
-      `the service's GenerateToken SQL no longer matches ${PGBENCH_SCRIPT}:\n` +
-        `  service: ${statements.join(', ')}\n  script:  ${scripted.join(', ')}`,
-    );
-  }
-
   const serviceRuns = [];
   const pgbenchRuns: PgbenchSummary[] = [];
   for (let round = 0; round < options.rounds; round++) {
@@ -63,6 +57,7 @@ export async function measureWritePath(options: WritePathOptions): Promise<Write
       concurrency: options.concurrency,
       warmupMs: options.warmupMs,
       durationMs: options.durationMs,
+      serverPid: options.servicePid,
       call: (worker, i) =>
         client.generateToken({ consultationId: ids[(worker * 7919 + i) % ids.length] ?? first }),
     });
@@ -78,7 +73,31 @@ export async function measureWritePath(options: WritePathOptions): Promise<Write
   }
   const service = summarize(serviceRuns);
   const pgbench = combine(pgbenchRuns);
-  return { statements, service, pgbench, ratio: round(service.rps / pgbench.tps, 3) };
+  return { service, pgbench, ratio: round(service.rps / pgbench.tps, 3) };
+}
+
+/**
+ * Runs one GenerateToken against a service in this process (`serviceUrl`, started with
+ * `startApp`), records the statements it sends at the pg driver and stops if their kinds
+ * and tables no longer match the pgbench script. Answers those kinds, in order.
+ */
+export async function checkGenerateTokenSql(options: {
+  readonly serviceUrl: string;
+  readonly token: string;
+  readonly consultationId: string;
+}): Promise<string[]> {
+  const client = videoClient(options.serviceUrl, options.token);
+  const statements = await recordStatements(() =>
+    client.generateToken({ consultationId: options.consultationId }),
+  );
+  const scripted = scriptStatements(await readFile(PGBENCH_SCRIPT, 'utf8'));
+  if (statements.join() !== scripted.join()) {
+    throw new Error(
+      `the service's GenerateToken SQL no longer matches ${PGBENCH_SCRIPT}:\n` +
+        `  service: ${statements.join(', ')}\n  script:  ${scripted.join(', ')}`,
+    );
+  }
+  return statements;
 }
 
 type Query = (this: pg.Client, ...args: unknown[]) => unknown;
