@@ -55,7 +55,10 @@ export async function insertAuditEntry(
   await em.insert(AuditEntrySchema, auditRow(caller, record, at));
 }
 
-function auditRow(caller: Caller, record: AuditRecord, at: Date) {
+/** An audit entry's columns, as the entity and the one-statement reads write them. */
+export type AuditRow = ReturnType<typeof auditRow>;
+
+export function auditRow(caller: Caller, record: AuditRecord, at: Date) {
   return {
     id: randomUUID(),
     at,

@@ -40,11 +40,13 @@ import {
 import type { ProviderRegistry, ProviderStatusView } from '../providers/provider-registry.js';
 import {
   addAuditEntry,
+  auditRow,
   type Caller,
   EventAlreadyHandled,
   insertAuditEntry,
   recordRefusal,
 } from './audit.js';
+import { readConsultationAudited } from './consultation-read.js';
 import { addEvent, type EventScope } from './events.js';
 import { decodeCursor, encodeCursor, filterFingerprint, pageSize } from './pagination.js';
 import { toProtoEndReason, toProtoIssueType, toProtoProvider, toProtoRole } from './proto-enums.js';
@@ -778,9 +780,23 @@ export function createVideoService(deps: VideoServiceDeps) {
     },
 
     async getConsultation(caller: Caller, consultationId: string): Promise<ConsultationView> {
-      return auditedRead(caller, 'consultation.read', consultationId, async (em) =>
-        toView(await load(em, caller.principal, consultationId, 'consultation.read')),
-      );
+      const action = 'consultation.read';
+      return auditRefusals(caller, action, consultationId, async () => {
+        authorize(caller.principal, action);
+        const record = {
+          action,
+          resourceType: 'consultation',
+          resourceId: consultationId,
+        } as const;
+        const view = await readConsultationAudited(
+          orm.em.fork(),
+          caller.principal,
+          consultationId,
+          auditRow(caller, { ...record, outcome: 'allowed' }, clock.now()),
+        );
+        if (!view) throw notFound('consultation');
+        return view;
+      });
     },
 
     /** A participant consents to recording. Idempotent; audited like every change. */
