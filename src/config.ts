@@ -1,4 +1,4 @@
-import { createPublicKey } from 'node:crypto';
+import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { z } from 'zod';
 import type { ProviderName } from './domain/consultation.js';
 
@@ -218,6 +218,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     if (!e.JITSI_JAAS_KEY_ID) problems.push('JITSI_JAAS_KEY_ID: required when JITSI_MODE=jaas');
     if (!e.JITSI_JAAS_PRIVATE_KEY) {
       problems.push('JITSI_JAAS_PRIVATE_KEY: required when JITSI_MODE=jaas');
+    } else if (!isPrivateKey(e.JITSI_JAAS_PRIVATE_KEY.replaceAll('\\n', '\n'))) {
+      problems.push('JITSI_JAAS_PRIVATE_KEY: not a readable PEM private key');
     }
   }
   const byClinic: Record<string, ProviderName> = Object.fromEntries(
@@ -356,6 +358,15 @@ export function redactedConfig(config: Config): unknown {
       },
     },
   };
+}
+
+function isPrivateKey(pem: string): boolean {
+  try {
+    createPrivateKey(pem);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** The PEM blocks of a variable; literal `\n` escapes allowed, since env vars are one line. */

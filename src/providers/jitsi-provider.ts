@@ -1,3 +1,4 @@
+import { createPrivateKey, createSecretKey } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import { type Clock, systemClock, type TokenRole, type VideoProvider } from '../domain/ports.js';
 import { providerSessionName } from './session-name.js';
@@ -49,6 +50,8 @@ const NOT_BEFORE_MARGIN_SECONDS = 10;
 
 export function createJitsiProvider(options: JitsiOptions): VideoProvider {
   const clock = options.clock ?? systemClock;
+  // Made once: jsonwebtoken would otherwise build a key object on every signature.
+  const secret = createSecretKey(Buffer.from(options.appSecret));
   return {
     name: 'jitsi',
 
@@ -73,7 +76,7 @@ export function createJitsiProvider(options: JitsiOptions): VideoProvider {
           },
         },
       };
-      const token = jwt.sign(claims, options.appSecret, {
+      const token = jwt.sign(claims, secret, {
         algorithm: 'HS256',
         issuer: options.appId,
         audience: options.audience,
@@ -101,6 +104,7 @@ export function createJitsiProvider(options: JitsiOptions): VideoProvider {
 
 export function createJaasProvider(options: JaasOptions): VideoProvider {
   const clock = options.clock ?? systemClock;
+  const privateKey = createPrivateKey(options.privateKey);
   const kid = options.keyId.includes('/') ? options.keyId : `${options.appId}/${options.keyId}`;
   return {
     name: 'jitsi',
@@ -134,7 +138,7 @@ export function createJaasProvider(options: JaasOptions): VideoProvider {
           },
         },
       };
-      const token = jwt.sign(claims, options.privateKey, { algorithm: 'RS256', keyid: kid });
+      const token = jwt.sign(claims, privateKey, { algorithm: 'RS256', keyid: kid });
       return {
         token,
         joinUrl: `https://${options.domain}/${options.appId}/${sessionId}?jwt=${token}`,

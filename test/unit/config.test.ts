@@ -73,6 +73,17 @@ describe('configuration', () => {
     expect(() => loadConfig({ PROVIDER_BY_CLINIC: 'south=daily' })).toThrow(/PROVIDER_BY_CLINIC/);
   });
 
+  it('refuses a JaaS key it cannot read', () => {
+    expect(() =>
+      loadConfig({
+        JITSI_MODE: 'jaas',
+        JITSI_JAAS_KEY_ID: 'key-1',
+        JITSI_JAAS_PRIVATE_KEY:
+          '-----BEGIN PRIVATE KEY-----\\nnot a key\\n-----END PRIVATE KEY-----',
+      }),
+    ).toThrow(/JITSI_JAAS_PRIVATE_KEY: not a readable PEM private key/);
+  });
+
   it('never logs secrets', () => {
     const config = loadConfig({
       DATABASE_URL: 'postgresql://user:hunter2@db:5432/video',
