@@ -1,6 +1,6 @@
 /**
- * RPC overhead: GetConsultationStatus on the real service (interceptors, auth, a
- * transaction with its read and audit row) against a bare connect-node handler on
+ * RPC overhead: GetConsultationStatus on the real service (interceptors, auth, the read
+ * with its audit row) against a bare connect-node handler on
  * `http2.createServer` that answers the same response message as a constant
  * (bare-server.ts). Each server runs in a Node process of its own, the load generator in
  * the bench's; same client code (Connect JSON over HTTP/2, one connection per server),
