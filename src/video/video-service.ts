@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import {
+  DeadlockException,
   type EntityManager,
   type FilterQuery,
   OptimisticLockError,
@@ -157,8 +158,11 @@ export function createVideoService(deps: VideoServiceDeps) {
       try {
         return await orm.em.fork().transactional(work);
       } catch (error) {
-        if (error instanceof OptimisticLockError && attempt < MAX_ATTEMPTS) continue;
-        if (error instanceof OptimisticLockError) {
+        // A lost race: another unit changed the row first, or PostgreSQL chose this one as
+        // the victim of a deadlock. Either way, replaying it is safe.
+        const lost = error instanceof OptimisticLockError || error instanceof DeadlockException;
+        if (lost && attempt < MAX_ATTEMPTS) continue;
+        if (lost) {
           throw new DomainError('unavailable', 'the consultation is changing; retry', undefined, {
             cause: error,
           });
