@@ -26,9 +26,10 @@ export interface Reconciler {
 /**
  * Repairs attendance that webhooks missed: for consultations in progress (and ended ones
  * where someone still counts as connected), compares the provider's live connections with
- * what the service recorded, and records the missing joins and leaves. Copies share the work through a lease (rows claimed with FOR UPDATE
- * SKIP LOCKED and stamped), and every repair has a deterministic event id, so a repair
- * is applied once even if two copies see the same gap.
+ * what the service recorded, and records the missing joins and leaves. Copies share the
+ * work through a lease (rows claimed with FOR UPDATE SKIP LOCKED and stamped), and every
+ * repair has a deterministic event id, so a repair is applied once even if two copies
+ * see the same gap.
  */
 export function createReconciler(deps: {
   orm: MikroORM;
@@ -73,8 +74,8 @@ export function createReconciler(deps: {
     let left = 0;
     const claimed = await claim();
     for (const name of new Set(claimed.map((row) => row.provider))) {
-      const provider = providers.get(name);
-      if (!provider.liveSessions) continue;
+      const provider = configured(name);
+      if (!provider?.liveSessions) continue;
       const rows = claimed.filter((row) => row.provider === name);
       let live: ReadonlyMap<string, LiveConnection[]>;
       try {
@@ -92,6 +93,16 @@ export function createReconciler(deps: {
     }
     if (joined + left > 0) logger.info({ joined, left }, 'reconciler repaired attendance');
     return { joined, left };
+  }
+
+  /** The provider, or undefined (and a warning) when it is no longer configured. */
+  function configured(name: ProviderName) {
+    try {
+      return providers.get(name);
+    } catch {
+      logger.warn({ provider: name }, 'reconciler: provider not configured; its sessions wait');
+      return undefined;
+    }
   }
 
   /** Records the joins and leaves of one consultation that its webhooks missed. */
