@@ -108,6 +108,13 @@ export async function startApp(
     }
 
     const messaging = startMessaging(config, { orm: database.orm, video, logger });
+    const metrics = createMetrics({
+      outbox: () => messaging.backlog(),
+      providers: async () =>
+        (await providers.statuses())
+          .filter((p) => p.configured)
+          .map((p) => ({ name: p.name, healthy: p.healthy })),
+    });
     const attendance = createAttendance({ orm: database.orm, clock, logger });
     const openViduWebhooks = createOpenViduWebhookReceiver({
       // Without a configured secret nothing can match: every webhook is refused.
@@ -117,6 +124,7 @@ export async function startApp(
       logger,
       // Through the registry, so the lookups count for OpenVidu's breaker and status.
       recordingStatus: openVidu && providers.get('openvidu').recording?.status,
+      onOutcome: (outcome) => metrics.attendanceReport('webhook', outcome),
     });
     const sweeper = createSweeper({
       orm: database.orm,
@@ -134,16 +142,10 @@ export async function startApp(
       clock,
       logger,
       intervalMs: config.consultation.reconcileIntervalMs,
+      onOutcome: (outcome) => metrics.attendanceReport('reconciler', outcome),
     });
     reconciler.start();
 
-    const metrics = createMetrics({
-      outbox: () => messaging.backlog(),
-      providers: async () =>
-        (await providers.statuses())
-          .filter((p) => p.configured)
-          .map((p) => ({ name: p.name, healthy: p.healthy })),
-    });
     const shutdown = new AbortController();
     const ready = () => database.ping();
     const server = createHttpServer({

@@ -1,14 +1,17 @@
 import type { Interceptor } from '@connectrpc/connect';
 import { Code, ConnectError } from '@connectrpc/connect';
-import { collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 /**
  * Prometheus metrics at `GET /metrics`: RPC latency by procedure and code, the outbox
- * backlog and the age of its oldest event, the providers' health, and the process's own.
+ * backlog and the age of its oldest event, the providers' health, attendance reports,
+ * and the process's own.
  */
 export interface Metrics {
   readonly registry: Registry;
   readonly interceptor: Interceptor;
+  /** Counts one attendance report: a provider webhook or a reconciler repair, and its outcome. */
+  attendanceReport(source: 'webhook' | 'reconciler', outcome: string): void;
 }
 
 export function createMetrics(sources: {
@@ -53,6 +56,13 @@ export function createMetrics(sources: {
     },
   });
 
+  const attendance = new Counter({
+    name: 'video_attendance_reports_total',
+    help: 'Attendance reports from provider webhooks and reconciler repairs, by outcome',
+    labelNames: ['source', 'outcome'] as const,
+    registers: [registry],
+  });
+
   const interceptor: Interceptor = (next) => async (req) => {
     const stop = latency.startTimer({ procedure: `${req.service.typeName}/${req.method.name}` });
     try {
@@ -65,5 +75,9 @@ export function createMetrics(sources: {
       throw error;
     }
   };
-  return { registry, interceptor };
+  return {
+    registry,
+    interceptor,
+    attendanceReport: (source, outcome) => attendance.inc({ source, outcome }),
+  };
 }

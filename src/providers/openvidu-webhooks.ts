@@ -5,6 +5,7 @@ import type { DisconnectReason } from '../domain/attendance.js';
 import type { RecordingState } from '../domain/ports.js';
 import type {
   Attendance,
+  AttendanceOutcome,
   ConnectionEvent,
   RecordingChangedEvent,
   SessionClosedEvent,
@@ -124,6 +125,8 @@ export function createOpenViduWebhookReceiver(options: {
    * of OpenVidu (GET /recordings/{id}) when a recording is ready.
    */
   recordingStatus?: ((recordingId: string) => Promise<RecordingState | undefined>) | undefined;
+  /** Told how each accepted webhook ended (metrics). */
+  onOutcome?: (outcome: AttendanceOutcome | 'failed') => void;
 }) {
   const expected = digest(options.secret);
   const header = options.headerName.toLowerCase();
@@ -163,12 +166,14 @@ export function createOpenViduWebhookReceiver(options: {
               : 'recording' in parsed
                 ? await options.attendance.recordingChanged(await withUrl(parsed.recording))
                 : await options.attendance.sessionClosed(parsed.sessionClosed);
+          options.onOutcome?.(outcome);
           options.logger.info(
             { event: (json as { event?: string }).event, outcome },
             'openvidu webhook applied',
           );
         } catch (error) {
           // Lost here means repaired by the reconciler on its next pass.
+          options.onOutcome?.('failed');
           options.logger.warn({ err: error }, 'openvidu webhook failed');
         }
       });

@@ -4,7 +4,7 @@ import type { ProviderName } from '../domain/consultation.js';
 import type { Clock, LiveConnection } from '../domain/ports.js';
 import { ProviderConnectionSchema } from '../persistence/entities.js';
 import type { ProviderRegistry } from '../providers/provider-registry.js';
-import type { Attendance } from './attendance.js';
+import type { Attendance, AttendanceOutcome } from './attendance.js';
 
 const BATCH = 20;
 
@@ -38,6 +38,8 @@ export function createReconciler(deps: {
   clock: Clock;
   logger: Logger;
   intervalMs: number;
+  /** Told the outcome of each repair it attempts (metrics). */
+  onOutcome?: (outcome: AttendanceOutcome) => void;
 }): Reconciler {
   const { orm, providers, attendance, clock, logger } = deps;
   let timer: NodeJS.Timeout | undefined;
@@ -126,6 +128,7 @@ export function createReconciler(deps: {
         kind: 'joined',
         at: connection.joinedAt,
       });
+      deps.onOutcome?.(outcome);
       if (outcome === 'applied') joined++;
     }
     // When exactly a connection ended is not known: the pass that sees it gone is the best
@@ -144,6 +147,7 @@ export function createReconciler(deps: {
         at: connection.joinedAt && leftAt < connection.joinedAt ? connection.joinedAt : leftAt,
         reason: 'unknown',
       });
+      deps.onOutcome?.(outcome);
       if (outcome === 'applied') left++;
     }
     return { joined, left };

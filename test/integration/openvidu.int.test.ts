@@ -467,5 +467,22 @@ describe('attendance from webhooks, with two copies of the service', () => {
     expect(connectionsOf('video.participant.joined')).toEqual(all);
     expect(connectionsOf('video.participant.left')).toEqual(all);
     expect(mine('video.consultation.ended')(reader.records)).toHaveLength(1);
+
+    // What the copies counted: repeats recognised, the lost leave repaired.
+    const counted = async (source: string, outcome: string) => {
+      let total = 0;
+      for (const t of [a, b]) {
+        const text = await (await fetch(`${t.baseUrl}/metrics`)).text();
+        const line = text
+          .split('\n')
+          .find((l) =>
+            l.startsWith(`video_attendance_reports_total{source="${source}",outcome="${outcome}"}`),
+          );
+        total += line ? Number(line.split(' ').at(-1)) : 0;
+      }
+      return total;
+    };
+    expect(await counted('webhook', 'duplicate')).toBeGreaterThanOrEqual(4);
+    expect(await counted('reconciler', 'applied')).toBeGreaterThanOrEqual(1);
   }, 60_000);
 });
