@@ -79,10 +79,14 @@ export interface Service {
  * environment alone. LOG_LEVEL is `info` because its `listening` log line (JSON on
  * stdout) tells the port; that also writes a log line per call, which the bench drains
  * and discards. The token is minted here with the configuration's secret, the default
- * development secret the child uses too (AUTH_JWT_SECRET is not passed).
+ * development secret the child uses too (AUTH_JWT_SECRET is not passed). `extraEnv` adds
+ * to that environment (the Kafka settings of the event measurements, see events.ts).
  */
-export async function startService(databaseUrl: string): Promise<Service> {
-  const env = serviceEnv(databaseUrl, 'info');
+export async function startService(
+  databaseUrl: string,
+  extraEnv: Readonly<Record<string, string>> = {},
+): Promise<Service> {
+  const env = { ...serviceEnv(databaseUrl, 'info'), ...extraEnv };
   const config = loadConfig(env);
   const child = await startChildServer({
     script: 'src/main.ts',

@@ -5,11 +5,14 @@
  * the bare handler each run in a Node process of their own; the load generator runs
  * here. Prints a results table
  * (markdown) and the ratios as JSON. Needs DATABASE_URL naming a PostgreSQL server; the
- * bench creates a database of its own there and drops it at the end.
+ * bench creates a database of its own there and drops it at the end. With KAFKA_BROKERS
+ * set, the event targets are measured too, on that broker (events.ts).
  *
  *   DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres npm run bench
+ *   KAFKA_BROKERS=127.0.0.1:9092 DATABASE_URL=... npm run bench
  */
 import { rssBytes } from './child.js';
+import { type EventsResult, type LatencySummary, measureEvents } from './events.js';
 import {
   consultationId,
   createBenchDatabase,
@@ -33,6 +36,14 @@ const RPC_CONCURRENCY = 64;
 const WRITE_CONCURRENCY = 10;
 const ROUNDS = 2;
 const STARTUP_RUNS = 3;
+/** The event measurements (KAFKA_BROKERS only): rates and length as the design states them. */
+const EVENTS = {
+  publishRate: 200,
+  consumeRate: 500,
+  warmupMs: 2_000,
+  durationMs: 10_000,
+  waitMs: 30_000,
+} as const;
 
 const TARGETS = {
   rpcRatio: 0.5,
@@ -40,6 +51,8 @@ const TARGETS = {
   writeRatio: 0.6,
   rssMiB: 256,
   startupMs: 2_000,
+  publishP99Ms: 100,
+  consumeP99Ms: 250,
 } as const;
 
 interface Results {
@@ -54,6 +67,8 @@ interface Results {
   readonly statements: readonly string[];
   readonly write: WritePathResult;
   readonly startup: readonly StartupRun[];
+  /** Only when KAFKA_BROKERS is set. */
+  readonly events: EventsResult | undefined;
 }
 
 async function main(): Promise<void> {
@@ -107,9 +122,25 @@ async function main(): Promise<void> {
     await service.process.stop();
     service = undefined;
 
+    let events: EventsResult | undefined;
+    const brokers = process.env.KAFKA_BROKERS;
+    if (brokers) {
+      log(
+        `events on ${brokers}: GenerateToken ${EVENTS.publishRate}/s, then appointment.created ${EVENTS.consumeRate}/s, ${EVENTS.durationMs / 1000} s each`,
+      );
+      events = await measureEvents({
+        ...EVENTS,
+        databaseUrl: database.url,
+        brokers,
+        consultationIds,
+      });
+    } else {
+      log('KAFKA_BROKERS is not set: the event measurements are skipped');
+    }
+
     log(`startup: ${STARTUP_RUNS} cold starts on the embedded database`);
     const startup = await measureStartup(STARTUP_RUNS);
-    report({ rpc, idleRssMiB, rpcRssMiB, rssMiB, statements, write, startup });
+    report({ rpc, idleRssMiB, rpcRssMiB, rssMiB, statements, write, startup, events });
   } finally {
     await service?.process.stop();
     await database.drop();
@@ -118,7 +149,6 @@ async function main(): Promise<void> {
 
 function report(r: Results): void {
   const { rpc, write } = r;
-  const met = (ok: boolean) => (ok ? 'met' : '**missed**');
   const latency = (s: LoadSummary) => `p50 ${s.p50Ms} / p99 ${s.p99Ms} ms`;
   const cpu = (s: LoadSummary) =>
     `server process CPU ${s.serverCpuPercent}%, load generator ${s.cpuPercent}%`;
@@ -164,6 +194,7 @@ function report(r: Results): void {
       `< ${TARGETS.startupMs} ms`,
       met(run.ms < TARGETS.startupMs),
     ]),
+    ...eventRows(r.events),
   ];
   console.log(`\nGenerateToken's SQL: ${r.statements.join(', ')}\n`);
   const [header, ...body] = rows.map((row) => `| ${row.join(' | ')} |`);
@@ -177,11 +208,61 @@ function report(r: Results): void {
     idleRssMiB: r.idleRssMiB,
     startupMs: r.startup.map((run) => run.ms),
     restartMs: r.startup.map((run) => run.restartMs),
+    publishP99Ms: r.events?.publish.latency.p99Ms ?? null,
+    consumeP99Ms: finiteOrNull(r.events?.consume.latency.p99Ms),
     targets: TARGETS,
-    detail: { rpc, write: { service: write.service, pgbench: write.pgbench } },
+    detail: {
+      rpc,
+      write: { service: write.service, pgbench: write.pgbench },
+      events: r.events && {
+        ...r.events,
+        consume: {
+          ...r.events.consume,
+          latency: {
+            ...r.events.consume.latency,
+            p50Ms: finiteOrNull(r.events.consume.latency.p50Ms),
+            p99Ms: finiteOrNull(r.events.consume.latency.p99Ms),
+            maxMs: finiteOrNull(r.events.consume.latency.maxMs),
+          },
+        },
+      },
+    },
   };
   console.log(`\n${JSON.stringify(ratios, null, 2)}`);
 }
+
+const met = (ok: boolean) => (ok ? 'met' : '**missed**');
+
+/** Rows of the event measurements; none when they did not run. */
+function eventRows(events: EventsResult | undefined): string[][] {
+  if (!events) return [];
+  const { publish, consume } = events;
+  const ms = (value: number) =>
+    Number.isFinite(value) ? `${value}` : `> ${EVENTS.waitMs / 1000} s`;
+  const latency = (s: LatencySummary) =>
+    `p50 ${ms(s.p50Ms)} / p99 ${ms(s.p99Ms)} / max ${ms(s.maxMs)} ms`;
+  return [
+    [
+      `Outbox commit → received from Kafka, GenerateToken at ${EVENTS.publishRate}/s for ${EVENTS.durationMs / 1000} s`,
+      `${latency(publish.latency)} (${publish.latency.count} events, ${publish.eventsPerSecond}/s; server process CPU ${publish.serverCpuPercent}%)`,
+      `GenerateToken calls: p50 ${publish.calls.p50Ms} / p99 ${publish.calls.p99Ms} ms (${publish.calls.count} calls)`,
+      '',
+      `p99 < ${TARGETS.publishP99Ms} ms`,
+      met(publish.latency.p99Ms < TARGETS.publishP99Ms),
+    ],
+    [
+      `appointment.created sent → consultation row, ${EVENTS.consumeRate}/s for ${EVENTS.durationMs / 1000} s`,
+      `${latency(consume.latency)} (${consume.applied} of ${consume.sent} made a row within ${EVENTS.waitMs / 1000} s, ${consume.appliedPerSecond} rows/s; server process CPU ${consume.serverCpuPercent}%)`,
+      `sent ${consume.sentPerSecond}/s, acknowledged p50 ${consume.ackLatency.p50Ms} / p99 ${consume.ackLatency.p99Ms} ms`,
+      '',
+      `p99 < ${TARGETS.consumeP99Ms} ms`,
+      met(consume.latency.p99Ms < TARGETS.consumeP99Ms),
+    ],
+  ];
+}
+
+const finiteOrNull = (value: number | undefined) =>
+  value === undefined || !Number.isFinite(value) ? null : value;
 
 const log = (message: string) => console.error(`[bench] ${message}`);
 

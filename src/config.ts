@@ -45,6 +45,8 @@ export interface Config {
     readonly eventSource: string;
     /** Attempts before a message that keeps failing goes to its dead-letter topic. */
     readonly consumerMaxAttempts: number;
+    /** Partitions whose appointment events are handled at once (order holds within each). */
+    readonly consumerConcurrency: number;
   };
   readonly outbox: {
     readonly pollIntervalMs: number;
@@ -141,6 +143,7 @@ const schema = z.object({
   KAFKA_REPLICATION_FACTOR: int(1, 10).default(1),
   KAFKA_CONSUMER_GROUP: z.string().min(1).default('video-service'),
   KAFKA_CONSUMER_MAX_ATTEMPTS: int(1, 100).default(5),
+  KAFKA_CONSUMER_CONCURRENCY: int(1, 100).default(3),
   EVENT_SOURCE: z.string().min(1).default('/video-service'),
   OUTBOX_POLL_INTERVAL_MS: int(5, 60_000).default(50),
   OUTBOX_BATCH_SIZE: int(1, 10_000).default(200),
@@ -291,6 +294,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       consumerGroup: e.KAFKA_CONSUMER_GROUP,
       eventSource: e.EVENT_SOURCE,
       consumerMaxAttempts: e.KAFKA_CONSUMER_MAX_ATTEMPTS,
+      consumerConcurrency: e.KAFKA_CONSUMER_CONCURRENCY,
     },
     outbox: {
       pollIntervalMs: e.OUTBOX_POLL_INTERVAL_MS,

@@ -34,6 +34,8 @@ export interface AppointmentConsumerOptions {
   readonly groupId: string;
   readonly topicFor: (type: AppointmentEventType) => string;
   readonly maxAttempts: number;
+  /** Partitions handled at once; messages of one partition stay in order. */
+  readonly concurrency: number;
 }
 
 /** Why a message can never succeed: it goes to the dead-letter topic, and the partition moves on. */
@@ -189,6 +191,9 @@ export function createAppointmentConsumer(options: AppointmentConsumerOptions) {
       await consumer.subscribe({ topics: [...byTopic.keys()], fromBeginning: true });
       await consumer.run({
         autoCommit: true,
+        // One appointment's events share a partition (keyed by appointment id), so they
+        // stay in order; different appointments are independent.
+        partitionsConsumedConcurrently: options.concurrency,
         eachMessage: ({ topic, partition, message }) => handle(topic, partition, message),
       });
     },

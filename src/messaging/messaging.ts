@@ -77,6 +77,7 @@ export function startMessaging(
     groupId: config.kafka.consumerGroup,
     topicFor,
     maxAttempts: config.kafka.consumerMaxAttempts,
+    concurrency: config.kafka.consumerConcurrency,
   });
 
   let stopped = false;
