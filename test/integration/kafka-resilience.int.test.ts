@@ -4,7 +4,7 @@ import { TechnicalIssueType } from '../../gen/video/v1/video_service_pb.js';
 import { EVENT_TYPES } from '../../src/video/events.js';
 import { startTestApp, type TestApp } from '../support/app.js';
 import { appointmentId, slot, videoClient } from '../support/clients.js';
-import { createTestDatabase } from '../support/database.js';
+import { createTestDatabase, serverForSeveralCopies } from '../support/database.js';
 import { appointmentsProducer, collectRecords, uniquePrefix } from '../support/events.js';
 import { startRestartableKafka } from '../support/restartable-kafka.js';
 
@@ -98,7 +98,7 @@ describe('a broker outage', () => {
   }, 180_000);
 });
 
-describe('two copies of the service', () => {
+describe.runIf(serverForSeveralCopies)('two copies of the service', () => {
   it('relay and consume at once without duplicate effects', async () => {
     const brokers = inject('kafkaBrokers');
     const prefix = uniquePrefix('pair');

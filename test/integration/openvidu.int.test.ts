@@ -13,7 +13,7 @@ import {
 import { providerSessionName } from '../../src/providers/session-name.js';
 import { startTestApp, type TestApp } from '../support/app.js';
 import { appointmentId, slot, videoClient } from '../support/clients.js';
-import { createTestDatabase } from '../support/database.js';
+import { createTestDatabase, serverForSeveralCopies } from '../support/database.js';
 import { collectRecords, uniquePrefix } from '../support/events.js';
 import {
   type OpenViduStandIn,
@@ -343,146 +343,155 @@ describe('reconciliation after the end', () => {
   });
 });
 
-describe('attendance from webhooks, with two copies of the service', () => {
-  it('keeps exact totals through duplicates, reordering and a lost leave the reconciler repairs', async () => {
-    const database = await createTestDatabase();
-    cleanups.push(() => database.drop());
-    const prefix = uniquePrefix('openvidu');
-    const env = {
-      ...providerEnv(standIn),
-      KAFKA_BROKERS: inject('kafkaBrokers'),
-      KAFKA_TOPIC_PREFIX: prefix,
-      RECONCILE_INTERVAL_MS: '200',
-    };
-    const a = await startTestApp(env, database);
-    cleanups.push(() => a.stop());
-    const b = await startTestApp({ ...env, MIGRATE_ON_START: 'false' }, database);
-    cleanups.push(() => b.stop());
-    const topics = [
-      'video.participant.joined',
-      'video.participant.left',
-      'video.consultation.ended',
-    ];
-    const reader = await collectRecords(
-      inject('kafkaBrokers'),
-      topics.map((t) => prefix + t),
-    );
-    cleanups.push(() => reader.stop());
-    const deliverTo = async (t: TestApp, event: WebhookEvent | undefined) => {
-      standIn.configureWebhook({
-        url: `${t.baseUrl}/webhooks/openvidu`,
-        headers: { 'X-Webhook-Secret': WEBHOOK_SECRET },
-        autoDeliver: false,
-      });
-      expect(await standIn.deliver(event!)).toBe(200);
-    };
-
-    const v = await visit(a);
-    const sessionId = providerSessionName(v.id);
-    await v.doctor.startConsultation({ consultationId: v.id });
-    const t0 = Date.now() - 30 * 60_000;
-    const doctorConnection = standIn.join(
-      (await v.doctor.generateToken({ consultationId: v.id })).token,
-      { at: t0 },
-    );
-    const patientFirst = standIn.join(
-      (await v.patient.generateToken({ consultationId: v.id })).token,
-      { at: t0 + 60_000 },
-    );
-    standIn.leave(patientFirst, { at: t0 + 300_000, reason: 'networkDisconnect' });
-    const patientSecond = standIn.join(
-      (await v.patient.generateToken({ consultationId: v.id })).token,
-      { at: t0 + 400_000 },
-    );
-    const eventOf = (name: string, connectionId: string) =>
-      standIn.events.find(
-        (e) => e.event === name && e.sessionId === sessionId && e.connectionId === connectionId,
+describe.runIf(serverForSeveralCopies)(
+  'attendance from webhooks, with two copies of the service',
+  () => {
+    it('keeps exact totals through duplicates, reordering and a lost leave the reconciler repairs', async () => {
+      const database = await createTestDatabase();
+      cleanups.push(() => database.drop());
+      const prefix = uniquePrefix('openvidu');
+      const env = {
+        ...providerEnv(standIn),
+        KAFKA_BROKERS: inject('kafkaBrokers'),
+        KAFKA_TOPIC_PREFIX: prefix,
+        RECONCILE_INTERVAL_MS: '200',
+      };
+      const a = await startTestApp(env, database);
+      cleanups.push(() => a.stop());
+      const b = await startTestApp({ ...env, MIGRATE_ON_START: 'false' }, database);
+      cleanups.push(() => b.stop());
+      const topics = [
+        'video.participant.joined',
+        'video.participant.left',
+        'video.consultation.ended',
+      ];
+      const reader = await collectRecords(
+        inject('kafkaBrokers'),
+        topics.map((t) => prefix + t),
       );
+      cleanups.push(() => reader.stop());
+      const deliverTo = async (t: TestApp, event: WebhookEvent | undefined) => {
+        standIn.configureWebhook({
+          url: `${t.baseUrl}/webhooks/openvidu`,
+          headers: { 'X-Webhook-Secret': WEBHOOK_SECRET },
+          autoDeliver: false,
+        });
+        expect(await standIn.deliver(event!)).toBe(200);
+      };
 
-    // Out of order, repeated, and spread over both copies.
-    await deliverTo(b, eventOf('participantLeft', patientFirst));
-    await deliverTo(a, eventOf('participantJoined', patientSecond));
-    await deliverTo(a, eventOf('participantJoined', patientFirst));
-    await deliverTo(b, eventOf('participantJoined', doctorConnection));
-    await deliverTo(a, eventOf('participantJoined', doctorConnection));
-    await deliverTo(a, eventOf('participantLeft', patientFirst));
-    await deliverTo(b, eventOf('participantJoined', patientSecond));
-
-    // The patient's second connection ends and OpenVidu's webhook for it is lost.
-    const patientLeftAt = Date.now();
-    standIn.leave(patientSecond);
-    const patientSeconds = 240 + (patientLeftAt - (t0 + 400_000)) / 1000;
-    const patientView = () =>
-      v.doctor
-        .getConsultationStatus({ consultationId: v.id })
-        .then((r) => r.consultation?.participants.find((p) => p.role === ParticipantRole.PATIENT));
-    // Webhooks are applied after their 200; wait until the second connection is closed too.
-    const repaired = await until(
-      patientView,
-      (p) => p?.connected === false && (p?.connectedSeconds ?? 0) > 240,
-    );
-    expect(repaired?.connectedSeconds).toBeGreaterThanOrEqual(Math.floor(patientSeconds) - 1);
-    expect(repaired?.connectedSeconds).toBeLessThanOrEqual(Math.ceil(patientSeconds) + 3);
-    expect(repaired?.firstJoinedAt?.seconds).toBe(BigInt(Math.floor((t0 + 60_000) / 1000)));
-
-    // The doctor leaves last: OpenVidu closes the session, which ends the consultation.
-    const doctorLeftAt = Date.now();
-    standIn.leave(doctorConnection, { at: doctorLeftAt });
-    await deliverTo(a, eventOf('participantLeft', doctorConnection));
-    const destroyed = standIn.events.find(
-      (e) => e.event === 'sessionDestroyed' && e.sessionId === sessionId,
-    );
-    await deliverTo(b, destroyed);
-    await deliverTo(a, destroyed);
-
-    // Applied after their 200s, on two copies: wait for the last of them.
-    const final = await until(
-      () => v.doctor.getConsultationStatus({ consultationId: v.id }),
-      (r) =>
-        r.consultation?.status === ConsultationStatus.ENDED &&
-        r.consultation.participants.some(
-          (p) =>
-            p.role === ParticipantRole.DOCTOR && p.lastDisconnectReason === DisconnectReason.LEFT,
-        ),
-    );
-    expect(final.consultation?.endReason).toBe(EndReason.PROVIDER_CLOSED);
-    const doctor = final.consultation?.participants.find((p) => p.role === ParticipantRole.DOCTOR);
-    expect(doctor?.connectedSeconds).toBe(Math.floor((doctorLeftAt - t0) / 1000));
-    expect(doctor?.lastDisconnectReason).toBe(DisconnectReason.LEFT);
-
-    // Each transition announced exactly once, whichever copy and path saw it first.
-    const mine = (topic: string) => (records: typeof reader.records) =>
-      records.filter(
-        (r) =>
-          r.topic === prefix + topic &&
-          (r.value as { consultationId?: string }).consultationId === v.id,
+      const v = await visit(a);
+      const sessionId = providerSessionName(v.id);
+      await v.doctor.startConsultation({ consultationId: v.id });
+      const t0 = Date.now() - 30 * 60_000;
+      const doctorConnection = standIn.join(
+        (await v.doctor.generateToken({ consultationId: v.id })).token,
+        { at: t0 },
       );
-    await reader.waitFor((records) => mine('video.consultation.ended')(records).length === 1);
-    await new Promise((r) => setTimeout(r, 1000)); // room for any duplicate to show up
-    const connectionsOf = (topic: string) =>
-      mine(topic)(reader.records)
-        .map((r) => (r.value as { connectionId: string }).connectionId)
-        .sort();
-    const all = [doctorConnection, patientFirst, patientSecond].sort();
-    expect(connectionsOf('video.participant.joined')).toEqual(all);
-    expect(connectionsOf('video.participant.left')).toEqual(all);
-    expect(mine('video.consultation.ended')(reader.records)).toHaveLength(1);
+      const patientFirst = standIn.join(
+        (await v.patient.generateToken({ consultationId: v.id })).token,
+        { at: t0 + 60_000 },
+      );
+      standIn.leave(patientFirst, { at: t0 + 300_000, reason: 'networkDisconnect' });
+      const patientSecond = standIn.join(
+        (await v.patient.generateToken({ consultationId: v.id })).token,
+        { at: t0 + 400_000 },
+      );
+      const eventOf = (name: string, connectionId: string) =>
+        standIn.events.find(
+          (e) => e.event === name && e.sessionId === sessionId && e.connectionId === connectionId,
+        );
 
-    // What the copies counted: repeats recognised, the lost leave repaired.
-    const counted = async (source: string, outcome: string) => {
-      let total = 0;
-      for (const t of [a, b]) {
-        const text = await (await fetch(`${t.baseUrl}/metrics`)).text();
-        const line = text
-          .split('\n')
-          .find((l) =>
-            l.startsWith(`video_attendance_reports_total{source="${source}",outcome="${outcome}"}`),
+      // Out of order, repeated, and spread over both copies.
+      await deliverTo(b, eventOf('participantLeft', patientFirst));
+      await deliverTo(a, eventOf('participantJoined', patientSecond));
+      await deliverTo(a, eventOf('participantJoined', patientFirst));
+      await deliverTo(b, eventOf('participantJoined', doctorConnection));
+      await deliverTo(a, eventOf('participantJoined', doctorConnection));
+      await deliverTo(a, eventOf('participantLeft', patientFirst));
+      await deliverTo(b, eventOf('participantJoined', patientSecond));
+
+      // The patient's second connection ends and OpenVidu's webhook for it is lost.
+      const patientLeftAt = Date.now();
+      standIn.leave(patientSecond);
+      const patientSeconds = 240 + (patientLeftAt - (t0 + 400_000)) / 1000;
+      const patientView = () =>
+        v.doctor
+          .getConsultationStatus({ consultationId: v.id })
+          .then((r) =>
+            r.consultation?.participants.find((p) => p.role === ParticipantRole.PATIENT),
           );
-        total += line ? Number(line.split(' ').at(-1)) : 0;
-      }
-      return total;
-    };
-    expect(await counted('webhook', 'duplicate')).toBeGreaterThanOrEqual(4);
-    expect(await counted('reconciler', 'applied')).toBeGreaterThanOrEqual(1);
-  }, 60_000);
-});
+      // Webhooks are applied after their 200; wait until the second connection is closed too.
+      const repaired = await until(
+        patientView,
+        (p) => p?.connected === false && (p?.connectedSeconds ?? 0) > 240,
+      );
+      expect(repaired?.connectedSeconds).toBeGreaterThanOrEqual(Math.floor(patientSeconds) - 1);
+      expect(repaired?.connectedSeconds).toBeLessThanOrEqual(Math.ceil(patientSeconds) + 3);
+      expect(repaired?.firstJoinedAt?.seconds).toBe(BigInt(Math.floor((t0 + 60_000) / 1000)));
+
+      // The doctor leaves last: OpenVidu closes the session, which ends the consultation.
+      const doctorLeftAt = Date.now();
+      standIn.leave(doctorConnection, { at: doctorLeftAt });
+      await deliverTo(a, eventOf('participantLeft', doctorConnection));
+      const destroyed = standIn.events.find(
+        (e) => e.event === 'sessionDestroyed' && e.sessionId === sessionId,
+      );
+      await deliverTo(b, destroyed);
+      await deliverTo(a, destroyed);
+
+      // Applied after their 200s, on two copies: wait for the last of them.
+      const final = await until(
+        () => v.doctor.getConsultationStatus({ consultationId: v.id }),
+        (r) =>
+          r.consultation?.status === ConsultationStatus.ENDED &&
+          r.consultation.participants.some(
+            (p) =>
+              p.role === ParticipantRole.DOCTOR && p.lastDisconnectReason === DisconnectReason.LEFT,
+          ),
+      );
+      expect(final.consultation?.endReason).toBe(EndReason.PROVIDER_CLOSED);
+      const doctor = final.consultation?.participants.find(
+        (p) => p.role === ParticipantRole.DOCTOR,
+      );
+      expect(doctor?.connectedSeconds).toBe(Math.floor((doctorLeftAt - t0) / 1000));
+      expect(doctor?.lastDisconnectReason).toBe(DisconnectReason.LEFT);
+
+      // Each transition announced exactly once, whichever copy and path saw it first.
+      const mine = (topic: string) => (records: typeof reader.records) =>
+        records.filter(
+          (r) =>
+            r.topic === prefix + topic &&
+            (r.value as { consultationId?: string }).consultationId === v.id,
+        );
+      await reader.waitFor((records) => mine('video.consultation.ended')(records).length === 1);
+      await new Promise((r) => setTimeout(r, 1000)); // room for any duplicate to show up
+      const connectionsOf = (topic: string) =>
+        mine(topic)(reader.records)
+          .map((r) => (r.value as { connectionId: string }).connectionId)
+          .sort();
+      const all = [doctorConnection, patientFirst, patientSecond].sort();
+      expect(connectionsOf('video.participant.joined')).toEqual(all);
+      expect(connectionsOf('video.participant.left')).toEqual(all);
+      expect(mine('video.consultation.ended')(reader.records)).toHaveLength(1);
+
+      // What the copies counted: repeats recognised, the lost leave repaired.
+      const counted = async (source: string, outcome: string) => {
+        let total = 0;
+        for (const t of [a, b]) {
+          const text = await (await fetch(`${t.baseUrl}/metrics`)).text();
+          const line = text
+            .split('\n')
+            .find((l) =>
+              l.startsWith(
+                `video_attendance_reports_total{source="${source}",outcome="${outcome}"}`,
+              ),
+            );
+          total += line ? Number(line.split(' ').at(-1)) : 0;
+        }
+        return total;
+      };
+      expect(await counted('webhook', 'duplicate')).toBeGreaterThanOrEqual(4);
+      expect(await counted('reconciler', 'applied')).toBeGreaterThanOrEqual(1);
+    }, 60_000);
+  },
+);

@@ -4,7 +4,7 @@ import { DEVELOPMENT_JWT_SECRET, loadConfig } from '../../src/config.js';
 import type { Role } from '../../src/domain/access.js';
 import type { Clock } from '../../src/domain/ports.js';
 import { createLogger } from '../../src/logger.js';
-import { createTestDatabase, type TestDatabase } from './database.js';
+import { createTestDatabase, serverForSeveralCopies, type TestDatabase } from './database.js';
 
 export interface TestApp {
   readonly app: App;
@@ -24,6 +24,9 @@ export async function startTestApp(
   shared?: TestDatabase,
   clock?: Clock,
 ): Promise<TestApp> {
+  if (shared && !serverForSeveralCopies) {
+    throw new Error('several copies of the service on one database need DATABASE_URL');
+  }
   const database: TestDatabase = shared ?? (await createTestDatabase());
   const config = loadConfig({
     NODE_ENV: 'test',

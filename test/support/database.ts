@@ -9,6 +9,14 @@ import pg from 'pg';
  * that DATABASE_URL names, or, without it, a fresh data folder for the embedded engine.
  * Answers the environment to start the service with, and a function that removes it.
  */
+/**
+ * Whether several copies of the service can share one test database: only on a
+ * PostgreSQL server. The embedded engine belongs to the one process that opened its
+ * folder and is a single connection, so row locks between copies cannot be shown on it;
+ * tests of several copies run when DATABASE_URL is set (as CI does).
+ */
+export const serverForSeveralCopies = process.env.DATABASE_URL !== undefined;
+
 export interface TestDatabase {
   readonly env: Record<string, string>;
   drop(): Promise<void>;
