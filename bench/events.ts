@@ -25,10 +25,10 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Kafka, logLevel } from 'kafkajs';
-import pg from 'pg';
 import { videoClient } from '../test/support/clients.js';
 import { cpuSeconds } from './child.js';
-import { CLINIC, startService } from './fixture.js';
+import { CLINIC, startService, withClient } from './fixture.js';
+import { round } from './load.js';
 
 export interface EventsOptions {
   readonly databaseUrl: string;
@@ -402,16 +402,6 @@ function summarize(values: readonly number[]): LatencySummary {
     sorted.length === 0
       ? Number.NaN
       : (sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)] ?? Number.NaN);
-  const ms = (value: number) => (Number.isFinite(value) ? Math.round(value * 100) / 100 : value);
+  const ms = (value: number) => (Number.isFinite(value) ? round(value, 2) : value);
   return { count: sorted.length, p50Ms: ms(at(0.5)), p99Ms: ms(at(0.99)), maxMs: ms(at(1)) };
-}
-
-async function withClient<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
 }

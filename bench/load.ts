@@ -6,6 +6,21 @@
 import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';
 import { cpuSeconds as processCpuSeconds } from './child.js';
 
+/** What a measurement against the service is given: whom to call, as whom, how hard. */
+export interface MeasurementOptions {
+  readonly serviceUrl: string;
+  /** The service's process, whose CPU time is measured. */
+  readonly servicePid: number;
+  readonly token: string;
+  /** The consultations the callers pick from, round robin. */
+  readonly consultationIds: readonly string[];
+  readonly concurrency: number;
+  /** Rounds of each target, alternating. */
+  readonly rounds: number;
+  readonly warmupMs: number;
+  readonly durationMs: number;
+}
+
 export interface LoadOptions {
   readonly concurrency: number;
   readonly warmupMs: number;

@@ -14,21 +14,14 @@ import {
 } from '../gen/video/v1/video_service_pb.js';
 import { videoClient } from '../test/support/clients.js';
 import { type ChildServer, startChildServer } from './child.js';
-import { type LoadResult, type LoadSummary, round, runLoad, summarize } from './load.js';
-
-export interface RpcOverheadOptions {
-  readonly serviceUrl: string;
-  /** The service's process, whose CPU time is measured. */
-  readonly servicePid: number;
-  readonly token: string;
-  /** The consultations the callers pick from, round robin. */
-  readonly consultationIds: readonly string[];
-  readonly concurrency: number;
-  /** Rounds of each target, alternating. */
-  readonly rounds: number;
-  readonly warmupMs: number;
-  readonly durationMs: number;
-}
+import {
+  type LoadResult,
+  type LoadSummary,
+  type MeasurementOptions,
+  round,
+  runLoad,
+  summarize,
+} from './load.js';
 
 export interface RpcOverheadResult {
   readonly baseline: LoadSummary;
@@ -37,7 +30,7 @@ export interface RpcOverheadResult {
   readonly ratio: number;
 }
 
-export async function measureRpcOverhead(options: RpcOverheadOptions): Promise<RpcOverheadResult> {
+export async function measureRpcOverhead(options: MeasurementOptions): Promise<RpcOverheadResult> {
   const service = videoClient(options.serviceUrl, options.token);
   const [first] = options.consultationIds;
   if (!first) throw new Error('no consultations to read');

@@ -13,22 +13,13 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { videoClient } from '../test/support/clients.js';
-import { type LoadSummary, round, runLoad, summarize } from './load.js';
+import { type LoadSummary, type MeasurementOptions, round, runLoad, summarize } from './load.js';
 import { checked } from './rpc-overhead.js';
 
 export const PGBENCH_SCRIPT = fileURLToPath(new URL('./generate-token.sql', import.meta.url));
 
-export interface WritePathOptions {
-  readonly serviceUrl: string;
-  /** The service's process, whose CPU time is measured. */
-  readonly servicePid: number;
+export interface WritePathOptions extends MeasurementOptions {
   readonly databaseUrl: string;
-  readonly token: string;
-  readonly consultationIds: readonly string[];
-  readonly concurrency: number;
-  readonly rounds: number;
-  readonly warmupMs: number;
-  readonly durationMs: number;
 }
 
 export interface PgbenchSummary {

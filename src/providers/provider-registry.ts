@@ -64,8 +64,6 @@ interface Guarded {
   readonly breaker: CircuitBreakerPolicy;
   lastError: string;
   latencyMs: number;
-  /** When the circuit last opened (performance.now()). */
-  openedAt: number;
 }
 
 export function createProviderRegistry(
@@ -88,15 +86,6 @@ export function createProviderRegistry(
     }
     return entry;
   };
-  const halfOpenAfterMs = options.halfOpenAfterMs ?? 10_000;
-  /** Closed, half-open, or open long enough that the next call is allowed to try it. */
-  const usable = (name: ProviderName) => {
-    const entry = get(name);
-    return (
-      entry.breaker.state !== CircuitState.Open ||
-      performance.now() - entry.openedAt >= halfOpenAfterMs
-    );
-  };
 
   return {
     defaultProvider: options.defaultProvider,
@@ -108,9 +97,9 @@ export function createProviderRegistry(
       return wanted;
     },
     async ensureSessionWithFailover(consultationId, preferred) {
-      const order = [preferred, ...[...guarded.keys()].filter((name) => name !== preferred)];
-      // Healthy circuits first; an open one is tried last rather than never.
-      const candidates = [...order.filter(usable), ...order.filter((name) => !usable(name))];
+      // In order of preference: an open circuit refuses at once, without calling its
+      // provider, so the next one is tried; once its wait is over it lets one call through.
+      const candidates = [preferred, ...[...guarded.keys()].filter((name) => name !== preferred)];
       let lastError: unknown;
       for (const name of candidates) {
         try {
@@ -168,14 +157,22 @@ function guard(provider: VideoProvider, options: RegistryOptions): Guarded {
     halfOpenAfter: options.halfOpenAfterMs ?? 10_000,
     breaker: new ConsecutiveBreaker(options.failuresToOpen ?? 3),
   });
-  const entry: Guarded = { provider, breaker, lastError: '', latencyMs: 0, openedAt: 0 };
-  breaker.onBreak(() => {
-    entry.openedAt = performance.now();
-  });
+  const entry: Guarded = { provider, breaker, lastError: '', latencyMs: 0 };
+  /** Latency of the calls that reached the provider (an open circuit answers at once). */
+  const timed =
+    <T>(fn: () => Promise<T>) =>
+    async (): Promise<T> => {
+      const started = performance.now();
+      try {
+        return await fn();
+      } finally {
+        const ms = performance.now() - started;
+        entry.latencyMs = entry.latencyMs === 0 ? ms : entry.latencyMs * 0.8 + ms * 0.2;
+      }
+    };
   const call = async <T>(fn: () => Promise<T>): Promise<T> => {
-    const started = performance.now();
     try {
-      return await breaker.execute(fn);
+      return await breaker.execute(timed(fn));
     } catch (error) {
       if (error instanceof BrokenCircuitError) {
         throw new DomainError('unavailable', `provider ${provider.name} is failing (circuit open)`);
@@ -183,9 +180,6 @@ function guard(provider: VideoProvider, options: RegistryOptions): Guarded {
       if (isProviderFailure(error))
         entry.lastError = error instanceof Error ? error.message : String(error);
       throw error;
-    } finally {
-      const ms = performance.now() - started;
-      entry.latencyMs = entry.latencyMs === 0 ? ms : entry.latencyMs * 0.8 + ms * 0.2;
     }
   };
   const recording = provider.recording;

@@ -5,7 +5,8 @@ import type { ConsultationView, ParticipantView } from './video-service.js';
 
 /**
  * GetConsultationStatus, the most frequent call, as one SQL statement: the consultation
- * if the caller may see it (tenancy and ownership in the WHERE clause, as everywhere),
+ * if the caller may see it (tenancy and ownership in the WHERE clause: `canSee` of the
+ * access policy, which the caller checks again on the answer),
  * its participants, and the audit entry of the read, inserted only when the row was
  * found. One round trip instead of three, and no entities to hydrate and track.
  * Answers undefined when there is nothing the caller may see (and nothing is inserted).

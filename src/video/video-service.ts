@@ -799,6 +799,9 @@ export function createVideoService(deps: VideoServiceDeps) {
           auditRow(caller, { ...record, outcome: 'allowed' }, clock.now()),
         );
         if (!view) throw notFound('consultation');
+        // The statement's WHERE clause is the policy's visibility rule written in SQL; the
+        // policy itself has the last word, as after every other load.
+        authorize(caller.principal, action, view);
         return view;
       });
     },
