@@ -13,6 +13,8 @@ export interface Config {
   readonly port: number;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   readonly shutdownTimeoutMs: number;
+  /** Which browser origins may call the service (CORS). */
+  readonly cors: CorsPolicy;
   readonly database: {
     /** Unset: PostgreSQL's own engine runs embedded (PGlite) with data in `dataDir`. */
     readonly url: string | undefined;
@@ -105,6 +107,16 @@ export interface Config {
   };
 }
 
+/**
+ * The origins whose pages may call the service from a browser: exact origins, any origin
+ * (`*`), or, in development with nothing configured, any port of localhost and 127.0.0.1.
+ */
+export interface CorsPolicy {
+  readonly origins: readonly string[];
+  readonly anyOrigin: boolean;
+  readonly localDevelopment: boolean;
+}
+
 export const DEVELOPMENT_JWT_SECRET = 'video-service-development-secret-do-not-use-in-production';
 export const DEVELOPMENT_JITSI_SECRET = 'video-service-development-jitsi-secret';
 
@@ -120,6 +132,7 @@ const schema = z.object({
   PORT: int(0, 65535).default(8080),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   SHUTDOWN_TIMEOUT_MS: int(100, 120_000).default(10_000),
+  CORS_ALLOWED_ORIGINS: z.string().optional(),
   DATABASE_URL: z
     .url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// or postgresql:// URL' })
     .optional(),
@@ -258,6 +271,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     }
     if (!e.DATABASE_URL) problems.push('DATABASE_URL: required in production');
   }
+  const cors = corsPolicy(e.CORS_ALLOWED_ORIGINS, e.NODE_ENV, problems);
   if (problems.length > 0) throw new ConfigError(problems);
 
   return deepFreeze({
@@ -266,6 +280,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     port: e.PORT,
     logLevel: e.LOG_LEVEL,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    cors,
     database: {
       url: e.DATABASE_URL,
       dataDir: e.DATA_DIR,
@@ -362,6 +377,43 @@ export function redactedConfig(config: Config): unknown {
       },
     },
   };
+}
+
+/** CORS_ALLOWED_ORIGINS: `*`, or exact origins (`scheme://host[:port]`) separated by commas. */
+function corsPolicy(
+  value: string | undefined,
+  env: Config['env'],
+  problems: string[],
+): CorsPolicy {
+  if (value === undefined) {
+    return { origins: [], anyOrigin: false, localDevelopment: env === 'development' };
+  }
+  const entries = value
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== '');
+  const anyOrigin = entries.includes('*');
+  if (anyOrigin && env === 'production') {
+    problems.push('CORS_ALLOWED_ORIGINS: * is refused in production; list the origins');
+  }
+  const origins = entries.filter((entry) => entry !== '*');
+  for (const origin of origins) {
+    if (!isOrigin(origin)) {
+      problems.push(
+        `CORS_ALLOWED_ORIGINS: "${origin}" is not an origin (scheme://host[:port], no path)`,
+      );
+    }
+  }
+  return { origins, anyOrigin, localDevelopment: false };
+}
+
+function isOrigin(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return (url.protocol === 'http:' || url.protocol === 'https:') && url.origin === value;
+  } catch {
+    return false;
+  }
 }
 
 function isPrivateKey(pem: string): boolean {
