@@ -4,6 +4,8 @@
  *
  *   npm run token -- --role doctor --user d1 --clinic c1 [--ttl 3600]
  *
+ * The token lives `--ttl` seconds, at most AUTH_MAX_TOKEN_LIFETIME_SECONDS (24 h by default).
+ *
  * Roles: patient, doctor, nurse, clinic_admin, service.
  */
 import { parseArgs } from 'node:util';
@@ -25,6 +27,13 @@ if (!ROLES.includes(values.role as Role)) {
   process.exit(2);
 }
 const config = loadConfig();
+const ttl = Number(values.ttl);
+const maxTtl = config.auth.maxTokenLifetimeSeconds;
+if (!Number.isInteger(ttl) || ttl < 1 || ttl > maxTtl) {
+  // The service refuses a token that lives longer (AUTH_MAX_TOKEN_LIFETIME_SECONDS).
+  process.stderr.write(`--ttl must be 1 to ${maxTtl} seconds (AUTH_MAX_TOKEN_LIFETIME_SECONDS)\n`);
+  process.exit(2);
+}
 process.stdout.write(
   `${mintToken({
     secret: config.auth.jwtSecret,
@@ -33,6 +42,6 @@ process.stdout.write(
     userId: values.user,
     role: values.role as Role,
     clinicId: values.clinic,
-    expiresInSeconds: Number(values.ttl),
+    expiresInSeconds: ttl,
   })}\n`,
 );

@@ -9,6 +9,7 @@ import { createTokenVerifier } from './auth/jwt.js';
 import type { Config } from './config.js';
 import { type Clock, systemClock } from './domain/ports.js';
 import { createMetrics } from './http/metrics.js';
+import { createReadiness } from './http/readiness.js';
 import { createHttpServer } from './http/server.js';
 import { startMessaging } from './messaging/messaging.js';
 import { openDatabase } from './persistence/database.js';
@@ -19,6 +20,7 @@ import { createProviderRegistry } from './providers/provider-registry.js';
 import { createHealthRoutes } from './rpc/health-service.js';
 import {
   createAuthInterceptor,
+  createDeadlineInterceptor,
   createErrorInterceptor,
   createLoggingInterceptor,
   createRateLimitInterceptor,
@@ -27,6 +29,7 @@ import {
 import { createReflectionRoutes } from './rpc/reflection-service.js';
 import { createVideoRoutes } from './rpc/video-routes.js';
 import { createAttendance } from './video/attendance.js';
+import { createPageTokens } from './video/pagination.js';
 import { createReconciler } from './video/reconciler.js';
 import { createSweeper } from './video/sweeper.js';
 import { createVideoService } from './video/video-service.js';
@@ -35,6 +38,31 @@ export interface App {
   /** The bound port (the configured one, or the OS's pick for port 0). */
   readonly port: number;
   stop(): Promise<void>;
+}
+
+/** Waits for a part to stop until the deadline; past it, logs and goes on without it. */
+async function withinDeadline(
+  part: string,
+  stopping: Promise<void>,
+  deadline: number,
+  logger: Logger,
+): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((resolve) => {
+    timer = setTimeout(() => resolve('late'), Math.max(0, deadline - Date.now()));
+  });
+  const outcome = await Promise.race([
+    stopping.then(
+      () => 'stopped' as const,
+      (error: unknown) => {
+        logger.warn({ err: error, part }, 'shutdown: a part failed to stop');
+        return 'failed' as const;
+      },
+    ),
+    late,
+  ]);
+  clearTimeout(timer);
+  if (outcome === 'late') logger.warn({ part }, 'shutdown deadline: not waiting for this part');
 }
 
 /** Room for the protobuf envelope around the largest image. */
@@ -84,12 +112,14 @@ export async function startApp(
         'Jitsi provider in development mode: tokens signed with the development app secret',
       );
     }
+    const pageTokens = createPageTokens(config.pageTokens.secret);
     const video = createVideoService({
       orm: database.orm,
       providers,
       clock,
       logger,
       rules: config.consultation,
+      pageTokens,
     });
 
     const verifier = createTokenVerifier({
@@ -100,6 +130,7 @@ export async function startApp(
       issuer: config.auth.issuer,
       audience: config.auth.audience,
       clockSkewSeconds: config.auth.clockSkewSeconds,
+      maxLifetimeSeconds: config.auth.maxTokenLifetimeSeconds,
     });
     if (config.auth.usesDevelopmentSecret) {
       logger.warn(
@@ -110,6 +141,8 @@ export async function startApp(
     const messaging = startMessaging(config, { orm: database.orm, video, logger });
     const metrics = createMetrics({
       outbox: () => messaging.backlog(),
+      kafkaConnected: () => messaging.connected(),
+      databasePool: () => database.status().pool,
       providers: async () =>
         (await providers.statuses())
           .filter((p) => p.configured)
@@ -147,13 +180,26 @@ export async function startApp(
     reconciler.start();
 
     const shutdown = new AbortController();
-    const ready = () => database.ping();
+    const readiness = createReadiness({
+      database,
+      backlog: () => messaging.backlog(),
+      // Read at every ask: whether the broker answers now, not whether one is configured.
+      get kafka() {
+        return messaging.connected();
+      },
+    });
+    const ready = () => readiness.ready();
     const server = createHttpServer({
       host: config.host,
       port: config.port,
-      readMaxBytes: config.consultation.maxImageBytes + MESSAGE_OVERHEAD_BYTES,
+      // The largest image in base64 (Connect and REST JSON), with room for the rest.
+      readMaxBytes: Math.ceil(config.consultation.maxImageBytes / 3) * 4 + MESSAGE_OVERHEAD_BYTES,
+      uploadMaxBytes: config.consultation.maxImageBytes,
+      restServices: [VideoService],
+      cors: config.cors,
+      limits: config.http,
       ready,
-      details: async () => ({ outbox: await messaging.backlog(), kafka: messaging.enabled }),
+      details: () => readiness.details(),
       webhooks: { '/webhooks/openvidu': (request) => openViduWebhooks.receive(request) },
       metrics: {
         contentType: metrics.registry.contentType,
@@ -163,13 +209,17 @@ export async function startApp(
       interceptors: [
         metrics.interceptor,
         createLoggingInterceptor(logger),
+        createDeadlineInterceptor(),
         createErrorInterceptor(logger),
-        createAuthInterceptor(verifier),
+        createAuthInterceptor(verifier, config.auth.failures),
         createRateLimitInterceptor(config.rateLimit),
-        createValidationInterceptor({ maxImageBytes: config.consultation.maxImageBytes }),
+        createValidationInterceptor({
+          maxImageBytes: config.consultation.maxImageBytes,
+          now: () => clock.now(),
+        }),
       ],
       routes: (router) => {
-        createVideoRoutes(video, { orm: database.orm, clock, logger })(router);
+        createVideoRoutes(video, { orm: database.orm, clock, logger, pageTokens })(router);
         createHealthRoutes({
           check: ready,
           services: [VideoService.typeName],
@@ -192,12 +242,20 @@ export async function startApp(
       async stop() {
         logger.info('shutting down');
         shutdown.abort();
-        await server.stop(config.shutdownTimeoutMs);
-        await openViduWebhooks.drain();
-        await sweeper.stop();
-        await reconciler.stop();
-        await messaging.stop();
-        await database.stop();
+        // SHUTDOWN_TIMEOUT_MS bounds the whole stop: calls drain for most of it, and what
+        // is left closes the other parts, each given up on when the time is over.
+        const deadline = Date.now() + config.shutdownTimeoutMs;
+        const closing = Math.min(2_000, Math.floor(config.shutdownTimeoutMs / 4));
+        await server.stop(config.shutdownTimeoutMs - closing);
+        const parts: [string, () => Promise<void>][] = [
+          ['webhooks', () => openViduWebhooks.drain()],
+          ['sweeper', () => sweeper.stop()],
+          ['reconciler', () => reconciler.stop()],
+          ['messaging', () => messaging.stop()],
+        ];
+        for (const [part, stop] of parts) await withinDeadline(part, stop(), deadline, logger);
+        // The database closes last, whatever is left: its connections are released anyway.
+        await withinDeadline('database', database.stop(), deadline + closing, logger);
         logger.info('stopped');
       },
     };

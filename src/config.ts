@@ -1,4 +1,4 @@
-import { createPrivateKey, createPublicKey } from 'node:crypto';
+import { createPrivateKey, createPublicKey, hkdfSync } from 'node:crypto';
 import { z } from 'zod';
 import type { ProviderName } from './domain/consultation.js';
 
@@ -15,12 +15,34 @@ export interface Config {
   readonly shutdownTimeoutMs: number;
   /** Which browser origins may call the service (CORS). */
   readonly cors: CorsPolicy;
+  /** Timeouts and caps of client connections (see src/http/listener.ts). */
+  readonly http: {
+    readonly headersTimeoutMs: number;
+    readonly requestTimeoutMs: number;
+    readonly idleTimeoutMs: number;
+    readonly maxConnections: number;
+    readonly maxConcurrentStreams: number;
+    readonly maxSessionMemoryMb: number;
+  };
   readonly database: {
     /** Unset: PostgreSQL's own engine runs embedded (PGlite) with data in `dataDir`. */
     readonly url: string | undefined;
     readonly dataDir: string;
     readonly migrateOnStart: boolean;
     readonly poolSize: number;
+    /**
+     * The role migrations run as (the tables' owner), when the service's own role is a
+     * least-privilege one; undefined: migrations run as `url`'s role.
+     */
+    readonly migrationUrl: string | undefined;
+    /** How long a call waits for a pooled connection (or a new one) before UNAVAILABLE. */
+    readonly acquireTimeoutMs: number;
+    /** PostgreSQL's statement_timeout for the service's sessions; 0 leaves the server's. */
+    readonly statementTimeoutMs: number;
+    /** PostgreSQL's idle_in_transaction_session_timeout; 0 leaves the server's. */
+    readonly idleInTransactionTimeoutMs: number;
+    /** How long the database may be out of reach before the service reports not ready. */
+    readonly readinessGraceMs: number;
   };
   readonly auth: {
     /** HS256 secret; undefined when only public keys or a JWKS verify tokens. */
@@ -33,7 +55,17 @@ export interface Config {
     readonly issuer: string | undefined;
     readonly audience: string | undefined;
     readonly clockSkewSeconds: number;
+    /** The longest a token may live: `exp` − (`iat`, or now without it). */
+    readonly maxTokenLifetimeSeconds: number;
     readonly usesDevelopmentSecret: boolean;
+    /** Failed authentications a client address may have per window before it is refused. */
+    readonly failures: { readonly limit: number; readonly windowSeconds: number };
+  };
+  readonly pageTokens: {
+    /** The HMAC key of page tokens: PAGE_TOKEN_SECRET, or derived from the HS256 secret. */
+    readonly secret: string;
+    /** True when PAGE_TOKEN_SECRET is unset (development and tests only). */
+    readonly derived: boolean;
   };
   readonly kafka: {
     /** Unset: events stay in the outbox and no appointment events are consumed. */
@@ -49,10 +81,14 @@ export interface Config {
     readonly consumerMaxAttempts: number;
     /** Partitions whose appointment events are handled at once (order holds within each). */
     readonly consumerConcurrency: number;
+    /** How often the broker's connectivity is checked; a check unanswered this long fails. */
+    readonly healthIntervalMs: number;
   };
   readonly outbox: {
     readonly pollIntervalMs: number;
     readonly batchSize: number;
+    /** How long a copy's claim on events lasts unless renewed (a dead copy's lapses). */
+    readonly leaseMs: number;
   };
   readonly openVidu: {
     /** Unset: the OpenVidu webhook endpoint refuses everything. */
@@ -133,11 +169,24 @@ const schema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   SHUTDOWN_TIMEOUT_MS: int(100, 120_000).default(10_000),
   CORS_ALLOWED_ORIGINS: z.string().optional(),
+  HTTP_HEADERS_TIMEOUT_MS: int(100, 300_000).default(10_000),
+  HTTP_REQUEST_TIMEOUT_MS: int(100, 3_600_000).default(120_000),
+  HTTP_IDLE_TIMEOUT_MS: int(100, 3_600_000).default(65_000),
+  HTTP_MAX_CONNECTIONS: int(1, 1_000_000).default(4096),
+  HTTP2_MAX_CONCURRENT_STREAMS: int(1, 10_000).default(128),
+  HTTP2_MAX_SESSION_MEMORY_MB: int(1, 1024).default(10),
   DATABASE_URL: z
     .url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// or postgresql:// URL' })
     .optional(),
   DATA_DIR: z.string().min(1).default('.data'),
   DATABASE_POOL_SIZE: int(1, 100).default(10),
+  DATABASE_MIGRATION_URL: z
+    .url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// or postgresql:// URL' })
+    .optional(),
+  DATABASE_ACQUIRE_TIMEOUT_MS: int(100, 120_000).default(3_000),
+  DATABASE_STATEMENT_TIMEOUT_MS: int(0, 3_600_000).default(15_000),
+  DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS: int(0, 3_600_000).default(15_000),
+  READINESS_DATABASE_GRACE_MS: int(0, 600_000).default(10_000),
   MIGRATE_ON_START: bool.optional(),
   AUTH_JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
   AUTH_PUBLIC_KEYS: z.string().min(1).optional(),
@@ -146,6 +195,10 @@ const schema = z.object({
   AUTH_ISSUER: z.string().min(1).optional(),
   AUTH_AUDIENCE: z.string().min(1).optional(),
   AUTH_CLOCK_SKEW_SECONDS: int(0, 300).default(30),
+  AUTH_FAILURE_LIMIT: int(0, 1_000_000).default(20),
+  AUTH_FAILURE_WINDOW_SECONDS: int(1, 86_400).default(60),
+  AUTH_MAX_TOKEN_LIFETIME_SECONDS: int(60, 30 * 86_400).default(86_400),
+  PAGE_TOKEN_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
   KAFKA_BROKERS: z
     .string()
     .regex(/^[^,\s]+:\d+(,[^,\s]+:\d+)*$/, 'must be host:port[,host:port…]')
@@ -157,9 +210,11 @@ const schema = z.object({
   KAFKA_CONSUMER_GROUP: z.string().min(1).default('video-service'),
   KAFKA_CONSUMER_MAX_ATTEMPTS: int(1, 100).default(5),
   KAFKA_CONSUMER_CONCURRENCY: int(1, 100).default(3),
+  KAFKA_HEALTH_INTERVAL_MS: int(100, 60_000).default(5_000),
   EVENT_SOURCE: z.string().min(1).default('/video-service'),
   OUTBOX_POLL_INTERVAL_MS: int(5, 60_000).default(50),
   OUTBOX_BATCH_SIZE: int(1, 10_000).default(200),
+  OUTBOX_LEASE_MS: int(1_000, 600_000).default(30_000),
   OPENVIDU_WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
   OPENVIDU_WEBHOOK_HEADER: z.string().min(1).default('x-webhook-secret'),
   RATE_LIMIT_REQUESTS: int(0, 1_000_000).default(50),
@@ -260,6 +315,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       );
     }
   }
+  if (e.DATABASE_MIGRATION_URL && !e.DATABASE_URL) {
+    problems.push('DATABASE_MIGRATION_URL: needs DATABASE_URL (the embedded engine has one role)');
+  } else if (
+    e.DATABASE_MIGRATION_URL &&
+    e.DATABASE_URL &&
+    new URL(e.DATABASE_MIGRATION_URL).pathname !== new URL(e.DATABASE_URL).pathname
+  ) {
+    problems.push('DATABASE_MIGRATION_URL: must name the same database as DATABASE_URL');
+  }
   if (e.NODE_ENV === 'production') {
     if (!hasKeyMaterial) {
       problems.push('AUTH_JWT_SECRET, AUTH_PUBLIC_KEYS or AUTH_JWKS_URL: required in production');
@@ -270,6 +334,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       problems.push('JITSI_APP_SECRET: required in production');
     }
     if (!e.DATABASE_URL) problems.push('DATABASE_URL: required in production');
+    if (!e.PAGE_TOKEN_SECRET) {
+      problems.push('PAGE_TOKEN_SECRET: required in production (the same on every copy)');
+    }
   }
   const cors = corsPolicy(e.CORS_ALLOWED_ORIGINS, e.NODE_ENV, problems);
   if (problems.length > 0) throw new ConfigError(problems);
@@ -281,12 +348,25 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: e.LOG_LEVEL,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     cors,
+    http: {
+      headersTimeoutMs: e.HTTP_HEADERS_TIMEOUT_MS,
+      requestTimeoutMs: e.HTTP_REQUEST_TIMEOUT_MS,
+      idleTimeoutMs: e.HTTP_IDLE_TIMEOUT_MS,
+      maxConnections: e.HTTP_MAX_CONNECTIONS,
+      maxConcurrentStreams: e.HTTP2_MAX_CONCURRENT_STREAMS,
+      maxSessionMemoryMb: e.HTTP2_MAX_SESSION_MEMORY_MB,
+    },
     database: {
       url: e.DATABASE_URL,
       dataDir: e.DATA_DIR,
       // Migrations run at start for the embedded engine; a real database opts in.
       migrateOnStart: e.MIGRATE_ON_START ?? e.DATABASE_URL === undefined,
       poolSize: e.DATABASE_POOL_SIZE,
+      migrationUrl: e.DATABASE_MIGRATION_URL,
+      acquireTimeoutMs: e.DATABASE_ACQUIRE_TIMEOUT_MS,
+      statementTimeoutMs: e.DATABASE_STATEMENT_TIMEOUT_MS,
+      idleInTransactionTimeoutMs: e.DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS,
+      readinessGraceMs: e.READINESS_DATABASE_GRACE_MS,
     },
     auth: {
       // With no key material at all, development tokens work; otherwise only real ones.
@@ -298,7 +378,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       issuer: e.AUTH_ISSUER,
       audience: e.AUTH_AUDIENCE,
       clockSkewSeconds: e.AUTH_CLOCK_SKEW_SECONDS,
+      maxTokenLifetimeSeconds: e.AUTH_MAX_TOKEN_LIFETIME_SECONDS,
       usesDevelopmentSecret: !hasKeyMaterial,
+      failures: { limit: e.AUTH_FAILURE_LIMIT, windowSeconds: e.AUTH_FAILURE_WINDOW_SECONDS },
+    },
+    pageTokens: {
+      // Unset outside production: derived from the HS256 secret, so copies configured
+      // alike accept each other's tokens (and a restart keeps them valid).
+      secret: e.PAGE_TOKEN_SECRET ?? derivedPageTokenSecret(e.AUTH_JWT_SECRET),
+      derived: e.PAGE_TOKEN_SECRET === undefined,
     },
     kafka: {
       brokers: e.KAFKA_BROKERS?.split(','),
@@ -310,10 +398,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       eventSource: e.EVENT_SOURCE,
       consumerMaxAttempts: e.KAFKA_CONSUMER_MAX_ATTEMPTS,
       consumerConcurrency: e.KAFKA_CONSUMER_CONCURRENCY,
+      healthIntervalMs: e.KAFKA_HEALTH_INTERVAL_MS,
     },
     outbox: {
       pollIntervalMs: e.OUTBOX_POLL_INTERVAL_MS,
       batchSize: e.OUTBOX_BATCH_SIZE,
+      leaseMs: e.OUTBOX_LEASE_MS,
     },
     openVidu: {
       webhookSecret: e.OPENVIDU_WEBHOOK_SECRET,
@@ -360,12 +450,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 export function redactedConfig(config: Config): unknown {
   return {
     ...config,
-    database: { ...config.database, url: config.database.url?.replace(/\/\/[^@/]*@/, '//***@') },
+    database: {
+      ...config.database,
+      url: config.database.url?.replace(/\/\/[^@/]*@/, '//***@'),
+      migrationUrl: config.database.migrationUrl?.replace(/\/\/[^@/]*@/, '//***@'),
+    },
     auth: {
       ...config.auth,
       jwtSecret: '***',
       hs256Secret: config.auth.hs256Secret && '***',
     },
+    pageTokens: { ...config.pageTokens, secret: '***' },
     openVidu: { ...config.openVidu, webhookSecret: config.openVidu.webhookSecret && '***' },
     providers: {
       ...config.providers,
@@ -380,11 +475,7 @@ export function redactedConfig(config: Config): unknown {
 }
 
 /** CORS_ALLOWED_ORIGINS: `*`, or exact origins (`scheme://host[:port]`) separated by commas. */
-function corsPolicy(
-  value: string | undefined,
-  env: Config['env'],
-  problems: string[],
-): CorsPolicy {
+function corsPolicy(value: string | undefined, env: Config['env'], problems: string[]): CorsPolicy {
   if (value === undefined) {
     return { origins: [], anyOrigin: false, localDevelopment: env === 'development' };
   }
@@ -414,6 +505,18 @@ function isOrigin(value: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** A page-token key for development: HKDF-SHA256 of the HS256 secret (or the development one). */
+function derivedPageTokenSecret(jwtSecret: string | undefined): string {
+  const key = hkdfSync(
+    'sha256',
+    jwtSecret ?? DEVELOPMENT_JWT_SECRET,
+    'video-service',
+    'page-token-key',
+    32,
+  );
+  return Buffer.from(key).toString('hex');
 }
 
 function isPrivateKey(pem: string): boolean {

@@ -45,12 +45,19 @@ if (config.env !== 'production') {
   );
 }
 
+/** stop() keeps to SHUTDOWN_TIMEOUT_MS; this is for a part that ignores its deadline. */
+const HARD_EXIT_MARGIN_MS = 1_000;
 let stopping = false;
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.on(signal, () => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'signal received');
+    // The last word on the exit's timing, whatever a dependency does while it is closed.
+    setTimeout(() => {
+      logger.error({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown took too long: exiting');
+      process.exit(1);
+    }, config.shutdownTimeoutMs + HARD_EXIT_MARGIN_MS).unref();
     app.stop().then(
       () => process.exit(0),
       (error: unknown) => {

@@ -10,6 +10,7 @@ import {
 import jwt from 'jsonwebtoken';
 import { type Principal, ROLES, type Role } from '../domain/access.js';
 import { DomainError } from '../domain/errors.js';
+import { isExternalId, LIMITS } from '../rpc/validation.js';
 
 /**
  * Bearer tokens, verified with `jose`: HS256 with a shared secret, RS256 or ES256 with
@@ -17,8 +18,11 @@ import { DomainError } from '../domain/errors.js';
  * most once per cooldown). The algorithms accepted are exactly those the configured keys
  * allow, so `alg: none` and algorithm confusion (an HS256 token "signed" with a public
  * key) are refused before any claim is read. `iss` and `aud` are checked when configured,
- * `exp` and `nbf` with a clock skew. The claims that matter: `sub` (user id), `role` (or
- * the first known of `roles`), `clinic_id`.
+ * `exp` and `nbf` with a clock skew. `exp` is required and bounds the token's lifetime:
+ * `exp` − (`iat`, or now without it) at most `maxLifetimeSeconds`; an `iat` in the future
+ * (beyond the skew) is refused. The claims that matter: `sub` (user id), `role` (or the
+ * first known of `roles`), `clinic_id`; ids follow the API's id rules (validation.ts), so
+ * they fit the columns they are stored in.
  */
 export interface TokenVerifierOptions {
   readonly hs256Secret?: string | undefined;
@@ -29,6 +33,8 @@ export interface TokenVerifierOptions {
   readonly issuer: string | undefined;
   readonly audience: string | undefined;
   readonly clockSkewSeconds: number;
+  /** The longest lifetime accepted (`exp` − `iat`, or − now); 24 hours by default. */
+  readonly maxLifetimeSeconds?: number;
 }
 
 export interface TokenVerifier {
@@ -38,7 +44,6 @@ export interface TokenVerifier {
 
 /** Tokens longer than this are refused before they are parsed. */
 export const MAX_TOKEN_LENGTH = 8192;
-const ID_PATTERN = /^[A-Za-z0-9._:@|-]{1,128}$/;
 type Algorithm = 'HS256' | 'RS256' | 'ES256';
 
 export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifier {
@@ -91,6 +96,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
             ...(options.issuer ? { issuer: options.issuer } : {}),
             ...(options.audience ? { audience: options.audience } : {}),
           });
+          checkLifetime(payload, options);
           return principalOf(payload);
         } catch (error) {
           if (error instanceof DomainError) throw error;
@@ -110,14 +116,38 @@ function principalOf(claims: JWTPayload): Principal {
   const roles = Array.isArray(claims.roles) ? claims.roles : [];
   const role = [claims.role, ...roles].find((r): r is Role => ROLES.includes(r as Role));
   const clinicId = claims.clinic_id;
-  if (typeof userId !== 'string' || !ID_PATTERN.test(userId)) {
+  if (!isExternalId(userId, LIMITS.userId)) {
     throw unauthenticated('token has no valid sub claim');
   }
   if (!role) throw unauthenticated('token has no valid role claim');
-  if (typeof clinicId !== 'string' || !ID_PATTERN.test(clinicId)) {
+  if (!isExternalId(clinicId, LIMITS.clinicId)) {
     throw unauthenticated('token has no valid clinic_id claim');
   }
   return { userId, role, clinicId };
+}
+
+/**
+ * A token must expire, and not too late: a stolen token that never expires (or in 2200)
+ * would be a permanent credential. jose has checked `exp` (if any) and `nbf` already.
+ */
+function checkLifetime(claims: JWTPayload, options: TokenVerifierOptions): void {
+  const now = Math.floor(Date.now() / 1000);
+  const skew = options.clockSkewSeconds;
+  const max = options.maxLifetimeSeconds ?? 86_400;
+  if (typeof claims.exp !== 'number' || !Number.isFinite(claims.exp)) {
+    throw unauthenticated('token has no exp claim');
+  }
+  if (claims.iat !== undefined) {
+    if (typeof claims.iat !== 'number' || !Number.isFinite(claims.iat)) {
+      throw unauthenticated('token has no valid iat claim');
+    }
+    if (claims.iat > now + skew) throw unauthenticated('token issued in the future');
+  }
+  // Measured from `iat`, or from this clock (give or take the skew) for a token without one.
+  const lifetime = claims.iat === undefined ? claims.exp - now - skew : claims.exp - claims.iat;
+  if (lifetime > max) {
+    throw unauthenticated(`token lifetime exceeds ${max} seconds`);
+  }
 }
 
 /** The client's answer for a failed verification; the cause stays for the log. */

@@ -1,11 +1,11 @@
 import type { Interceptor } from '@connectrpc/connect';
-import { Code, ConnectError } from '@connectrpc/connect';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { codeName } from '../rpc/interceptors.js';
 
 /**
  * Prometheus metrics at `GET /metrics`: RPC latency by procedure and code, the outbox
- * backlog and the age of its oldest event, the providers' health, attendance reports,
- * and the process's own.
+ * backlog and the age of its oldest event, whether the Kafka broker answers, the
+ * providers' health, attendance reports, and the process's own.
  */
 export interface Metrics {
   readonly registry: Registry;
@@ -17,13 +17,17 @@ export interface Metrics {
 export function createMetrics(sources: {
   outbox: () => Promise<{ pending: number; oldestAgeSeconds: number }>;
   providers: () => Promise<{ name: string; healthy: boolean }[]>;
+  /** Whether the Kafka broker answers now (false when none is configured). */
+  kafkaConnected?: () => boolean;
+  /** The database pool's connections: in use, idle, and calls waiting for one. */
+  databasePool?: () => { used: number; free: number; pending: number };
 }): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
 
   const latency = new Histogram({
     name: 'rpc_server_duration_seconds',
-    help: 'RPC handling time, by procedure and result code',
+    help: 'RPC handling time, by procedure and result code (snake_case, as on the wire)',
     labelNames: ['procedure', 'code'] as const,
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [registry],
@@ -45,6 +49,14 @@ export function createMetrics(sources: {
     },
   });
   new Gauge({
+    name: 'kafka_broker_connected',
+    help: 'Whether the Kafka broker answered its last connectivity check (1) or not (0)',
+    registers: [registry],
+    collect() {
+      this.set(sources.kafkaConnected?.() ? 1 : 0);
+    },
+  });
+  new Gauge({
     name: 'video_provider_healthy',
     help: 'Whether a video provider answered its last health probe (1) or not (0)',
     labelNames: ['provider'] as const,
@@ -55,6 +67,24 @@ export function createMetrics(sources: {
       }
     },
   });
+
+  const { databasePool } = sources;
+  if (databasePool) {
+    // With the event loop's lag (nodejs_eventloop_lag_*, among the defaults above), what
+    // a wedged service shows: calls pending on a pool with no free connection.
+    new Gauge({
+      name: 'db_pool_connections',
+      help: 'Database pool: connections in use (used), idle (free), calls waiting (pending)',
+      labelNames: ['state'] as const,
+      registers: [registry],
+      collect() {
+        const pool = databasePool();
+        this.set({ state: 'used' }, pool.used);
+        this.set({ state: 'free' }, pool.free);
+        this.set({ state: 'pending' }, pool.pending);
+      },
+    });
+  }
 
   const attendance = new Counter({
     name: 'video_attendance_reports_total',
@@ -70,8 +100,8 @@ export function createMetrics(sources: {
       stop({ code: 'ok' });
       return res;
     } catch (error) {
-      const code = error instanceof ConnectError ? Code[error.code] : 'unknown';
-      stop({ code: String(code).toLowerCase() });
+      // The wire's spelling (`failed_precondition`), as in the logs.
+      stop({ code: codeName(error) });
       throw error;
     }
   };

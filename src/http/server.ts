@@ -1,7 +1,7 @@
-import http from 'node:http';
-import http2 from 'node:http2';
-import net from 'node:net';
+import type http from 'node:http';
+import type http2 from 'node:http2';
 import type { Readable } from 'node:stream';
+import type { DescService } from '@bufbuild/protobuf';
 import {
   Code,
   ConnectError,
@@ -10,7 +10,15 @@ import {
   createContextValues,
   type Interceptor,
 } from '@connectrpc/connect';
-import type { UniversalHandler, UniversalServerResponse } from '@connectrpc/connect/protocol';
+import {
+  type EnvelopedMessage,
+  pipe,
+  transformJoinEnvelopes,
+  transformSplitEnvelope,
+  type UniversalHandler,
+  type UniversalServerResponse,
+} from '@connectrpc/connect/protocol';
+import { trailerFlag, trailerParse, trailerSerialize } from '@connectrpc/connect/protocol-grpc-web';
 import {
   compressionBrotli,
   compressionGzip,
@@ -18,8 +26,15 @@ import {
   universalResponseToNodeResponse,
 } from '@connectrpc/connect-node';
 import type { Logger } from 'pino';
+import type { CorsPolicy } from '../config.js';
 import { MAX_WEBHOOK_BYTES, type WebhookRequest } from '../providers/openvidu-webhooks.js';
+import { grpcMessageReencode } from '../rpc/grpc-message.js';
 import { kClientAddress } from '../rpc/interceptors.js';
+import { REQUEST_DECODING } from '../rpc/request-decoding.js';
+import { createApiDocs } from './api-docs.js';
+import { createCors } from './cors.js';
+import { type ConnectionLimits, createListener } from './listener.js';
+import { createRestTranscoder, restRoutes } from './rest-transcoder.js';
 
 export interface HttpServerOptions {
   readonly host: string;
@@ -28,6 +43,14 @@ export interface HttpServerOptions {
   readonly interceptors: Interceptor[];
   /** Largest request message accepted, in bytes. */
   readonly readMaxBytes: number;
+  /** Services whose `google.api.http` annotations are served as REST routes. */
+  readonly restServices: readonly DescService[];
+  /** Largest file of a multipart upload on a REST route. */
+  readonly uploadMaxBytes: number;
+  /** Which browser origins may call (CORS). */
+  readonly cors: CorsPolicy;
+  /** Timeouts and caps of connections and HTTP/2 streams. */
+  readonly limits: ConnectionLimits;
   /** Answers `GET /readyz`: whether the service can do its work (database up). */
   readonly ready: () => Promise<boolean>;
   /** What `/readyz` reports besides: outbox backlog and the like. */
@@ -50,13 +73,10 @@ export interface HttpServer {
 }
 
 /**
- * One port for everything: cleartext HTTP/2 and HTTP/1.1, serving Connect (JSON and
- * binary, GET for side-effect-free reads), gRPC and gRPC-Web, plus the plain HTTP
- * routes load balancers use.
- *
- * Node's cleartext HTTP/2 server cannot fall back to HTTP/1.1 (that takes TLS and
- * ALPN), so a TCP listener looks at each connection's first bytes: the HTTP/2 client
- * preface starts with "PRI", which no HTTP/1.1 method does.
+ * One port for everything (cleartext HTTP/2 and HTTP/1.1, see createListener): Connect
+ * (JSON and binary, GET for side-effect-free reads), gRPC and gRPC-Web, the REST routes of
+ * the proto's annotations, the API documents, and the plain HTTP routes load balancers,
+ * Prometheus and OpenVidu use; CORS in front of all of them.
  */
 export function createHttpServer(options: HttpServerOptions): HttpServer {
   const shutdown = new AbortController();
@@ -66,21 +86,53 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
     interceptors: options.interceptors,
     readMaxBytes: options.readMaxBytes,
     shutdownSignal: shutdown.signal,
-    acceptCompression: [compressionGzip, compressionBrotli],
+    ...REQUEST_DECODING,
   });
   options.routes(router);
   const handlers = new Map(
     router.handlers.map((h) => [h.requestPath, undecodableBodiesAsInvalidArgument(h)]),
   );
-  /** The plain HTTP routes: health, readiness, metrics, provider webhooks. */
+  const rest = createRestTranscoder({
+    routes: restRoutes(options.restServices),
+    handlers,
+    readMaxBytes: options.readMaxBytes,
+    uploadMaxBytes: options.uploadMaxBytes,
+  });
+  const cors = createCors(options.cors);
+  options.logger.info({ origins: cors.description }, 'browsers may call from these origins');
+  const docs = createApiDocs();
+  /** The plain HTTP routes: health, readiness, metrics, provider webhooks, API documents. */
   function fallback(
     req: http.IncomingMessage | http2.Http2ServerRequest,
     res: JsonResponse & { writeHead: http.ServerResponse['writeHead'] },
   ) {
-    const path = (req.url ?? '/').split('?')[0];
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
     if (req.method === 'GET' && path === '/healthz') {
       return sendJson(res, 200, { status: 'ok' });
     }
+    if (req.method === 'GET' || req.method === 'HEAD') {
+      const served = docs.file(path);
+      if (served !== undefined) {
+        return void served.then(
+          (file) => {
+            res.writeHead(200, {
+              'content-type': file.contentType,
+              'content-length': String(file.body.length),
+              'cache-control': 'public, max-age=300',
+            });
+            res.end(req.method === 'HEAD' ? '' : file.body);
+          },
+          () => sendJson(res, 500, { code: 'internal', message: 'document unavailable' }),
+        );
+      }
+    }
+    fallbackRoutes(req, res, path);
+  }
+  function fallbackRoutes(
+    req: http.IncomingMessage | http2.Http2ServerRequest,
+    res: JsonResponse & { writeHead: http.ServerResponse['writeHead'] },
+    path: string,
+  ) {
     const webhook = path ? options.webhooks?.[path] : undefined;
     if (req.method === 'POST' && webhook) {
       return void readBody(req, MAX_WEBHOOK_BYTES).then(
@@ -101,30 +153,29 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
         () => sendJson(res, 500, { error: 'metrics unavailable' }),
       );
     }
-    if (req.method === 'GET' && path === '/readyz') {
+    if (req.method === 'GET' && (path === '/readyz' || path === '/api/video/health')) {
       return void readiness().then(
         ({ ready, details }) =>
           sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready', ...details }),
         () => sendJson(res, 503, { status: 'not ready' }),
       );
     }
-    sendJson(res, 404, { error: 'not found' });
+    sendJson(res, 404, { code: 'not_found', message: `no route for ${req.method} ${path}` });
   }
   const handler = (
     req: http.IncomingMessage | http2.Http2ServerRequest,
     res: http.ServerResponse | http2.Http2ServerResponse,
   ) => {
+    if (cors.handle(req, res)) return;
+    const contextValues = () => createContextValues().set(kClientAddress, req.socket.remoteAddress);
     const uHandler = handlers.get((req.url ?? '').split('?', 1)[0] ?? '');
+    // Every answer of the API may carry health data: no shared or browser cache keeps it.
+    res.setHeader('cache-control', NO_STORE);
     if (!uHandler) {
-      fallback(req, res as never);
+      if (!rest.serve(req, res, contextValues())) fallback(req, res as never);
       return;
     }
-    const uReq = universalRequestFromNodeRequest(
-      req,
-      res,
-      undefined,
-      createContextValues().set(kClientAddress, req.socket.remoteAddress),
-    );
+    const uReq = universalRequestFromNodeRequest(req, res, undefined, contextValues());
     uHandler(uReq)
       .then((uRes) => universalResponseToNodeResponse(uRes, res))
       .catch((reason: unknown) => {
@@ -137,80 +188,24 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
   };
   const readiness = async () => {
     const ready = await options.ready();
-    const details = ready && options.details ? await options.details() : {};
+    // Not ready is when the details matter most: what is wedged, for how long.
+    const details = options.details ? await options.details() : {};
     return { ready, details };
   };
-  const h1 = http.createServer(handler);
-  const h2 = http2.createServer(handler);
-  const sessions = new Set<http2.Http2Session>();
-  /** HTTP/1.1 connections and how many requests each is serving right now. */
-  const h1Connections = new Map<net.Socket, number>();
-  let draining = false;
-
-  h2.on('session', (session) => {
-    sessions.add(session);
-    session.once('close', () => sessions.delete(session));
+  const listener = createListener({
+    host: options.host,
+    port: options.port,
+    limits: options.limits,
+    handler,
+    logger: options.logger,
   });
-  // Runs before the handler: a response sent while draining closes its connection.
-  h1.prependListener('request', (req, res) => {
-    const socket = req.socket as net.Socket;
-    h1Connections.set(socket, (h1Connections.get(socket) ?? 0) + 1);
-    if (draining) res.setHeader('connection', 'close');
-    res.once('close', () => {
-      const busy = (h1Connections.get(socket) ?? 1) - 1;
-      h1Connections.set(socket, busy);
-      if (draining && busy === 0) socket.end();
-    });
-  });
-
-  const server = net.createServer((socket) => {
-    socket.once('data', (chunk: Buffer) => {
-      socket.pause();
-      socket.unshift(chunk);
-      if (chunk.toString('latin1', 0, 3) === 'PRI') {
-        // The HTTP/2 session reads what is already buffered on the socket.
-        h2.emit('connection', socket);
-      } else {
-        h1Connections.set(socket, 0);
-        socket.once('close', () => h1Connections.delete(socket));
-        h1.emit('connection', socket);
-        socket.resume();
-      }
-    });
-  });
-
   return {
-    start() {
-      return new Promise((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(options.port, options.host, () => {
-          server.off('error', reject);
-          const address = server.address();
-          resolve(typeof address === 'object' && address ? address.port : options.port);
-        });
-      });
-    },
-    async stop(deadlineMs) {
-      draining = true;
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      // HTTP/2: GOAWAY, then the session closes once its open streams finish.
-      for (const session of sessions) session.close();
-      // HTTP/1.1: idle keep-alive connections close now, busy ones after their response.
-      for (const [socket, busy] of h1Connections) if (busy === 0) socket.end();
-      const timer = setTimeout(() => {
-        options.logger.warn(
-          { open: sessions.size + h1Connections.size },
-          'shutdown deadline: aborting',
-        );
-        shutdown.abort();
-        for (const session of sessions) session.destroy();
-        for (const socket of h1Connections.keys()) socket.destroy();
-      }, deadlineMs);
-      await closed;
-      clearTimeout(timer);
-    },
+    start: () => listener.start(),
+    stop: (deadlineMs) => listener.stop(deadlineMs, () => shutdown.abort()),
   };
 }
+
+const NO_STORE = 'private, no-store';
 
 /** Reads a request body, refusing one larger than `limit` bytes. */
 function readBody(req: Readable, limit: number): Promise<Buffer> {
@@ -235,7 +230,7 @@ function readBody(req: Readable, limit: number): Promise<Buffer> {
 /** Just what the fallback needs of the adapter's response (HTTP/1.1 or HTTP/2). */
 interface JsonResponse {
   writeHead(status: number, headers: Record<string, string>): unknown;
-  end(body: string): unknown;
+  end(body: string | Uint8Array): unknown;
 }
 
 function sendJson(res: JsonResponse, status: number, body: unknown): void {
@@ -248,7 +243,8 @@ function sendJson(res: JsonResponse, status: number, body: unknown): void {
  * connect-es decodes a request before any interceptor runs and answers a protobuf body it
  * cannot decode with INTERNAL ("parse binary: …"), which would tell a client with a
  * broken body that the server failed. That one answer becomes INVALID_ARGUMENT, for the
- * Connect protocol (HTTP 500 → 400 with a JSON error) and gRPC (grpc-status 13 → 3).
+ * Connect protocol (HTTP 500 → 400 with a JSON error), gRPC (grpc-status 13 → 3 in the
+ * trailers) and gRPC-Web (the same, in the trailer frame at the end of the body).
  */
 function undecodableBodiesAsInvalidArgument(handler: UniversalHandler): UniversalHandler {
   const isParseFailure = (message: string | null | undefined) =>
@@ -257,6 +253,9 @@ function undecodableBodiesAsInvalidArgument(handler: UniversalHandler): Universa
     if (headers?.get('grpc-status') === '13' && isParseFailure(headers.get('grpc-message'))) {
       headers.set('grpc-status', String(Code.InvalidArgument));
     }
+    // connect-es percent-encodes more than gRPC says, and grpc-js would show the escapes.
+    const message = headers?.get('grpc-message');
+    if (message) headers?.set('grpc-message', grpcMessageReencode(message));
   };
   const wrapped = async (request: Parameters<UniversalHandler>[0]) => {
     const response: UniversalServerResponse = await handler(request);
@@ -286,6 +285,17 @@ function undecodableBodiesAsInvalidArgument(handler: UniversalHandler): Universa
     }
     fixGrpc(response.header);
     const { body, trailer } = response;
+    if (body && type.startsWith('application/grpc-web')) {
+      return {
+        ...response,
+        body: pipe(
+          body,
+          transformSplitEnvelope(Infinity),
+          fixTrailerFrame,
+          transformJoinEnvelopes(),
+        ),
+      };
+    }
     if (body && trailer) {
       return {
         ...response,
@@ -297,5 +307,16 @@ function undecodableBodiesAsInvalidArgument(handler: UniversalHandler): Universa
     }
     return response;
   };
+  async function* fixTrailerFrame(frames: AsyncIterable<EnvelopedMessage>) {
+    for await (const frame of frames) {
+      if ((frame.flags & trailerFlag) !== trailerFlag) {
+        yield frame;
+        continue;
+      }
+      const trailer = trailerParse(frame.data);
+      fixGrpc(trailer);
+      yield { flags: frame.flags, data: trailerSerialize(trailer) };
+    }
+  }
   return Object.assign(wrapped, handler);
 }

@@ -51,13 +51,15 @@ class PoisonMessage extends Error {
 
 /**
  * Consumes appointment events and applies them through the same use cases as the RPCs.
- * Each event is applied once: its id (CloudEvents `ce_id`, else topic/partition/offset)
- * goes into the inbox in the same transaction as its effect, and offsets are committed
+ * Each event is applied once: its source and id (CloudEvents `ce_source` and `ce_id`, which
+ * together identify an event; else the topic and the record's topic/partition/offset) go
+ * into the inbox in the same transaction as its effect, and offsets are committed
  * only after the handler returns. Transient failures are retried with backoff; a message
  * that cannot succeed goes to `<topic>.dlq` with the reason in its headers.
  */
 export function createAppointmentConsumer(options: AppointmentConsumerOptions) {
   const { video, logger, producer } = options;
+  const stopping = new AbortController();
   const consumer: Consumer = options.kafka.consumer({
     groupId: options.groupId,
     sessionTimeout: 30_000,
@@ -65,9 +67,66 @@ export function createAppointmentConsumer(options: AppointmentConsumerOptions) {
     // Refresh partition metadata often enough that partitions added or moved are
     // picked up in seconds, not kafkajs's default five minutes.
     metadataMaxAge: 30_000,
+    // After a crash kafkajs restarts the consumer itself, unless it is being stopped.
+    retry: { restartOnFailure: async () => !stopping.signal.aborted },
   });
   const byTopic = new Map(APPOINTMENT_EVENT_TYPES.map((type) => [options.topicFor(type), type]));
-  const stopping = new AbortController();
+  /** consumer.run was called: from then on kafkajs joins, rejoins and restarts it. */
+  let running = false;
+  let restartTimer: NodeJS.Timeout | undefined;
+  let restarts = 0;
+  let joined = false;
+  consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+    restarts = 0;
+    // Rebalances rejoin often (new partitions, a broker restart): only the first join is news.
+    const details = { groupId: payload.groupId, durationMs: payload.duration };
+    if (joined) logger.debug(details, 'appointment consumer rejoined its group');
+    else logger.info(details, 'appointment consumer joined its group');
+    joined = true;
+  });
+  consumer.on(consumer.events.CRASH, ({ payload }) => {
+    if (payload.restart || stopping.signal.aborted) return;
+    // An error kafkajs does not retry: it stopped the consumer for good, so start it anew.
+    running = false;
+    restartLater(payload.error);
+  });
+
+  function restartLater(error: unknown) {
+    joined = false;
+    const delay = Math.min(MAX_BACKOFF_MS, 1_000 * 2 ** Math.min(restarts++, 5));
+    logger.error({ err: error, delayMs: delay }, 'appointment consumer stopped; starting it again');
+    clearTimeout(restartTimer);
+    restartTimer = setTimeout(() => {
+      start().catch((failure: unknown) => restartLater(failure));
+    }, delay);
+  }
+
+  /**
+   * Connects, subscribes and runs, once. The group join that follows belongs to kafkajs,
+   * however long the broker takes: waiting for it under a timeout and starting again would
+   * only find the consumer running ("Cannot subscribe to topic while consumer is running").
+   */
+  async function start(): Promise<void> {
+    if (running || stopping.signal.aborted) return;
+    await consumer.connect();
+    // stop() may have disconnected while this connected: leave nothing connected behind.
+    if (stopping.signal.aborted) return void (await consumer.disconnect());
+    await consumer.subscribe({ topics: [...byTopic.keys()], fromBeginning: true });
+    if (stopping.signal.aborted) return void (await consumer.disconnect());
+    running = true;
+    consumer
+      .run({
+        autoCommit: true,
+        // One appointment's events share a partition (keyed by appointment id), so they
+        // stay in order; different appointments are independent.
+        partitionsConsumedConcurrently: options.concurrency,
+        eachMessage: ({ topic, partition, message }) => handle(topic, partition, message),
+      })
+      .catch((error: unknown) => {
+        running = false;
+        if (!stopping.signal.aborted) restartLater(error);
+      });
+  }
 
   async function apply(
     type: AppointmentEventType,
@@ -122,12 +181,15 @@ export function createAppointmentConsumer(options: AppointmentConsumerOptions) {
     const type = byTopic.get(topic);
     if (!type) return;
     const attributes = cloudEventAttributes(message.headers);
+    // CloudEvents: source and id together identify an event. Without a ce_id the record's
+    // position identifies it; without a ce_source its topic stands in for the source.
     const eventId = attributes.id?.slice(0, 200) || `${topic}/${partition}/${message.offset}`;
-    const log = logger.child({ eventId, topic, partition, offset: message.offset });
+    const source = attributes.source?.slice(0, 200) || `kafka:${topic}`;
+    const log = logger.child({ eventId, source, topic, partition, offset: message.offset });
     const caller = (clinicId: string): Caller => ({
       principal: { userId: APPOINTMENT_EVENTS_ACTOR, role: 'service', clinicId },
       requestId: eventId,
-      inbox: { eventId, topic },
+      inbox: { source, eventId, topic },
     });
 
     for (let attempt = 1; ; attempt++) {
@@ -186,20 +248,15 @@ export function createAppointmentConsumer(options: AppointmentConsumerOptions) {
 
   return {
     topics: [...byTopic.keys()],
-    async start() {
-      await consumer.connect();
-      await consumer.subscribe({ topics: [...byTopic.keys()], fromBeginning: true });
-      await consumer.run({
-        autoCommit: true,
-        // One appointment's events share a partition (keyed by appointment id), so they
-        // stay in order; different appointments are independent.
-        partitionsConsumedConcurrently: options.concurrency,
-        eachMessage: ({ topic, partition, message }) => handle(topic, partition, message),
-      });
-    },
-    /** Finishes the message in hand, commits offsets and leaves the group. */
+    /** Connects and subscribes; resolves once kafkajs is running it (joining the group). */
+    start,
+    /**
+     * Finishes the message in hand, commits offsets, leaves the group and disconnects,
+     * whatever state the consumer is in (connecting, joining, running, crashed).
+     */
     async stop() {
       stopping.abort();
+      clearTimeout(restartTimer);
       await consumer.disconnect();
     },
   };
@@ -243,10 +300,12 @@ function errorText(error: unknown): string {
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => {
+    const done = () => {
       clearTimeout(timer);
+      signal.removeEventListener('abort', done);
       resolve();
-    });
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
   });
 }

@@ -1,19 +1,23 @@
 import { Kafka, logLevel, type Producer } from 'kafkajs';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
-import type { EventPublisher } from './outbox-relay.js';
+import type { BrokerState, EventPublisher } from './outbox-relay.js';
 
-/** A kafkajs client whose own log lines go to the service's log. */
+/**
+ * A kafkajs client whose own log lines go to the service's log; `quiet` for one whose
+ * failures its user reports itself (the broker monitor).
+ */
 export function createKafka(
   config: Config['kafka'],
   brokers: readonly string[],
   logger: Logger,
+  options: { quiet?: boolean } = {},
 ): Kafka {
   const log = logger.child({ component: 'kafka' });
   return new Kafka({
     clientId: config.clientId,
     brokers: [...brokers],
-    logLevel: logLevel.WARN,
+    logLevel: options.quiet ? logLevel.NOTHING : logLevel.WARN,
     retry: { retries: 5, initialRetryTime: 200, maxRetryTime: 5_000 },
     logCreator:
       () =>
@@ -81,6 +85,92 @@ export function createKafkaPublisher(kafka: Kafka): EventPublisher & {
         acks: -1,
         topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
       });
+    },
+  };
+}
+
+export interface BrokerMonitor extends BrokerState {
+  /** A round trip with the broker just succeeded elsewhere (a connect, a publish). */
+  reachable(): void;
+  start(): void;
+  stop(): Promise<void>;
+}
+
+/**
+ * Whether the broker answers, checked for real: every `intervalMs` a metadata request
+ * (kafkajs `describeCluster`, no retries) on a connection of its own. One not answered
+ * within `intervalMs` counts as unreachable at once, refused or hanging alike, and no
+ * second check starts while one is still waiting. A publish the broker acknowledged
+ * counts as an answer too.
+ */
+export function createBrokerMonitor(
+  kafka: Kafka,
+  intervalMs: number,
+  logger: Logger,
+): BrokerMonitor {
+  const log = logger.child({ component: 'kafka' });
+  const admin = kafka.admin({ retry: { retries: 0 } });
+  const listeners = new Set<(connected: boolean) => void>();
+  let connected = false;
+  let adminConnected = false;
+  /** When the check in progress started. */
+  let checkingSince: number | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+
+  function set(value: boolean) {
+    if (value === connected || stopped) return;
+    connected = value;
+    if (value) log.info('kafka broker reachable');
+    else log.warn('kafka broker unreachable: events wait in the outbox');
+    for (const listener of listeners) listener(value);
+  }
+
+  async function check(): Promise<void> {
+    try {
+      if (!adminConnected) {
+        await admin.connect();
+        adminConnected = true;
+      }
+      await admin.describeCluster();
+      set(true);
+    } catch {
+      set(false);
+      adminConnected = false;
+      await admin.disconnect().catch(() => {});
+    }
+  }
+
+  function tick() {
+    if (checkingSince !== undefined) {
+      if (Date.now() - checkingSince >= intervalMs) set(false);
+      return;
+    }
+    checkingSince = Date.now();
+    void check().finally(() => {
+      checkingSince = undefined;
+    });
+  }
+
+  return {
+    connected: () => connected,
+    onChange(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    reachable: () => set(true),
+    start() {
+      if (timer || stopped) return;
+      tick();
+      timer = setInterval(tick, intervalMs);
+    },
+    async stop() {
+      stopped = true;
+      clearInterval(timer);
+      timer = undefined;
+      listeners.clear();
+      // A check still waiting on a hanging broker is not waited for.
+      await admin.disconnect().catch(() => {});
     },
   };
 }

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import { type KafkaRecord, toKafkaRecord } from './cloudevents.js';
@@ -8,6 +9,13 @@ export interface EventPublisher {
   publish(batch: readonly { topic: string; record: KafkaRecord }[]): Promise<void>;
 }
 
+/** Whether the broker answers, as the service last saw it (see kafka.ts). */
+export interface BrokerState {
+  connected(): boolean;
+  /** Calls `listener` on every change; answers a function that removes it. */
+  onChange(listener: (connected: boolean) => void): () => void;
+}
+
 export interface OutboxRelayOptions {
   readonly orm: MikroORM;
   readonly publisher: EventPublisher;
@@ -16,6 +24,15 @@ export interface OutboxRelayOptions {
   readonly source: string;
   readonly batchSize: number;
   readonly pollIntervalMs: number;
+  /**
+   * How long a claim lasts unless renewed. A copy renews its claim while its publish is
+   * in flight; the claim of a copy that died lapses after this, and another takes over.
+   */
+  readonly leaseMs: number;
+  /** While it says the broker is unreachable, the relay neither claims nor polls. */
+  readonly broker?: BrokerState | undefined;
+  /** Called after each batch the broker acknowledged (proof that it is reachable). */
+  readonly onPublished?: (() => void) | undefined;
 }
 
 export interface OutboxBacklog {
@@ -26,15 +43,21 @@ export interface OutboxBacklog {
 
 export interface OutboxRelay {
   start(): void;
-  /** Stops after the batch in flight; pending rows stay for the next start (or copy). */
-  stop(): Promise<void>;
-  /** Publishes what is pending now, once (for tests and shutdown flushing). */
-  relayOnce(): Promise<number>;
+  /**
+   * Stops relaying. A publish in flight gets `graceMs` to be acknowledged (and marked
+   * sent); within the same time what is pending is flushed if the broker is connected.
+   * A claim whose publish was not acknowledged is released, or, when its publish may
+   * still land, left to lapse.
+   */
+  stop(graceMs?: number): Promise<void>;
+  /** Publishes what is pending now, batch after batch (for tests and shutdown flushing). */
+  relayOnce(signal?: AbortSignal): Promise<number>;
   backlog(): Promise<OutboxBacklog>;
 }
 
 interface OutboxRow {
   id: string;
+  seq: string | number;
   type: string;
   key: string;
   subject: string;
@@ -42,92 +65,322 @@ interface OutboxRow {
   created_at: Date | string;
 }
 
-/** Retrying is one cheap query: back off, but resume within seconds of recovery. */
+/** Events this copy claimed: the earliest pending events of some keys, in commit order. */
+interface Claim {
+  readonly token: string;
+  readonly rows: readonly OutboxRow[];
+  /** The broker acknowledged them; they still have to be marked sent. */
+  published: boolean;
+}
+
+type Step =
+  /** Nothing (more) to do now. */
+  | 'idle'
+  /** A full batch went out, or a claim was lost: go again at once. */
+  | 'more'
+  /** The publish failed: back off, then retry the same claim. */
+  | 'failed'
+  /** The broker is unreachable: wait for it without touching the database. */
+  | 'waiting';
+
+/** Retrying is one cheap statement: back off, but resume within seconds of recovery. */
 const MAX_BACKOFF_MS = 5_000;
 
 /**
- * Publishes committed outbox rows to Kafka and marks them sent, in one transaction per
- * batch. Several copies of the service share the work: a copy takes a transaction-scoped
- * advisory lock per record key before it sends that key's rows, so one appointment's
- * events are sent by one copy at a time, in commit order, and no row twice. If Kafka is
- * down, the transaction rolls back, the rows stay pending, and the relay backs off.
+ * Claims, in one statement (its own short transaction), the earliest pending events of
+ * keys no other copy holds:
+ *
+ * - `heads`: each key's earliest pending event (nothing pending before it for the key)
+ *   that no live claim covers, row-locked with SKIP LOCKED. A key's events are claimed
+ *   as a prefix of its pending events, so an unexpired claim on a key always covers its
+ *   earliest pending event, and the key is skipped here. Two copies claiming at once
+ *   cannot both lock one head; and a head whose claim committed after this statement's
+ *   snapshot is re-checked on its newest version when locked (READ COMMITTED), so it is
+ *   skipped too. The head's row lock, held to the end of the statement, is what makes one
+ *   copy at a time claim a key.
+ * - `batch`: the pending events of those keys, in commit order (`seq`), up to the batch
+ *   size; each key's share is again a prefix of its pending events.
+ * - the update stamps them with this claim's token and lease, and counts the attempt.
+ */
+const CLAIM_SQL = `
+with heads as materialized (
+  select m.key
+    from outbox_message m
+   where m.sent_at is null
+     and (m.claimed_until is null or m.claimed_until <= now())
+     and not exists (
+       select 1 from outbox_message e
+        where e.key = m.key and e.sent_at is null and e.seq < m.seq)
+   order by m.seq
+   limit ?
+     for update of m skip locked
+), batch as materialized (
+  select o.id
+    from outbox_message o
+   where o.sent_at is null
+     and o.key in (select key from heads)
+   order by o.seq
+   limit ?
+)
+update outbox_message u
+   set claimed_by = ?, claimed_until = now() + ? * interval '1 millisecond',
+       attempts = u.attempts + 1
+  from batch
+ where u.id = batch.id
+returning u.id, u.seq, u.type, u.key, u.subject, u.payload, u.created_at`;
+
+/**
+ * Publishes committed outbox rows to Kafka and marks them sent, never holding a database
+ * connection or transaction while it talks to the broker:
+ *
+ * 1. claim (one statement, see CLAIM_SQL): the earliest pending events of some keys, with
+ *    a random claim token and a lease (`claimed_until`) of `leaseMs`;
+ * 2. publish them with no transaction open, renewing the lease every third of it while
+ *    the broker has not answered;
+ * 3. mark them sent by id and claim token (one statement).
+ *
+ * Several copies share the work: a key is claimed by one copy at a time, and a claim
+ * covers a key's earliest pending events, so each key's events go out in commit order and
+ * two live copies never publish the same event. A failed publish keeps its claim and is
+ * retried after a backoff, one renewal statement per attempt; while the broker is
+ * unreachable the relay does not touch the database at all, and its claim lapses after
+ * `leaseMs`. A copy that dies (or is cut off from the database longer than `leaseMs`)
+ * between publishing and marking leaves a claim that lapses, and the events are published
+ * again by whoever claims them next: delivery is at-least-once, and consumers drop such a
+ * duplicate by its `ce_id`.
  */
 export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
-  const { orm, publisher, logger } = options;
+  const { orm, publisher, logger, broker } = options;
   let running = false;
   let loop: Promise<void> | undefined;
   let wake: (() => void) | undefined;
-  let failures = 0;
+  /** Aborts the publish in flight when the relay stops. */
+  let stopping = new AbortController();
+  let held: Claim | undefined;
+  let lastError: string | undefined;
 
-  async function relayOnce(): Promise<number> {
-    return orm.em.fork().transactional(async (em) => {
-      // em.execute runs inside this transaction, so the advisory locks last until commit.
-      // Two locks: the row locks (SKIP LOCKED) keep two copies from taking the same rows;
-      // the per-key advisory lock, tried in the WHERE clause, keeps a key's later rows
-      // waiting while another copy sends its earlier ones, which keeps per-key order.
-      const rows = await em.execute<OutboxRow[]>(
-        `select id, type, key, subject, payload, created_at
-           from outbox_message
-          where sent_at is null
-            and pg_try_advisory_xact_lock(hashtextextended('outbox:' || key, 0))
-          order by seq
-          limit ?
-            for update skip locked`,
-        [options.batchSize],
+  /** One statement, on whichever pooled connection is free: its own short transaction. */
+  const query = async <T>(sql: string, params: unknown[]): Promise<T[]> =>
+    (await orm.em.fork().getConnection().execute(sql, params)) as unknown as T[];
+
+  async function claim(): Promise<Claim | undefined> {
+    const token = randomUUID();
+    const rows = await query<OutboxRow>(CLAIM_SQL, [
+      options.batchSize,
+      options.batchSize,
+      token,
+      options.leaseMs,
+    ]);
+    if (rows.length === 0) return undefined;
+    const ordered = [...rows].sort((a, b) => (BigInt(a.seq) < BigInt(b.seq) ? -1 : 1));
+    return { token, rows: ordered, published: false };
+  }
+
+  /**
+   * The claim's events that are still this copy's, row-locked in commit order. Locking in
+   * `seq` order means a key's earliest event is always locked first, the same row the
+   * claim statement locks for the key, so a renewal and another copy's claim wait for each
+   * other at most once and never deadlock. A row another copy claimed meanwhile is
+   * re-checked on its newest version and left out.
+   */
+  const MINE = `select id from outbox_message
+                 where claimed_by = ? and sent_at is null order by seq for update`;
+
+  /** Extends the lease; answers how many of the claim's events are still this copy's. */
+  async function renew(held: Claim, attempt: { error: string | undefined } | undefined) {
+    const renewed = await query<{ id: string }>(
+      `update outbox_message u
+          set claimed_until = now() + ? * interval '1 millisecond',
+              attempts = u.attempts + ?, last_error = coalesce(?, u.last_error)
+         from (${MINE}) mine
+        where u.id = mine.id
+      returning u.id`,
+      [options.leaseMs, attempt ? 1 : 0, attempt?.error?.slice(0, 500) ?? null, held.token],
+    );
+    return renewed.length;
+  }
+
+  /** Gives the claim's events back at once (nothing of them was published). */
+  async function release(held: Claim): Promise<void> {
+    await query(
+      `update outbox_message u set claimed_by = null, claimed_until = null
+         from (${MINE}) mine
+        where u.id = mine.id`,
+      [held.token],
+    );
+  }
+
+  /** Marks the claim's events sent, by id and claim token (an event claimed since by another copy is not). */
+  async function markSent(held: Claim): Promise<void> {
+    const ids = new Set(held.rows.map((row) => row.id));
+    const marked = await query<{ id: string }>(
+      `update outbox_message u
+          set sent_at = now(), claimed_by = null, claimed_until = null, last_error = null
+         from (${MINE}) mine
+        where u.id = mine.id and u.id in (${held.rows.map(() => '?').join(', ')})
+      returning u.id`,
+      [held.token, ...ids],
+    );
+    if (marked.length < ids.size) {
+      logger.warn(
+        { published: ids.size, marked: marked.length },
+        'outbox relay: the claim lapsed before its events were marked sent; another copy may publish them again (same ce_id)',
       );
-      if (rows.length === 0) return 0;
-      await publisher.publish(
-        rows.map((row) => ({
-          topic: options.topicFor(row.type),
-          record: toKafkaRecord(
-            {
-              id: row.id,
-              source: options.source,
-              type: row.type,
-              time: new Date(row.created_at),
-              subject: row.subject,
-              data: row.payload,
-            },
-            row.key,
-          ),
-        })),
-      );
-      await em.execute(
-        `update outbox_message set sent_at = now(), attempts = attempts + 1
-          where id in (${rows.map(() => '?').join(', ')})`,
-        rows.map((row) => row.id),
-      );
-      return rows.length;
+    }
+  }
+
+  /** Publishes the claim with no transaction open, renewing its lease until the broker answers. */
+  async function publishClaimed(held: Claim, signal: AbortSignal): Promise<void> {
+    const send = publisher.publish(
+      held.rows.map((row) => ({
+        topic: options.topicFor(row.type),
+        record: toKafkaRecord(
+          {
+            id: row.id,
+            source: options.source,
+            type: row.type,
+            time: new Date(row.created_at),
+            subject: row.subject,
+            data: row.payload,
+          },
+          row.key,
+        ),
+      })),
+    );
+    let renewal: NodeJS.Timeout | undefined;
+    const keepClaim = () => {
+      renewal = setTimeout(() => {
+        renew(held, undefined).then(
+          (still) => {
+            if (still < held.rows.length) {
+              logger.error(
+                { claimed: held.rows.length, still },
+                'outbox relay: claim lost while its publish is in flight; those events may be published twice (same ce_id)',
+              );
+            }
+          },
+          (error: unknown) =>
+            logger.warn({ err: error }, 'outbox relay: renewing the claim failed; retrying'),
+        );
+        keepClaim();
+      }, options.leaseMs / 3);
+    };
+    keepClaim();
+    try {
+      await abortable(send, signal);
+    } finally {
+      clearTimeout(renewal);
+    }
+  }
+
+  /** One claim, publish and mark; `sent` counts the events marked sent. */
+  async function step(signal: AbortSignal): Promise<{ next: Step; sent: number }> {
+    if (held?.published) {
+      // Acknowledged earlier, but marking failed: mark now, never publish again.
+      const sent = held.rows.length;
+      await markSent(held);
+      held = undefined;
+      return { next: 'more', sent };
+    }
+    // Without a broker there is nothing to claim for: no statement at all while it is away.
+    if (broker && !broker.connected()) return { next: 'waiting', sent: 0 };
+    if (held) {
+      // A retry: the same events, if the claim is still this copy's (one statement).
+      const still = await renew(held, { error: lastError });
+      if (still < held.rows.length) {
+        logger.warn(
+          { claimed: held.rows.length, still },
+          'outbox relay: the claim lapsed and was taken over; claiming anew',
+        );
+        if (still > 0) await release(held);
+        held = undefined;
+        return { next: 'more', sent: 0 };
+      }
+    } else {
+      held = await claim();
+      if (!held) return { next: 'idle', sent: 0 };
+    }
+    const claimed = held;
+    try {
+      await publishClaimed(claimed, signal);
+    } catch (error) {
+      if (signal.aborted) {
+        // Stopping: the publish may still land, so the claim is left to lapse.
+        held = undefined;
+        return { next: 'idle', sent: 0 };
+      }
+      lastError = errorText(error);
+      return { next: 'failed', sent: 0 };
+    }
+    claimed.published = true;
+    lastError = undefined;
+    options.onPublished?.();
+    await markSent(claimed);
+    held = undefined;
+    const sent = claimed.rows.length;
+    return { next: sent === options.batchSize ? 'more' : 'idle', sent };
+  }
+
+  async function relayOnce(signal: AbortSignal = new AbortController().signal): Promise<number> {
+    let sent = 0;
+    for (;;) {
+      const outcome = await step(signal);
+      sent += outcome.sent;
+      if (outcome.next !== 'more' || signal.aborted) return sent;
+    }
+  }
+
+  function pause(ms: number, untilBrokerConnected: boolean): Promise<void> {
+    return new Promise<void>((resolve) => {
+      let unsubscribe: (() => void) | undefined;
+      const done = () => {
+        clearTimeout(timer);
+        unsubscribe?.();
+        wake = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      if (untilBrokerConnected && broker) {
+        unsubscribe = broker.onChange((connected) => {
+          if (connected) done();
+        });
+      }
+      wake = done;
     });
   }
 
   async function run(): Promise<void> {
+    let failures = 0;
     while (running) {
-      let sent = 0;
+      let next: Step;
       try {
-        sent = await relayOnce();
-        if (failures > 0) logger.info({ failures }, 'outbox relay: publishing again');
-        failures = 0;
+        next = (await step(stopping.signal)).next;
       } catch (error) {
+        // The database failed us (the broker's failures are 'failed' outcomes).
+        lastError = errorText(error);
+        next = 'failed';
+      }
+      if (!running) break;
+      if (next === 'failed') {
         failures++;
         if (failures === 1 || failures % 20 === 0) {
-          logger.warn({ err: error, failures }, 'outbox relay: publish failed; events wait');
+          logger.warn(
+            { error: lastError, failures },
+            'outbox relay: publish failed; events wait in the outbox',
+          );
         }
+      } else if (next !== 'waiting' && failures > 0) {
+        logger.info({ failures }, 'outbox relay: publishing again');
+        failures = 0;
       }
-      // A full batch means more may wait: go again at once. Otherwise poll, or back off.
-      if (sent === options.batchSize && failures === 0) continue;
-      const delay =
-        failures > 0
-          ? Math.min(MAX_BACKOFF_MS, 100 * 2 ** Math.min(failures, 10)) * (0.5 + Math.random() / 2)
-          : options.pollIntervalMs;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, delay);
-        wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      wake = undefined;
+      if (next === 'more') continue;
+      if (next === 'idle') await pause(options.pollIntervalMs, false);
+      // Either way woken as soon as the broker is found answering again.
+      else if (next === 'waiting') await pause(MAX_BACKOFF_MS, true);
+      else {
+        const backoff = Math.min(MAX_BACKOFF_MS, 100 * 2 ** Math.min(failures, 10));
+        await pause(backoff * (0.5 + Math.random() / 2), true);
+      }
     }
   }
 
@@ -135,21 +388,40 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     start() {
       if (running) return;
       running = true;
+      stopping = new AbortController();
       loop = run();
     },
-    async stop() {
+    async stop(graceMs = 0) {
       running = false;
-      wake?.();
-      await loop;
+      const deadline = setTimeout(() => stopping.abort(), graceMs);
+      try {
+        wake?.();
+        await loop;
+        loop = undefined;
+        // What committed before the stop leaves with this copy, if the broker is there.
+        if (graceMs > 0 && !stopping.signal.aborted && (!broker || broker.connected())) {
+          await relayOnce(stopping.signal).catch((error: unknown) => {
+            logger.warn({ err: error }, 'outbox relay: final flush failed; events wait');
+          });
+        }
+      } finally {
+        clearTimeout(deadline);
+      }
+      const left = held;
+      held = undefined;
+      if (!left) return;
+      // Published and not marked, or not published at all: both are settled here, so the
+      // events are neither lost nor held by a copy that is gone.
+      await (left.published ? markSent(left) : release(left)).catch((error: unknown) => {
+        logger.warn({ err: error }, 'outbox relay: could not settle the claim; it lapses');
+      });
     },
     relayOnce,
     async backlog() {
-      const [row] = await orm.em
-        .fork()
-        .getConnection()
-        .execute<{ pending: string; oldest: Date | string | null }[]>(
-          'select count(*) as pending, min(created_at) as oldest from outbox_message where sent_at is null',
-        );
+      const [row] = await query<{ pending: string; oldest: Date | string | null }>(
+        'select count(*) as pending, min(created_at) as oldest from outbox_message where sent_at is null',
+        [],
+      );
       const oldest = row?.oldest ? new Date(row.oldest).getTime() : undefined;
       return {
         pending: Number(row?.pending ?? 0),
@@ -157,4 +429,27 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       };
     },
   };
+}
+
+/** The promise, or a rejection as soon as the signal aborts (the promise itself runs on). */
+function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }

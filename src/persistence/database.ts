@@ -6,19 +6,45 @@ import { MikroORM, type Options } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { ENTITIES } from './entities.js';
+import { APPEND_ONLY_TABLES, grantServiceRole, roleOf } from './grants.js';
 import { MIGRATIONS } from './migrations/index.js';
+import { type PoolStats, poolOptions } from './pool.js';
 
 export interface Database {
   readonly orm: MikroORM;
-  /** Whether the database answers a trivial query (for readiness). */
+  /**
+   * Whether the database answers a trivial query through the pool. Never waits longer
+   * than the acquire timeout: a pool that cannot hand out a connection answers false.
+   */
   ping(): Promise<boolean>;
+  /**
+   * Readiness: true while the database answers, and through a blip shorter than the
+   * grace (READINESS_DATABASE_GRACE_MS); false once no connection could be had for longer.
+   */
+  ready(): Promise<boolean>;
+  /** The pool, and for how long the database has been out of reach (0: it answers). */
+  status(): DatabaseStatus;
   /** Applies the pending migrations; answers their names. */
   migrate(): Promise<string[]>;
   stop(): Promise<void>;
 }
 
+export interface DatabaseStatus {
+  readonly pool: PoolStats;
+  /** Whether the database answered last time it was asked (or a connection was made). */
+  readonly reachable: boolean;
+  /** For how long it has not answered (0 while it answers). */
+  readonly unreachableMs: number;
+}
+
 /** MikroORM options shared by the service, the migration command and the tests. */
-export function ormOptions(clientUrl: string, poolSize: number, logger: Logger): Options {
+export function ormOptions(
+  clientUrl: string,
+  poolSize: number,
+  logger: Logger,
+  /** `pg` pool options (see pool.ts); none for short-lived migration connections. */
+  driverOptions: Record<string, unknown> = {},
+): Options {
   return {
     clientUrl,
     // The ORM's own messages (the migrator's progress) go to the service's log.
@@ -26,6 +52,7 @@ export function ormOptions(clientUrl: string, poolSize: number, logger: Logger):
     entities: ENTITIES,
     extensions: [Migrator],
     pool: { min: 0, max: poolSize },
+    driverOptions,
     migrations: {
       tableName: 'mikro_orm_migrations',
       path: 'src/persistence/migrations',
@@ -45,11 +72,16 @@ export function ormOptions(clientUrl: string, poolSize: number, logger: Logger):
  * Opens the database: `DATABASE_URL` when set, else PostgreSQL's own engine embedded
  * (PGlite, data in `DATA_DIR`) behind a local socket so the same driver and migrations
  * apply. PGlite is a single connection, so the embedded pool holds exactly one.
+ *
+ * The pool never keeps a broken connection (see pool.ts), gives up on a connection after
+ * DATABASE_ACQUIRE_TIMEOUT_MS, and its sessions carry statement and idle-in-transaction
+ * timeouts, so that no call waits on the database without bound.
  */
 export async function openDatabase(config: Config, logger: Logger): Promise<Database> {
   let embedded: { server: PGLiteSocketServer; db: PGlite } | undefined;
   let clientUrl = config.database.url;
   let poolSize = config.database.poolSize;
+  const { acquireTimeoutMs, readinessGraceMs } = config.database;
 
   if (clientUrl === undefined) {
     await mkdir(config.database.dataDir, { recursive: true });
@@ -65,21 +97,76 @@ export async function openDatabase(config: Config, logger: Logger): Promise<Data
     );
   }
 
-  const orm = await MikroORM.init(ormOptions(clientUrl, poolSize, logger));
+  const reachability = createReachability(readinessGraceMs);
+  let poolStats: () => PoolStats = () => ({ used: 0, free: 0, pending: 0, max: poolSize });
+  const driverOptions = poolOptions(
+    {
+      max: poolSize,
+      acquireTimeoutMs,
+      statementTimeoutMs: config.database.statementTimeoutMs,
+      idleInTransactionTimeoutMs: config.database.idleInTransactionTimeoutMs,
+    },
+    {
+      connected: () => reachability.answered(),
+      broken: (error) => {
+        reachability.failed();
+        logger.warn({ err: error }, 'database connection lost');
+      },
+    },
+    (stats) => {
+      poolStats = stats;
+    },
+  );
+  const orm = await MikroORM.init(ormOptions(clientUrl, poolSize, logger, driverOptions));
+  if (!embedded) await warnOfAuditOwnership(orm, logger);
+
+  let pinging: Promise<boolean> | undefined;
+  async function ping(): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      // The pool gives up after the acquire timeout; the timer also bounds a query sent
+      // on a connection that silently stopped answering.
+      await Promise.race([
+        orm.em.getConnection().execute('select 1'),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error('ping timed out')), acquireTimeoutMs);
+        }),
+      ]);
+      reachability.answered();
+      return true;
+    } catch (error) {
+      reachability.failed();
+      logger.warn({ err: error }, 'database ping failed');
+      return false;
+    } finally {
+      clearTimeout(timer);
+      pinging = undefined;
+    }
+  }
 
   return {
     orm,
-    async ping() {
-      try {
-        await orm.em.getConnection().execute('select 1');
-        return true;
-      } catch {
-        return false;
-      }
+    // One ping at a time: probes that arrive while one runs share its answer.
+    ping: () => {
+      pinging ??= ping();
+      return pinging;
     },
+    async ready() {
+      pinging ??= ping();
+      await pinging;
+      return reachability.ready();
+    },
+    status: () => ({
+      pool: poolStats(),
+      reachable: reachability.reachable(),
+      unreachableMs: reachability.unreachableMs(),
+    }),
     async migrate() {
-      const applied = await orm.migrator.up();
-      return applied.map((m) => m.name);
+      if (embedded) {
+        const applied = await orm.migrator.up();
+        return applied.map((m) => m.name);
+      }
+      return migrateAsOwner(config.database.migrationUrl ?? clientUrl, clientUrl, logger);
     },
     async stop() {
       await orm.close(true);
@@ -89,4 +176,75 @@ export async function openDatabase(config: Config, logger: Logger): Promise<Data
       }
     },
   };
+}
+
+/**
+ * Applies the migrations as the tables' owner (DATABASE_MIGRATION_URL, else DATABASE_URL's
+ * role), on a connection of its own without the service's statement timeout, then gives
+ * the service's role (DATABASE_URL's) what it needs when the two roles differ.
+ */
+export async function migrateAsOwner(
+  migrationUrl: string,
+  serviceUrl: string | undefined,
+  logger: Logger,
+): Promise<string[]> {
+  const owner = await MikroORM.init(ormOptions(migrationUrl, 1, logger));
+  try {
+    const applied = (await owner.migrator.up()).map((m) => m.name);
+    const serviceRole = serviceUrl === undefined ? '' : roleOf(serviceUrl);
+    if (serviceRole !== '' && serviceRole !== roleOf(migrationUrl)) {
+      const granted = await grantServiceRole(owner, serviceRole);
+      logger.info(granted, 'privileges granted to the service role');
+    }
+    return applied;
+  } finally {
+    await owner.close(true);
+  }
+}
+
+/**
+ * Whether the database has been reachable: failures start a clock, an answer stops it.
+ * Ready until the clock has run for longer than the grace.
+ */
+function createReachability(graceMs: number) {
+  let failingSince: number | undefined;
+  const now = () => performance.now();
+  return {
+    answered() {
+      failingSince = undefined;
+    },
+    failed() {
+      failingSince ??= now();
+    },
+    reachable: () => failingSince === undefined,
+    unreachableMs: () => (failingSince === undefined ? 0 : Math.round(now() - failingSince)),
+    ready: () => failingSince === undefined || now() - failingSince < graceMs,
+  };
+}
+
+/**
+ * A role that owns the audit table (or is a superuser) can disable its triggers and
+ * rewrite history: say so at start. Silent before the first migration made the table.
+ */
+async function warnOfAuditOwnership(orm: MikroORM, logger: Logger): Promise<void> {
+  try {
+    const rows = await orm.em.getConnection().execute<{ table: string; risky: boolean }[]>(
+      `select t.tablename as "table",
+              pg_has_role(current_user, t.tableowner, 'MEMBER')
+                or (select rolsuper from pg_roles where rolname = current_user) as risky
+         from pg_tables t
+        where t.schemaname = current_schema()
+          and t.tablename in (${APPEND_ONLY_TABLES.map(() => '?').join(', ')})`,
+      [...APPEND_ONLY_TABLES],
+    );
+    const risky = rows.filter((row) => row.risky).map((row) => row.table);
+    if (risky.length > 0) {
+      logger.warn(
+        { tables: risky },
+        'the service\'s database role owns the audit trail (or is a superuser) and could rewrite it: run it as a least-privilege role (README, "Database roles")',
+      );
+    }
+  } catch (error) {
+    logger.warn({ err: error }, 'could not check the database role');
+  }
 }

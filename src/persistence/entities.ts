@@ -123,7 +123,16 @@ export const TechnicalIssueSchema = defineEntity({
     issueType: p.string().length(16).$type<TechnicalIssueKind>(),
     description: p.text(),
     reportedAt: p.datetime(),
+    /** The client's key for a retried report; unique per consultation and reporter. */
+    idempotencyKey: p.string().length(64).nullable(),
   },
+  indexes: [
+    {
+      name: 'technical_issue_idempotency_key_unique',
+      expression:
+        'create unique index "technical_issue_idempotency_key_unique" on "technical_issue" ("consultation_id", "reporter_id", "idempotency_key") where "idempotency_key" is not null',
+    },
+  ],
 });
 export type TechnicalIssueEntity = InferEntity<typeof TechnicalIssueSchema>;
 export type TechnicalIssueKind = 'audio' | 'video' | 'connection' | 'other';
@@ -142,7 +151,16 @@ export const SharedImageSchema = defineEntity({
     /** The bytes stay in PostgreSQL for now; loaded only when asked for. */
     content: p.blob().lazy(),
     sharedAt: p.datetime(),
+    /** The client's key for a retried upload; unique per consultation and sharer. */
+    idempotencyKey: p.string().length(64).nullable(),
   },
+  indexes: [
+    {
+      name: 'shared_image_idempotency_key_unique',
+      expression:
+        'create unique index "shared_image_idempotency_key_unique" on "shared_image" ("consultation_id", "shared_by", "idempotency_key") where "idempotency_key" is not null',
+    },
+  ],
 });
 export type SharedImageEntity = InferEntity<typeof SharedImageSchema>;
 
@@ -163,6 +181,8 @@ export const AuditEntrySchema = defineEntity({
     resourceType: p.string().length(32),
     resourceId: p.string().length(128).nullable(),
     outcome: p.string().length(32),
+    /** A refused attempt's consultation's clinic (migration 20261127101500-audit-target-clinic). */
+    targetClinicId: p.string().length(64).nullable(),
     requestId: p.string().length(64).nullable(),
     clientAddress: p.string().length(64).nullable(),
     userAgent: p.string().length(256).nullable(),
@@ -171,6 +191,12 @@ export const AuditEntrySchema = defineEntity({
     { properties: ['clinicId', 'at'] },
     { properties: ['clinicId', 'resourceId', 'at'] },
     { properties: ['clinicId', 'actorId', 'at'] },
+    {
+      properties: ['targetClinicId', 'at'],
+      name: 'audit_entry_target_clinic_id_at_index',
+      expression:
+        'create index "audit_entry_target_clinic_id_at_index" on "audit_entry" ("target_clinic_id", "at") where "target_clinic_id" is not null',
+    },
   ],
   // Declared so that generated migrations keep it; created by the audit-trail migration
   // with the function audit_entry_append_only(). That migration also adds a statement-level
@@ -210,6 +236,10 @@ export const OutboxMessageSchema = defineEntity({
     sentAt: p.datetime().nullable(),
     attempts: p.integer().default(0),
     lastError: p.string().length(500).nullable(),
+    /** The token of the relay's claim on this event (see src/messaging/outbox-relay.ts). */
+    claimedBy: p.uuid().nullable(),
+    /** When that claim lapses unless its copy renews it. */
+    claimedUntil: p.datetime().nullable(),
   },
   indexes: [
     {
@@ -218,18 +248,30 @@ export const OutboxMessageSchema = defineEntity({
       expression:
         'create index "outbox_message_pending_index" on "outbox_message" ("seq") where "sent_at" is null',
     },
+    {
+      properties: ['key', 'seq'],
+      name: 'outbox_message_pending_key_index',
+      expression:
+        'create index "outbox_message_pending_key_index" on "outbox_message" ("key", "seq") where "sent_at" is null',
+    },
   ],
 });
 export type OutboxMessageEntity = InferEntity<typeof OutboxMessageSchema>;
 
 /**
- * The consumer's inbox: the id of every event already applied, written in the same
- * transaction as its effect, so a redelivered event changes nothing.
+ * The consumer's inbox: every event already applied, by its source and id (what makes a
+ * CloudEvent unique), written in the same transaction as its effect, so a redelivered
+ * event changes nothing.
  */
 export const InboxMessageSchema = defineEntity({
   name: 'InboxMessage',
   tableName: 'inbox_message',
   properties: {
+    /**
+     * CloudEvents `source` (`webhook:<provider>` for provider reports); '' for entries
+     * recorded before sources were kept, which match an event of that id from any source.
+     */
+    source: p.string().length(256).primary(),
     eventId: p.string().length(256).primary(),
     topic: p.string().length(128),
     handledAt: p.datetime(),

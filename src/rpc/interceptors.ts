@@ -1,10 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { Code, ConnectError, createContextKey, type Interceptor } from '@connectrpc/connect';
+import { codeToString } from '@connectrpc/connect/protocol-connect';
 import type { Logger } from 'pino';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import type { TokenVerifier } from '../auth/jwt.js';
 import type { Principal } from '../domain/access.js';
 import { DomainError, type DomainErrorCode } from '../domain/errors.js';
+import { databaseUnavailable } from '../persistence/database-errors.js';
 import { type RuleOptions, validate } from './validation.js';
 
 /** The authenticated caller of this request; set by the auth interceptor. */
@@ -38,10 +40,22 @@ const CODES: Record<DomainErrorCode, Code> = {
   unavailable: Code.Unavailable,
 };
 
+/**
+ * A result code as the wire spells it (`failed_precondition`, `ok`): logs and metrics use
+ * this one spelling.
+ */
+export function codeName(error: unknown): string {
+  return error instanceof ConnectError ? codeToString(error.code) : 'unknown';
+}
+
+/** A client's `x-request-id` is kept (its first 64 characters) when it is printable ASCII. */
+const REQUEST_ID = /^[\x21-\x7e]+$/;
+
 /** Logs one line per call: method, code, duration, request id. Never the payload. */
 export function createLoggingInterceptor(logger: Logger): Interceptor {
   return (next) => async (req) => {
-    const requestId = req.header.get('x-request-id')?.slice(0, 64) || randomUUID();
+    const given = req.header.get('x-request-id') ?? '';
+    const requestId = REQUEST_ID.test(given) ? given.slice(0, 64) : randomUUID();
     req.contextValues.set(kRequestId, requestId);
     const started = performance.now();
     const procedure = `${req.service.typeName}/${req.method.name}`;
@@ -50,16 +64,17 @@ export function createLoggingInterceptor(logger: Logger): Interceptor {
       logger.info({ requestId, procedure, code: 'ok', ms: elapsed(started) }, 'rpc');
       return res;
     } catch (error) {
-      const code = error instanceof ConnectError ? Code[error.code] : 'unknown';
-      logger.info({ requestId, procedure, code, ms: elapsed(started) }, 'rpc');
+      logger.info({ requestId, procedure, code: codeName(error), ms: elapsed(started) }, 'rpc');
       throw error;
     }
   };
 }
 
 /**
- * Maps errors to Connect codes: a DomainError to its code, anything else to INTERNAL
- * with a generic message; the cause goes to the log, never to the client.
+ * Maps errors to Connect codes: a DomainError to its code, a database out of reach (a
+ * lost or refused connection, no connection within the acquire timeout, a statement
+ * timeout) to UNAVAILABLE, which callers retry; anything else to INTERNAL with a generic
+ * message. The cause goes to the log, never to the client.
  */
 export function createErrorInterceptor(logger: Logger): Interceptor {
   return (next) => async (req) => {
@@ -68,6 +83,14 @@ export function createErrorInterceptor(logger: Logger): Interceptor {
     } catch (error) {
       if (error instanceof DomainError) {
         throw new ConnectError(error.message, CODES[error.code]);
+      }
+      const unavailable = databaseUnavailable(error);
+      if (unavailable) {
+        logger.warn(
+          { err: error, requestId: req.contextValues.get(kRequestId) },
+          'rpc: database unavailable',
+        );
+        throw new ConnectError(unavailable.message, CODES[unavailable.code]);
       }
       if (error instanceof ConnectError) {
         if (error.code === Code.Internal || error.code === Code.Unknown) {
@@ -82,16 +105,76 @@ export function createErrorInterceptor(logger: Logger): Interceptor {
   };
 }
 
-/** Verifies the bearer token of every call but the public services. */
-export function createAuthInterceptor(verifier: TokenVerifier): Interceptor {
+/**
+ * A caller's deadline (`grpc-timeout`, `connect-timeout-ms`) bounds its call: once it has
+ * passed (or the caller has gone), the call answers DEADLINE_EXCEEDED (or CANCELED) at
+ * once, whatever the handler still waits for. The abandoned work is itself bounded by the
+ * database's acquire, statement and idle-in-transaction timeouts; it is not cut midway,
+ * so a use case's provider call and the database write that records it stay together.
+ */
+export function createDeadlineInterceptor(): Interceptor {
+  return (next) => async (req) => {
+    // A stream answers as it goes; its handler watches the signal itself.
+    if (req.stream) return next(req);
+    const { signal } = req;
+    if (signal.aborted) throw ConnectError.from(signal.reason, Code.Canceled);
+    let stop = () => {};
+    const abandoned = new Promise<never>((_, reject) => {
+      const onAbort = () => reject(ConnectError.from(signal.reason, Code.Canceled));
+      signal.addEventListener('abort', onAbort, { once: true });
+      stop = () => signal.removeEventListener('abort', onAbort);
+    });
+    try {
+      return await Promise.race([next(req), abandoned]);
+    } finally {
+      stop();
+    }
+  };
+}
+
+/**
+ * Verifies the bearer token of every call but the public services. A client address whose
+ * tokens failed `failures.limit` times within `failures.windowSeconds` is refused with
+ * RESOURCE_EXHAUSTED (and `retry-after`) before its next token is even looked at, so
+ * guessing or forging tokens is slow; 0 turns this off.
+ */
+export function createAuthInterceptor(
+  verifier: TokenVerifier,
+  failures: { limit: number; windowSeconds: number } = { limit: 0, windowSeconds: 60 },
+): Interceptor {
+  const failed = new RateLimiterMemory({
+    points: Math.max(1, failures.limit),
+    duration: failures.windowSeconds,
+  });
   return (next) => async (req) => {
     if (PUBLIC_SERVICES.has(req.service.typeName)) return next(req);
-    const header = req.header.get('authorization') ?? '';
-    const match = /^Bearer ([^\s]+)$/i.exec(header);
-    if (!match?.[1]) {
-      throw new DomainError('unauthenticated', 'missing Authorization: Bearer <token>');
+    const address = req.contextValues.get(kClientAddress) ?? 'unknown';
+    if (failures.limit > 0) {
+      const record = await failed.get(address);
+      if (record && record.consumedPoints >= failures.limit) {
+        const retryAfter = Math.max(1, Math.ceil(record.msBeforeNext / 1000));
+        throw new ConnectError(
+          `too many failed authentications: retry in ${retryAfter}s`,
+          Code.ResourceExhausted,
+          { 'retry-after': String(retryAfter) },
+        );
+      }
     }
-    req.contextValues.set(kPrincipal, await verifier.verify(match[1]));
+    try {
+      const header = req.header.get('authorization') ?? '';
+      const match = /^Bearer ([^\s]+)$/i.exec(header);
+      if (!match?.[1]) {
+        throw new DomainError('unauthenticated', 'missing Authorization: Bearer <token>');
+      }
+      req.contextValues.set(kPrincipal, await verifier.verify(match[1]));
+    } catch (error) {
+      const refused =
+        error instanceof DomainError
+          ? error.code === 'unauthenticated'
+          : error instanceof ConnectError && error.code === Code.Unauthenticated;
+      if (refused && failures.limit > 0) await failed.penalty(address, 1);
+      throw error;
+    }
     return next(req);
   };
 }

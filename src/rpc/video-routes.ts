@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { VideoService } from '../../gen/video/v1/video_service_pb.js';
 import type { Clock } from '../domain/ports.js';
 import { type Caller, listAuditEntries } from '../video/audit.js';
+import type { PageTokens } from '../video/pagination.js';
 import {
   fromProtoIssueType,
   fromProtoProvider,
@@ -22,7 +23,7 @@ import { fromTimestamp, toProtoConsultation, toTimestamp } from './mappers.js';
  */
 export function createVideoRoutes(
   video: VideoUseCases,
-  auditDeps: { orm: MikroORM; clock: Clock; logger: Logger },
+  auditDeps: { orm: MikroORM; clock: Clock; logger: Logger; pageTokens: PageTokens },
 ) {
   return (router: ConnectRouter) =>
     router.service(VideoService, {
@@ -106,6 +107,7 @@ export function createVideoRoutes(
           consultationId: req.consultationId,
           issueType: fromProtoIssueType(req.issueType),
           description: req.description,
+          idempotencyKey: req.idempotencyKey,
         });
         return { issueId: issue.issueId, reportedAt: toTimestamp(issue.reportedAt) };
       },
@@ -115,6 +117,7 @@ export function createVideoRoutes(
           consultationId: req.consultationId,
           content: req.content,
           declaredType: req.contentType,
+          idempotencyKey: req.idempotencyKey,
         });
         return { ...image, sharedAt: toTimestamp(image.sharedAt) };
       },

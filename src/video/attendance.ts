@@ -8,13 +8,13 @@ import type { Clock } from '../domain/ports.js';
 import {
   type ConsultationEntity,
   ConsultationSchema,
-  InboxMessageSchema,
   type ParticipantEntity,
   type ProviderConnectionEntity,
   ProviderConnectionSchema,
 } from '../persistence/entities.js';
 import { addAuditEntry } from './audit.js';
 import { addEvent } from './events.js';
+import { recordFirstDelivery } from './inbox.js';
 import { toProtoDisconnectReason, toProtoEndReason, toProtoRole } from './proto-enums.js';
 
 /** A participant's connection began or ended, as a provider reports it. */
@@ -99,13 +99,9 @@ export function createAttendance(deps: { orm: MikroORM; clock: Clock; logger: Lo
       'select id from consultation where provider = ? and provider_session_id = ? for update',
       [event.provider, event.sessionId],
     );
-    if (await em.findOne(InboxMessageSchema, { eventId: event.eventId })) return false;
-    em.create(InboxMessageSchema, {
-      eventId: event.eventId,
-      topic: `webhook:${event.provider}`,
-      handledAt: clock.now(),
-    });
-    return true;
+    // The provider is the source: its reports and the reconciler's repairs of them.
+    const source = `webhook:${event.provider}`;
+    return recordFirstDelivery(em, { source, eventId: event.eventId, topic: source }, clock.now());
   }
 
   function audit(

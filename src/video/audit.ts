@@ -5,8 +5,13 @@ import type { Logger } from 'pino';
 import { type Action, authorize, type Principal } from '../domain/access.js';
 import { DomainError, invalidArgument } from '../domain/errors.js';
 import type { Clock } from '../domain/ports.js';
-import { type AuditEntryEntity, AuditEntrySchema } from '../persistence/entities.js';
-import { decodeCursor, encodeCursor, filterFingerprint, pageSize } from './pagination.js';
+import {
+  type AuditEntryEntity,
+  AuditEntrySchema,
+  ConsultationSchema,
+} from '../persistence/entities.js';
+import type { InboxEntry } from './inbox.js';
+import { type PageTokens, pageSize } from './pagination.js';
 
 /** Who is calling, and from where: what an audit entry records besides the action. */
 export interface Caller {
@@ -15,16 +20,20 @@ export interface Caller {
   readonly clientAddress?: string | undefined;
   readonly userAgent?: string | undefined;
   /**
-   * For a Kafka event: its id and topic. The id is recorded in the inbox in the same
-   * transaction as the effect, and an event already recorded is not applied again.
+   * For a Kafka event: its source, id and topic. Source and id are recorded in the inbox
+   * in the same transaction as the effect, and an event already recorded is not applied
+   * again.
    */
-  readonly inbox?: { readonly eventId: string; readonly topic: string } | undefined;
+  readonly inbox?: InboxEntry | undefined;
 }
 
 /** The event of a Caller's inbox was applied before: nothing was done this time. */
 export class EventAlreadyHandled extends Error {
-  constructor(readonly eventId: string) {
-    super(`event ${eventId} was already handled`);
+  constructor(
+    readonly source: string,
+    readonly eventId: string,
+  ) {
+    super(`event ${eventId} of ${source} was already handled`);
     this.name = 'EventAlreadyHandled';
   }
 }
@@ -35,6 +44,11 @@ export interface AuditRecord {
   readonly resourceId: string | undefined;
   /** `allowed`, or the code the attempt was refused with. */
   readonly outcome: string;
+  /**
+   * The clinic that owns the resource, recorded with a refused attempt: an attempt from
+   * another clinic shows in the owner's trail too (the caller is told nothing of it).
+   */
+  readonly targetClinicId?: string | null | undefined;
 }
 
 /** Adds an audit entry to the unit of work: it commits (or not) with the change. */
@@ -69,6 +83,7 @@ export function auditRow(caller: Caller, record: AuditRecord, at: Date) {
     resourceType: record.resourceType,
     resourceId: record.resourceId ?? null,
     outcome: record.outcome,
+    targetClinicId: record.targetClinicId ?? null,
     requestId: caller.requestId?.slice(0, 64) ?? null,
     clientAddress: caller.clientAddress?.slice(0, 64) ?? null,
     userAgent: caller.userAgent?.slice(0, 256) ?? null,
@@ -76,9 +91,11 @@ export function auditRow(caller: Caller, record: AuditRecord, at: Date) {
 }
 
 /**
- * Records a refused attempt in a transaction of its own (the refused one rolled back).
- * Losing the audit of a refusal must not turn the refusal into a server error, so a
- * failure here is logged and swallowed.
+ * Records a refused attempt in a transaction of its own (the refused one rolled back),
+ * with the clinic that owns the consultation when it exists, whoever's it is: the same
+ * lookup runs for a missing consultation and another clinic's, so neither the answer nor
+ * its timing differ. Losing the audit of a refusal must not turn the refusal into a
+ * server error, so a failure here is logged and swallowed.
  */
 export async function recordRefusal(
   orm: MikroORM,
@@ -88,13 +105,30 @@ export async function recordRefusal(
   logger: Logger,
 ): Promise<void> {
   try {
-    await orm.em.fork().transactional(async (em) => addAuditEntry(em, caller, record, at));
+    await orm.em.fork().transactional(async (em) => {
+      const targetClinicId = await owningClinic(em, record);
+      addAuditEntry(em, caller, { ...record, targetClinicId }, at);
+    });
   } catch (error) {
     logger.error(
       { err: error, requestId: caller.requestId, action: record.action },
       'audit write failed',
     );
   }
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** The clinic of the consultation a record is about, if there is one. */
+async function owningClinic(em: EntityManager, record: AuditRecord): Promise<string | null> {
+  if (record.resourceType !== 'consultation' || !record.resourceId) return null;
+  if (!UUID.test(record.resourceId)) return null;
+  const found = await em.findOne(
+    ConsultationSchema,
+    { id: record.resourceId },
+    { fields: ['clinicId'] },
+  );
+  return found?.clinicId ?? null;
 }
 
 export interface AuditQuery {
@@ -107,9 +141,12 @@ export interface AuditQuery {
   readonly pageToken: string;
 }
 
-/** ListAuditEntries: a clinic admin reads their clinic's trail, newest first. */
+/**
+ * ListAuditEntries: a clinic admin reads their clinic's trail, newest first: what their
+ * clinic's users did, and what anyone attempted on their clinic's consultations.
+ */
 export async function listAuditEntries(
-  deps: { orm: MikroORM; clock: Clock; logger: Logger },
+  deps: { orm: MikroORM; clock: Clock; logger: Logger; pageTokens: PageTokens },
   caller: Caller,
   query: AuditQuery,
 ): Promise<{ entries: AuditEntryEntity[]; nextPageToken: string }> {
@@ -125,16 +162,22 @@ export async function listAuditEntries(
     if (query.from && query.to && query.to < query.from) {
       throw invalidArgument('to', 'must not be before from');
     }
-    const fingerprint = filterFingerprint([
-      principal.userId,
-      query.actorId,
-      query.resourceId,
-      query.action,
-      query.from?.getTime(),
-      query.to?.getTime(),
-    ]);
-    const cursor = decodeCursor(query.pageToken, fingerprint);
-    const where: FilterQuery<AuditEntryEntity>[] = [{ clinicId: principal.clinicId }];
+    const scope = {
+      list: 'audit',
+      filters: [
+        principal.clinicId,
+        principal.userId,
+        query.actorId,
+        query.resourceId,
+        query.action,
+        query.from?.getTime(),
+        query.to?.getTime(),
+      ],
+    } as const;
+    const cursor = deps.pageTokens.decode(query.pageToken, scope);
+    const where: FilterQuery<AuditEntryEntity>[] = [
+      { $or: [{ clinicId: principal.clinicId }, { targetClinicId: principal.clinicId }] },
+    ];
     if (query.actorId) where.push({ actorId: query.actorId });
     if (query.resourceId) where.push({ resourceId: query.resourceId });
     if (query.action) where.push({ action: query.action });
@@ -158,7 +201,7 @@ export async function listAuditEntries(
         entries: page,
         nextPageToken:
           rows.length > limit && last
-            ? encodeCursor({ time: last.at, id: last.id }, fingerprint)
+            ? deps.pageTokens.encode({ time: last.at, id: last.id }, scope)
             : '',
       };
     });

@@ -1,10 +1,17 @@
-import { createHash } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { invalidArgument } from '../domain/errors.js';
 
 /**
  * Keyset pagination: the cursor names the last row of the page by its sort key (a time
- * and the id), so rows inserted meanwhile never shift or repeat a page. It also carries
- * a fingerprint of the filters, so a cursor is refused with other ones.
+ * and the id), so rows inserted meanwhile never shift or repeat a page.
+ *
+ * A page token is `payload.mac`: the payload (base64url JSON) holds a version, the cursor
+ * and a fingerprint of the list and its filters (so a token is refused with other ones);
+ * the MAC is HMAC-SHA256 of the payload under the server's page-token key
+ * (`PAGE_TOKEN_SECRET`). A token is checked before it is read: a forged or altered one is
+ * refused, and even a genuine one must hold a time in range and a UUID. Every refusal
+ * answers INVALID_ARGUMENT `page_token: …`. Copies of the service must share the key, or a
+ * page token issued by one is refused by another.
  */
 export interface PageCursor {
   /** The sort time of the page's last row (scheduled start, or an audit entry's time). */
@@ -12,8 +19,27 @@ export interface PageCursor {
   readonly id: string;
 }
 
+/** Which list a token pages, and the filters (and caller) it was issued for. */
+export interface PageScope {
+  readonly list: 'history' | 'audit';
+  readonly filters: unknown;
+}
+
+export interface PageTokens {
+  encode(cursor: PageCursor, scope: PageScope): string;
+  /** The cursor of a token; undefined for the empty token (the first page). */
+  decode(token: string, scope: PageScope): PageCursor | undefined;
+}
+
 export const DEFAULT_PAGE_SIZE = 20;
 export const MAX_PAGE_SIZE = 100;
+
+const VERSION = 1;
+/** The times a cursor may hold: years 1 to 9999, as timestamps in the API. */
+const EARLIEST = new Date('0001-01-01T00:00:00Z').getTime();
+const LATEST = new Date('9999-12-31T23:59:59.999Z').getTime();
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const SHAPE = /^([A-Za-z0-9_-]{1,400})\.([A-Za-z0-9_-]{43})$/;
 
 export function pageSize(requested: number): number {
   if (requested === 0) return DEFAULT_PAGE_SIZE;
@@ -23,35 +49,62 @@ export function pageSize(requested: number): number {
   return requested;
 }
 
-export function filterFingerprint(filters: unknown): string {
-  return createHash('sha256').update(JSON.stringify(filters)).digest('base64url').slice(0, 16);
+/** Page tokens signed and checked with `secret` (PAGE_TOKEN_SECRET, or the derived one). */
+export function createPageTokens(secret: string): PageTokens {
+  const key = Buffer.from(secret, 'utf8');
+  const mac = (payload: string) =>
+    createHmac('sha256', key).update(`page-token.${payload}`).digest();
+  const refused = () => invalidArgument('page_token', 'is not a token this service issued');
+
+  return {
+    encode(cursor, scope) {
+      const payload = Buffer.from(
+        JSON.stringify([VERSION, cursor.time.getTime(), cursor.id, fingerprint(scope)]),
+      ).toString('base64url');
+      return `${payload}.${mac(payload).toString('base64url')}`;
+    },
+
+    decode(token, scope) {
+      if (token === '') return undefined;
+      const shape = SHAPE.exec(token);
+      if (!shape) throw refused();
+      const [, payload = '', signature = ''] = shape;
+      const given = Buffer.from(signature, 'base64url');
+      const expected = mac(payload);
+      if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw refused();
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'));
+      } catch {
+        throw refused();
+      }
+      // Signed by this service, so well-formed; checked anyway, since a leaked key must not
+      // turn into database errors.
+      if (
+        !Array.isArray(parsed) ||
+        parsed.length !== 4 ||
+        parsed[0] !== VERSION ||
+        !Number.isSafeInteger(parsed[1]) ||
+        (parsed[1] as number) < EARLIEST ||
+        (parsed[1] as number) > LATEST ||
+        typeof parsed[2] !== 'string' ||
+        !UUID.test(parsed[2]) ||
+        typeof parsed[3] !== 'string'
+      ) {
+        throw refused();
+      }
+      if (parsed[3] !== fingerprint(scope)) {
+        throw invalidArgument('page_token', 'was issued for other filters');
+      }
+      return { time: new Date(parsed[1] as number), id: parsed[2] };
+    },
+  };
 }
 
-export function encodeCursor(cursor: PageCursor, fingerprint: string): string {
-  const payload = JSON.stringify([cursor.time.getTime(), cursor.id, fingerprint]);
-  return Buffer.from(payload).toString('base64url');
-}
-
-export function decodeCursor(token: string, fingerprint: string): PageCursor | undefined {
-  if (token === '') return undefined;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
-  } catch {
-    throw invalidArgument('page_token', 'is not a token this service issued');
-  }
-  if (
-    !Array.isArray(parsed) ||
-    parsed.length !== 3 ||
-    typeof parsed[0] !== 'number' ||
-    !Number.isFinite(parsed[0]) ||
-    typeof parsed[1] !== 'string' ||
-    typeof parsed[2] !== 'string'
-  ) {
-    throw invalidArgument('page_token', 'is not a token this service issued');
-  }
-  if (parsed[2] !== fingerprint) {
-    throw invalidArgument('page_token', 'was issued for other filters');
-  }
-  return { time: new Date(parsed[0]), id: parsed[1] };
+/** A short hash of the list and its filters: a token only pages the list it came from. */
+function fingerprint(scope: PageScope): string {
+  return createHash('sha256')
+    .update(JSON.stringify([scope.list, scope.filters]))
+    .digest('base64url')
+    .slice(0, 16);
 }

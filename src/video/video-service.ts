@@ -31,7 +31,6 @@ import type { Clock } from '../domain/ports.js';
 import {
   type ConsultationEntity,
   ConsultationSchema,
-  InboxMessageSchema,
   type ParticipantEntity,
   ParticipantSchema,
   SharedImageSchema,
@@ -49,7 +48,8 @@ import {
 } from './audit.js';
 import { readConsultationAudited } from './consultation-read.js';
 import { addEvent, type EventScope } from './events.js';
-import { decodeCursor, encodeCursor, filterFingerprint, pageSize } from './pagination.js';
+import { recordFirstDelivery } from './inbox.js';
+import { type PageTokens, pageSize } from './pagination.js';
 import { toProtoEndReason, toProtoIssueType, toProtoProvider, toProtoRole } from './proto-enums.js';
 
 /** A consultation as the use cases answer it: plain data, no ORM behind it. */
@@ -133,6 +133,8 @@ export interface VideoServiceDeps {
   readonly clock: Clock;
   readonly logger: Logger;
   readonly rules: WindowRules & { readonly maxImageBytes: number };
+  /** Signs and checks the history's page tokens (PAGE_TOKEN_SECRET). */
+  readonly pageTokens: PageTokens;
 }
 
 /** How often a use case is replayed when another call changed the consultation first. */
@@ -147,7 +149,7 @@ export type VideoService = ReturnType<typeof createVideoService>;
  * check the rule, change, commit; provider calls happen outside any transaction.
  */
 export function createVideoService(deps: VideoServiceDeps) {
-  const { orm, providers, clock, logger, rules } = deps;
+  const { orm, providers, clock, logger, rules, pageTokens } = deps;
 
   /**
    * Runs one unit of work in a transaction on a fresh EntityManager. A lost optimistic
@@ -212,11 +214,8 @@ export function createVideoService(deps: VideoServiceDeps) {
     const audit = { resourceId };
     return auditRefusals(caller, action, resourceId, () =>
       unitOfWork(async (em) => {
-        if (caller.inbox) {
-          const { eventId, topic } = caller.inbox;
-          if (await em.findOne(InboxMessageSchema, { eventId }))
-            throw new EventAlreadyHandled(eventId);
-          em.create(InboxMessageSchema, { eventId, topic, handledAt: clock.now() });
+        if (caller.inbox && !(await recordFirstDelivery(em, caller.inbox, clock.now()))) {
+          throw new EventAlreadyHandled(caller.inbox.source, caller.inbox.eventId);
         }
         const result = await work(em, audit);
         const record = { action, resourceType: 'consultation', outcome: 'allowed' } as const;
@@ -910,47 +909,68 @@ export function createVideoService(deps: VideoServiceDeps) {
 
     async reportTechnicalIssue(
       caller: Caller,
-      input: { consultationId: string; issueType: TechnicalIssueKind; description: string },
+      input: {
+        consultationId: string;
+        issueType: TechnicalIssueKind;
+        description: string;
+        idempotencyKey: string;
+      },
     ): Promise<{ issueId: string; reportedAt: Date }> {
       const { principal } = caller;
       const action = 'consultation.report_issue';
-      return audited(caller, action, input.consultationId, async (em) => {
-        const c = await load(em, principal, input.consultationId, action);
-        const role = callerRole(principal, c);
-        if (c.status === 'cancelled') throw failedPrecondition('the consultation is cancelled');
-        const issue = em.create(TechnicalIssueSchema, {
-          id: randomUUID(),
-          consultation: c,
-          clinicId: c.clinicId,
-          reporterId: principal.userId,
-          reporterRole: role,
-          issueType: input.issueType,
-          description: input.description,
-          reportedAt: clock.now(),
-        });
-        addEvent(
-          em,
-          'video.technical.issue.reported',
-          scopeOf(c),
-          {
-            appointmentId: c.appointmentId,
-            consultationId: c.id,
-            userId: principal.userId,
-            issueType: toProtoIssueType(input.issueType),
-            description: input.description,
-            issueId: issue.id,
+      const report = () =>
+        audited(caller, action, input.consultationId, async (em) => {
+          const c = await load(em, principal, input.consultationId, action);
+          const role = callerRole(principal, c);
+          if (input.idempotencyKey !== '') {
+            const earlier = await em.findOne(TechnicalIssueSchema, {
+              consultation: c,
+              reporterId: principal.userId,
+              idempotencyKey: input.idempotencyKey,
+            });
+            if (earlier) return { issueId: earlier.id, reportedAt: earlier.reportedAt };
+          }
+          if (c.status === 'cancelled') throw failedPrecondition('the consultation is cancelled');
+          const issue = em.create(TechnicalIssueSchema, {
+            id: randomUUID(),
+            consultation: c,
             clinicId: c.clinicId,
-            at: timestampFromDate(issue.reportedAt),
-          },
-          issue.reportedAt,
-        );
-        return { issueId: issue.id, reportedAt: issue.reportedAt };
-      });
+            reporterId: principal.userId,
+            reporterRole: role,
+            issueType: input.issueType,
+            description: input.description,
+            reportedAt: clock.now(),
+            idempotencyKey: input.idempotencyKey || null,
+          });
+          addEvent(
+            em,
+            'video.technical.issue.reported',
+            scopeOf(c),
+            {
+              appointmentId: c.appointmentId,
+              consultationId: c.id,
+              userId: principal.userId,
+              issueType: toProtoIssueType(input.issueType),
+              description: input.description,
+              issueId: issue.id,
+              clinicId: c.clinicId,
+              at: timestampFromDate(issue.reportedAt),
+            },
+            issue.reportedAt,
+          );
+          return { issueId: issue.id, reportedAt: issue.reportedAt };
+        });
+      return retriedOnDuplicateKey(report);
     },
 
     async shareMedicalImage(
       caller: Caller,
-      input: { consultationId: string; content: Uint8Array; declaredType: string },
+      input: {
+        consultationId: string;
+        content: Uint8Array;
+        declaredType: string;
+        idempotencyKey: string;
+      },
     ): Promise<{
       imageId: string;
       contentType: MedicalImageType;
@@ -960,54 +980,73 @@ export function createVideoService(deps: VideoServiceDeps) {
     }> {
       const { principal } = caller;
       const action = 'consultation.share_image';
-      return audited(caller, action, input.consultationId, async (em) => {
-        const c = await load(em, principal, input.consultationId, action);
-        callerRole(principal, c);
-        if (FINAL_STATUSES.has(c.status)) {
-          throw failedPrecondition(`the consultation is ${c.status.replace('_', ' ')}`);
-        }
-        const contentType = checkMedicalImage(
-          input.content,
-          input.declaredType,
-          rules.maxImageBytes,
-        );
-        const sha256 = createHash('sha256').update(input.content).digest('hex');
-        const image = em.create(SharedImageSchema, {
-          id: randomUUID(),
-          consultation: c,
-          clinicId: c.clinicId,
-          sharedBy: principal.userId,
-          contentType,
-          sizeBytes: input.content.length,
-          sha256,
-          content: Buffer.from(input.content),
-          sharedAt: clock.now(),
-        });
-        addEvent(
-          em,
-          'video.image.shared',
-          scopeOf(c),
-          {
-            appointmentId: c.appointmentId,
-            consultationId: c.id,
-            userId: principal.userId,
+      const share = () =>
+        audited(caller, action, input.consultationId, async (em) => {
+          const c = await load(em, principal, input.consultationId, action);
+          callerRole(principal, c);
+          if (input.idempotencyKey !== '') {
+            const earlier = await em.findOne(SharedImageSchema, {
+              consultation: c,
+              sharedBy: principal.userId,
+              idempotencyKey: input.idempotencyKey,
+            });
+            if (earlier) {
+              return {
+                imageId: earlier.id,
+                contentType: earlier.contentType as MedicalImageType,
+                sizeBytes: earlier.sizeBytes,
+                sha256: earlier.sha256,
+                sharedAt: earlier.sharedAt,
+              };
+            }
+          }
+          if (FINAL_STATUSES.has(c.status)) {
+            throw failedPrecondition(`the consultation is ${c.status.replace('_', ' ')}`);
+          }
+          const contentType = checkMedicalImage(
+            input.content,
+            input.declaredType,
+            rules.maxImageBytes,
+          );
+          const sha256 = createHash('sha256').update(input.content).digest('hex');
+          const image = em.create(SharedImageSchema, {
+            id: randomUUID(),
+            consultation: c,
+            clinicId: c.clinicId,
+            sharedBy: principal.userId,
+            contentType,
+            sizeBytes: input.content.length,
+            sha256,
+            content: Buffer.from(input.content),
+            sharedAt: clock.now(),
+            idempotencyKey: input.idempotencyKey || null,
+          });
+          addEvent(
+            em,
+            'video.image.shared',
+            scopeOf(c),
+            {
+              appointmentId: c.appointmentId,
+              consultationId: c.id,
+              userId: principal.userId,
+              imageId: image.id,
+              contentType,
+              sizeBytes: image.sizeBytes,
+              sha256,
+              clinicId: c.clinicId,
+              at: timestampFromDate(image.sharedAt),
+            },
+            image.sharedAt,
+          );
+          return {
             imageId: image.id,
             contentType,
             sizeBytes: image.sizeBytes,
             sha256,
-            clinicId: c.clinicId,
-            at: timestampFromDate(image.sharedAt),
-          },
-          image.sharedAt,
-        );
-        return {
-          imageId: image.id,
-          contentType,
-          sizeBytes: image.sizeBytes,
-          sha256,
-          sharedAt: image.sharedAt,
-        };
-      });
+            sharedAt: image.sharedAt,
+          };
+        });
+      return retriedOnDuplicateKey(share);
     },
 
     async listHistory(
@@ -1021,13 +1060,18 @@ export function createVideoService(deps: VideoServiceDeps) {
         if (query.scheduledFrom && query.scheduledTo && query.scheduledTo < query.scheduledFrom) {
           throw invalidArgument('scheduled_to', 'must not be before scheduled_from');
         }
-        const fingerprint = filterFingerprint([
-          principal.userId,
-          [...query.statuses].sort(),
-          query.scheduledFrom?.getTime(),
-          query.scheduledTo?.getTime(),
-        ]);
-        const cursor = decodeCursor(query.pageToken, fingerprint);
+        const scope = {
+          list: 'history',
+          filters: [
+            principal.clinicId,
+            principal.userId,
+            principal.role,
+            [...query.statuses].sort(),
+            query.scheduledFrom?.getTime(),
+            query.scheduledTo?.getTime(),
+          ],
+        } as const;
+        const cursor = pageTokens.decode(query.pageToken, scope);
 
         const where: FilterQuery<ConsultationEntity>[] = [visibleTo(principal)];
         if (query.statuses.length > 0) where.push({ status: { $in: [...query.statuses] } });
@@ -1056,7 +1100,7 @@ export function createVideoService(deps: VideoServiceDeps) {
           consultations: page.map(toView),
           nextPageToken:
             rows.length > limit && last
-              ? encodeCursor({ time: last.scheduledStart, id: last.id }, fingerprint)
+              ? pageTokens.encode({ time: last.scheduledStart, id: last.id }, scope)
               : '',
         };
       });
@@ -1070,6 +1114,19 @@ export function createVideoService(deps: VideoServiceDeps) {
 }
 
 /** Who an event of this consultation is about. */
+/**
+ * Runs a use case again when it lost a race on a unique key (two calls with the same
+ * idempotency key at once): the second run finds the winner's row and answers it.
+ */
+async function retriedOnDuplicateKey<T>(run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (error) {
+    if (error instanceof UniqueConstraintViolationException) return run();
+    throw error;
+  }
+}
+
 function scopeOf(c: ConsultationEntity): EventScope {
   return { appointmentId: c.appointmentId, consultationId: c.id, clinicId: c.clinicId };
 }

@@ -73,6 +73,56 @@ describe('audit trail', () => {
     expect(await codeOf(as('service', 'svc').listAuditEntries({}))).toBe(Code.PermissionDenied);
   });
 
+  it('shows a clinic admin every attempt on their consultations, from another clinic too', async () => {
+    const { consultation } = await as('service', 'appointments').scheduleConsultation({
+      appointmentId: appointmentId('audit-x'),
+      doctorId: 'doc-x',
+      patientId: 'pat-x',
+      ...slot(5),
+    });
+    const id = consultation!.id;
+    const missing = '00000000-0000-4000-8000-00000000abcd';
+    const intruders = [
+      as('clinic_admin', 'admin-c2', 'clinic-2'),
+      as('doctor', 'doc-x', 'clinic-2'),
+      as('patient', 'pat-x', 'clinic-2'),
+      as('nurse', 'nurse-c2', 'clinic-2'),
+    ];
+    const attempts = (c: ReturnType<typeof as>, consultationId: string) => [
+      c.getConsultationStatus({ consultationId }),
+      c.startConsultation({ consultationId }),
+      c.endConsultation({ consultationId }),
+      c.checkIn({ consultationId }),
+    ];
+    // 16 refused attempts on clinic-1's consultation, and 16 on one that does not exist.
+    const onReal = await Promise.all(intruders.flatMap((c) => attempts(c, id).map(codeOf)));
+    const onMissing = await Promise.all(intruders.flatMap((c) => attempts(c, missing).map(codeOf)));
+    // The callers learn nothing: the same codes for the real one as for the missing one.
+    expect(onReal).toEqual(onMissing);
+    expect(onReal).toHaveLength(16);
+    expect(onReal.every((code) => code === Code.NotFound || code === Code.PermissionDenied)).toBe(
+      true,
+    );
+
+    const mine = await as('clinic_admin', 'admin-a').listAuditEntries({
+      resourceId: id,
+      pageSize: 100,
+    });
+    const fromOther = mine.entries.filter((e) => e.clinicId === 'clinic-2');
+    expect(fromOther).toHaveLength(16);
+    expect(fromOther.every((e) => e.outcome !== 'allowed')).toBe(true);
+    // Attempts on a consultation that does not exist belong to no clinic but the caller's.
+    const none = await as('clinic_admin', 'admin-a').listAuditEntries({ resourceId: missing });
+    expect(none.entries).toHaveLength(0);
+    // The other clinic still sees its own users' attempts, and nothing else of clinic-1.
+    const theirs = await as('clinic_admin', 'admin-c2', 'clinic-2').listAuditEntries({
+      resourceId: id,
+      pageSize: 100,
+    });
+    expect(theirs.entries).toHaveLength(16);
+    expect(theirs.entries.every((e) => e.clinicId === 'clinic-2')).toBe(true);
+  });
+
   it('pages through the trail', async () => {
     const admin = as('clinic_admin', 'admin-a');
     const first = await admin.listAuditEntries({ pageSize: 2 });

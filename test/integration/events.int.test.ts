@@ -219,6 +219,39 @@ describe('consumed appointment events', () => {
     expect(trail.entries[0]?.actorId).toBe('appointment-events');
   });
 
+  it('tells events apart by source and id: one id from two sources applies twice, a redelivery once', async () => {
+    const topic = `${prefix}appointment.created`;
+    const ceId = `evt-${randomUUID()}`;
+    const headers = (source: string, id = ceId) => ({
+      ce_id: id,
+      ce_source: source,
+      ce_type: 'appointment.created',
+      ce_specversion: '1.0',
+    });
+    const ours = appointmentId('src-ours');
+    const theirs = appointmentId('src-theirs');
+    const redelivered = appointmentId('src-again');
+    const after = appointmentId('src-after');
+    // One record key, so one partition: the four are handled in the order sent.
+    await appointments.send(topic, ours, created(ours), headers('/appointments'));
+    // Another system that happens to use the same id: a different event.
+    await appointments.send(topic, ours, created(theirs), headers('/other-system'));
+    // The same source and id again (a redelivery, whatever its body says): skipped.
+    await appointments.send(topic, ours, created(redelivered), headers('/appointments'));
+    await appointments.send(topic, ours, created(after), headers('/appointments', randomUUID()));
+
+    // The last one applied means the three before it were handled.
+    expect(
+      await eventually(
+        () => consultationsOf(after),
+        (list) => list.length > 0,
+      ),
+    ).toHaveLength(1);
+    expect(await consultationsOf(ours)).toHaveLength(1);
+    expect(await consultationsOf(theirs)).toHaveLength(1);
+    expect(await consultationsOf(redelivered)).toHaveLength(0);
+  });
+
   it('sends a poison message to the dead-letter topic and goes on with the next', async () => {
     await appointments.send(`${prefix}appointment.created`, 'poison-1', '{not json');
     await appointments.send(

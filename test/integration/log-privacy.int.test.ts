@@ -1,4 +1,5 @@
 import { Writable } from 'node:stream';
+import { ConnectError } from '@connectrpc/connect';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { TechnicalIssueType } from '../../gen/video/v1/video_service_pb.js';
 import { type App, startApp } from '../../src/app.js';
@@ -105,4 +106,87 @@ it('never logs tokens, free text, names or image bytes', async () => {
     .filter((l) => l.msg === 'rpc');
   expect(rpcLines.length).toBeGreaterThanOrEqual(13);
   for (const line of rpcLines) expect(line.requestId).toEqual(expect.any(String));
+});
+
+it('keeps what a refused or failed call carried out of the log, on every error path', async () => {
+  const marker = 'PHI-MARKER-Jane-Roe-diabetic';
+  const lineCount = lines.length;
+  const service = videoClient(baseUrl, token('service', 'appointments'));
+  const patient = videoClient(baseUrl, token('patient', 'pat-err'));
+  const patientGrpc = videoClient(baseUrl, token('patient', 'pat-err'), 'grpc');
+  const { consultation } = await service.scheduleConsultation({
+    appointmentId: appointmentId('log-err'),
+    doctorId: 'doc-err',
+    patientId: 'pat-err',
+    ...slot(5),
+  });
+  const consultationId = consultation!.id;
+  const bearer = { authorization: `Bearer ${token('patient', 'pat-err')}` };
+  const post = (method: string, type: string, body: string | Uint8Array) =>
+    fetch(`${baseUrl}/video.v1.VideoService/${method}`, {
+      method: 'POST',
+      headers: { ...bearer, 'content-type': type },
+      body,
+    }).then((res) => res.arrayBuffer());
+  const codes = new Set<string>();
+  const collect = (call: Promise<unknown>) =>
+    call.then(
+      () => codes.add('ok'),
+      (error: unknown) => codes.add(ConnectError.from(error).rawMessage),
+    );
+
+  // A NUL in free text: once a database error quoting the whole event payload.
+  for (const client of [patient, patientGrpc]) {
+    await collect(
+      client.reportTechnicalIssue({
+        consultationId,
+        issueType: TechnicalIssueType.AUDIO,
+        description: `${marker}\u0000`,
+      }),
+    );
+  }
+  // Bad JSON, bad binary, an oversized body, unknown enum names and fields, all with the marker.
+  await post('ReportTechnicalIssue', 'application/json', `{"description": "${marker}`);
+  await post('ReportTechnicalIssue', 'application/json', `{"description": ${marker}}`);
+  await post(
+    'ReportTechnicalIssue',
+    'application/json',
+    JSON.stringify({ consultationId, issueType: marker, description: marker }),
+  );
+  await post(
+    'ReportTechnicalIssue',
+    'application/json',
+    JSON.stringify({ consultationId, [marker]: marker }),
+  );
+  await post(
+    'ReportTechnicalIssue',
+    'application/proto',
+    new TextEncoder().encode(`\xff${marker}`),
+  );
+  await post(
+    'ReportTechnicalIssue',
+    'application/json',
+    JSON.stringify({ consultationId, description: marker.repeat(600_000) }),
+  );
+  await fetch(
+    `${baseUrl}/video.v1.VideoService/GetConsultationStatus?connect=v1&encoding=json&message=${encodeURIComponent(`{"consultationId":"${marker}"}`)}`,
+    { headers: bearer },
+  ).then((res) => res.arrayBuffer());
+  await collect(
+    patient.listConsultationHistory({ pageToken: Buffer.from(marker).toString('base64url') }),
+  );
+  await collect(patient.getConsultationStatus({ consultationId: marker }));
+
+  const written = lines.slice(lineCount);
+  expect(written.length).toBeGreaterThan(3);
+  for (const line of written) expect(line).not.toContain(marker);
+  // Every call was refused as the client's fault: nothing answered INTERNAL.
+  expect([...codes].filter((m) => /internal/i.test(m))).toEqual([]);
+  // Codes in logs are spelt as on the wire.
+  const logged = written
+    .map((l) => JSON.parse(l) as { msg?: string; code?: string })
+    .filter((l) => l.msg === 'rpc')
+    .map((l) => l.code);
+  expect(logged).toContain('invalid_argument');
+  for (const code of logged) expect(code).toMatch(/^[a-z]+(_[a-z]+)*$/);
 });

@@ -1,3 +1,8 @@
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
 import { expect, it } from 'vitest';
@@ -49,3 +54,58 @@ it('drains in-flight calls and closes streams on stop', async () => {
   expect(stopMs).toBeLessThan(5000);
   await expect(fetch(`${t.baseUrl}/healthz`)).rejects.toThrow();
 });
+
+/**
+ * The process itself, as an orchestrator stops it: SIGTERM while a request is still being
+ * received and Kafka answers nothing (a broker that accepts connections and never
+ * replies). The exit comes within SHUTDOWN_TIMEOUT_MS (and the hard-exit margin).
+ */
+it('exits within SHUTDOWN_TIMEOUT_MS even when calls and Kafka hang', async () => {
+  const blackhole = net.createServer((socket) => socket.on('error', () => {}));
+  await new Promise<void>((resolve) => blackhole.listen(0, '127.0.0.1', resolve));
+  const brokerPort = (blackhole.address() as net.AddressInfo).port;
+  const dataDir = await mkdtemp(join(tmpdir(), 'video-service-exit-'));
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    env: {
+      ...process.env,
+      NODE_ENV: 'test',
+      HOST: '127.0.0.1',
+      PORT: '0',
+      LOG_LEVEL: 'info',
+      DATA_DIR: dataDir,
+      DATABASE_URL: '',
+      KAFKA_BROKERS: `127.0.0.1:${brokerPort}`,
+      SHUTDOWN_TIMEOUT_MS: '2000',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      let log = '';
+      child.stdout.on('data', (chunk: Buffer) => {
+        log += chunk.toString();
+        const found = /"port":(\d+)[^\n]*"msg":"listening"/.exec(log);
+        if (found) resolve(Number(found[1]));
+      });
+      child.once('exit', (code) => reject(new Error(`exited early (${code}):\n${log}`)));
+    });
+    // A request whose body never finishes: it keeps the server draining to the deadline.
+    const hanging = net.connect(port, '127.0.0.1');
+    hanging.on('error', () => {});
+    hanging.write(
+      'POST /api/video/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 50\r\n\r\n{',
+    );
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const signalled = Date.now();
+    child.kill('SIGTERM');
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    const exitMs = Date.now() - signalled;
+    hanging.destroy();
+    expect(exitMs).toBeLessThan(2000 + 1000 + 500);
+    expect(code).not.toBeNull();
+  } finally {
+    child.kill('SIGKILL');
+    blackhole.close();
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}, 60_000);

@@ -35,6 +35,8 @@ export async function startTestApp(
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent',
     // Tests call far faster than people; the rate-limit test sets its own limit.
     RATE_LIMIT_REQUESTS: '1000000',
+    // Tests send many bad tokens on purpose; the auth-failure test sets its own limit.
+    AUTH_FAILURE_LIMIT: '0',
     ...database.env,
     ...env,
   });

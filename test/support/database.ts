@@ -24,6 +24,9 @@ export interface TestDatabase {
 
 export async function createTestDatabase(): Promise<TestDatabase> {
   const serverUrl = process.env.DATABASE_URL;
+  if (serverUrl && process.env.TEST_DATABASE_ROLES === 'separate') {
+    return createLeastPrivilegeDatabase();
+  }
   if (!serverUrl) {
     const dataDir = await mkdtemp(join(tmpdir(), 'video-service-test-'));
     return {
@@ -38,6 +41,50 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   return {
     env: { DATABASE_URL: url.toString(), MIGRATE_ON_START: 'true' },
     drop: () => admin(serverUrl, `drop database if exists ${name} with (force)`),
+  };
+}
+
+/**
+ * A database as production should run it: owned by a migration role of its own (not a
+ * superuser), used by the service through a least-privilege role that the migrations
+ * grant (DATABASE_URL of the service role, DATABASE_MIGRATION_URL of the owner).
+ * `TEST_DATABASE_ROLES=separate` gives every test database this shape; tests that poke
+ * the database directly as its owner (audit.int.test.ts) expect the plain one.
+ */
+export async function createLeastPrivilegeDatabase(): Promise<
+  TestDatabase & { readonly owner: string; readonly service: string; readonly ownerUrl: string }
+> {
+  const serverUrl = process.env.DATABASE_URL;
+  if (!serverUrl) throw new Error('a least-privilege database needs DATABASE_URL');
+  const suffix = randomBytes(6).toString('hex');
+  const name = `video_test_${suffix}`;
+  const owner = `video_owner_${suffix}`;
+  const service = `video_service_${suffix}`;
+  // Roles belong to the whole cluster: unique names, dropped with the database.
+  await admin(serverUrl, `create role ${owner} login nosuperuser`);
+  await admin(serverUrl, `create role ${service} login nosuperuser`);
+  await admin(serverUrl, `create database ${name} owner ${owner}`);
+  const urlAs = (role: string) => {
+    const url = new URL(serverUrl);
+    url.username = role;
+    url.password = '';
+    url.pathname = `/${name}`;
+    return url.toString();
+  };
+  return {
+    owner,
+    service,
+    ownerUrl: urlAs(owner),
+    env: {
+      DATABASE_URL: urlAs(service),
+      DATABASE_MIGRATION_URL: urlAs(owner),
+      MIGRATE_ON_START: 'true',
+    },
+    async drop() {
+      await admin(serverUrl, `drop database if exists ${name} with (force)`);
+      await admin(serverUrl, `drop role if exists ${service}`);
+      await admin(serverUrl, `drop role if exists ${owner}`);
+    },
   };
 }
 

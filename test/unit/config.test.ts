@@ -84,6 +84,26 @@ describe('configuration', () => {
     ).toThrow(/JITSI_JAAS_PRIVATE_KEY: not a readable PEM private key/);
   });
 
+  it('derives a page-token key outside production: the same for copies configured alike', () => {
+    const one = loadConfig({ AUTH_JWT_SECRET: 's'.repeat(40) }).pageTokens;
+    expect(one.derived).toBe(true);
+    expect(one.secret).toMatch(/^[0-9a-f]{64}$/);
+    expect(loadConfig({ AUTH_JWT_SECRET: 's'.repeat(40) }).pageTokens.secret).toBe(one.secret);
+    expect(loadConfig({}).pageTokens.secret).not.toBe(one.secret);
+    // Not the HS256 secret itself: a page token's MAC never helps forge a bearer token.
+    expect(one.secret).not.toContain('s'.repeat(40));
+  });
+
+  it('bounds the token lifetime: 24 hours by default, configurable', () => {
+    expect(loadConfig({}).auth.maxTokenLifetimeSeconds).toBe(86_400);
+    expect(
+      loadConfig({ AUTH_MAX_TOKEN_LIFETIME_SECONDS: '3600' }).auth.maxTokenLifetimeSeconds,
+    ).toBe(3600);
+    expect(() => loadConfig({ AUTH_MAX_TOKEN_LIFETIME_SECONDS: '0' })).toThrow(
+      /AUTH_MAX_TOKEN_LIFETIME_SECONDS/,
+    );
+  });
+
   it('never logs secrets', () => {
     const config = loadConfig({
       DATABASE_URL: 'postgresql://user:hunter2@db:5432/video',
@@ -104,6 +124,22 @@ describe('production rules', () => {
     JITSI_APP_SECRET: 'j'.repeat(20),
   };
 
+  it('requires PAGE_TOKEN_SECRET in production, at least 32 characters', () => {
+    const complete = {
+      ...production,
+      AUTH_JWT_SECRET: 's'.repeat(40),
+      AUTH_ISSUER: 'https://idp.example.test',
+      AUTH_AUDIENCE: 'video-service',
+    };
+    expect(() => loadConfig(complete)).toThrow(/PAGE_TOKEN_SECRET: required in production/);
+    expect(() => loadConfig({ ...complete, PAGE_TOKEN_SECRET: 'short' })).toThrow(
+      /PAGE_TOKEN_SECRET: must be at least 32 characters/,
+    );
+    const config = loadConfig({ ...complete, PAGE_TOKEN_SECRET: 'p'.repeat(32) });
+    expect(config.pageTokens).toEqual({ secret: 'p'.repeat(32), derived: false });
+    expect(JSON.stringify(redactedConfig(config))).not.toContain('p'.repeat(32));
+  });
+
   it('refuses to start without real keys, issuer and audience', () => {
     try {
       loadConfig(production);
@@ -122,6 +158,7 @@ describe('production rules', () => {
       AUTH_JWKS_URL: 'https://idp.example.test/.well-known/jwks.json',
       AUTH_ISSUER: 'https://idp.example.test',
       AUTH_AUDIENCE: 'video-service',
+      PAGE_TOKEN_SECRET: 'p'.repeat(32),
     });
     expect(config.auth.hs256Secret).toBeUndefined();
     expect(config.auth.usesDevelopmentSecret).toBe(false);

@@ -181,3 +181,73 @@ describe('token verification', () => {
     ).toBe('unauthenticated: token signature invalid');
   });
 });
+
+describe('token lifetime and claim rules', () => {
+  const options = { ...base, hs256Secret: SECRET };
+  /** An HS256 or RS256 token with exactly these claims (no exp unless given). */
+  const bare = (payload: object, alg: 'HS256' | 'RS256' = 'HS256') =>
+    new SignJWT({ ...claims, sub: 'doc-1', iss: ISSUER, aud: AUDIENCE, ...payload })
+      .setProtectedHeader({ alg })
+      .sign(alg === 'HS256' ? new TextEncoder().encode(SECRET) : rsa.privateKey);
+
+  it('requires exp, with HS256 and RS256 alike', async () => {
+    expect(await refusal(options, await bare({ iat: now() }))).toBe(
+      'unauthenticated: token has no exp claim',
+    );
+    expect(await refusal({ ...base, publicKeys: [rsaPem] }, await bare({}, 'RS256'))).toBe(
+      'unauthenticated: token has no exp claim',
+    );
+  });
+
+  it('caps the lifetime (exp − iat, or − now without iat) at 24 hours by default', async () => {
+    const year2200 = Math.floor(Date.UTC(2200, 0, 1) / 1000);
+    expect(await refusal(options, await bare({ exp: year2200 }))).toBe(
+      'unauthenticated: token lifetime exceeds 86400 seconds',
+    );
+    expect(await refusal(options, await bare({ iat: now(), exp: year2200 }))).toBe(
+      'unauthenticated: token lifetime exceeds 86400 seconds',
+    );
+    expect(await refusal(options, await bare({ iat: now(), exp: now() + 86_400 }))).toBe(
+      'accepted',
+    );
+    expect(await refusal(options, await bare({ exp: now() + 86_400 }))).toBe('accepted');
+    // Issued 20 hours ago for 25 hours: too long, though only 5 hours are left.
+    expect(
+      await refusal(options, await bare({ iat: now() - 20 * 3600, exp: now() + 5 * 3600 })),
+    ).toBe('unauthenticated: token lifetime exceeds 86400 seconds');
+    expect(
+      await refusal(
+        { ...options, maxLifetimeSeconds: 600 },
+        await bare({ iat: now(), exp: now() + 3600 }),
+      ),
+    ).toBe('unauthenticated: token lifetime exceeds 600 seconds');
+  });
+
+  it('refuses an iat in the future beyond the skew', async () => {
+    expect(await refusal(options, await bare({ iat: now() + 600, exp: now() + 1200 }))).toBe(
+      'unauthenticated: token issued in the future',
+    );
+    expect(await refusal(options, await bare({ iat: now() + 10, exp: now() + 600 }))).toBe(
+      'accepted',
+    );
+  });
+
+  it('holds sub and clinic_id to the id rules of the API (and the columns)', async () => {
+    expect(await refusal(options, await hs({ clinic_id: 'c'.repeat(64) }))).toBe('accepted');
+    expect(await refusal(options, await hs({ clinic_id: 'c'.repeat(65) }))).toBe(
+      'unauthenticated: token has no valid clinic_id claim',
+    );
+    expect(await refusal(options, await hs({ clinic_id: 'clinic\u00001' }))).toBe(
+      'unauthenticated: token has no valid clinic_id claim',
+    );
+    expect(await refusal(options, await bare({ sub: 'u'.repeat(128), exp: now() + 60 }))).toBe(
+      'accepted',
+    );
+    expect(await refusal(options, await bare({ sub: 'u'.repeat(129), exp: now() + 60 }))).toBe(
+      'unauthenticated: token has no valid sub claim',
+    );
+    expect(await refusal(options, await bare({ sub: 'doc 1', exp: now() + 60 }))).toBe(
+      'unauthenticated: token has no valid sub claim',
+    );
+  });
+});

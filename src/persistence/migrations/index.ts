@@ -6,6 +6,10 @@ import { Migration20261124195601 } from './20261124195601-attendance.js';
 import { Migration20261124200128 } from './20261124200128-recording.js';
 import { Migration20261124200810 } from './20261124200810-reconciler-lease.js';
 import { Migration20261126012235 } from './20261126012235-reconciler-indexes.js';
+import { Migration20261127101500 } from './20261127101500-audit-target-clinic.js';
+import { Migration20261128090000 } from './20261128090000-outbox-claims.js';
+import { Migration20261128090100 } from './20261128090100-inbox-source.js';
+import { Migration20261129060000 } from './20261129060000-idempotency-keys.js';
 
 /**
  * Every migration, in order. `npm run migration:create` writes new ones; list them here,
@@ -20,4 +24,8 @@ export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261124200128', class: Migration20261124200128 },
   { name: 'Migration20261124200810', class: Migration20261124200810 },
   { name: 'Migration20261126012235', class: Migration20261126012235 },
+  { name: 'Migration20261127101500', class: Migration20261127101500 },
+  { name: 'Migration20261128090000', class: Migration20261128090000 },
+  { name: 'Migration20261128090100', class: Migration20261128090100 },
+  { name: 'Migration20261129060000', class: Migration20261129060000 },
 ];
