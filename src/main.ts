@@ -31,7 +31,8 @@ if (config.env !== 'production') {
   process.stderr.write(
     [
       '',
-      `video-service is ready on ${base} (Connect, gRPC and gRPC-Web on one port)`,
+      `video-service is ready on ${base} (Connect, gRPC, gRPC-Web and REST on one port)`,
+      `API reference: ${base}/docs (OpenAPI: ${base}/openapi.json)`,
       '',
       'Mint a development token:',
       '  npm run token -- --role doctor --user d1 --clinic c1',

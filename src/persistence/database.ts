@@ -77,6 +77,13 @@ export function ormOptions(
  * DATABASE_ACQUIRE_TIMEOUT_MS, and its sessions carry statement and idle-in-transaction
  * timeouts, so that no call waits on the database without bound.
  */
+/**
+ * The embedded engine's one connection is a queue inside this process, not a server that
+ * can go away: waiting in it is how calls share it, and a busy moment must not turn into
+ * UNAVAILABLE after the server's short acquire timeout.
+ */
+const EMBEDDED_ACQUIRE_TIMEOUT_MS = 30_000;
+
 export async function openDatabase(config: Config, logger: Logger): Promise<Database> {
   let embedded: { server: PGLiteSocketServer; db: PGlite } | undefined;
   let clientUrl = config.database.url;
@@ -102,7 +109,9 @@ export async function openDatabase(config: Config, logger: Logger): Promise<Data
   const driverOptions = poolOptions(
     {
       max: poolSize,
-      acquireTimeoutMs,
+      acquireTimeoutMs: embedded
+        ? Math.max(acquireTimeoutMs, EMBEDDED_ACQUIRE_TIMEOUT_MS)
+        : acquireTimeoutMs,
       statementTimeoutMs: config.database.statementTimeoutMs,
       idleInTransactionTimeoutMs: config.database.idleInTransactionTimeoutMs,
     },
