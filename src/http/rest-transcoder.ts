@@ -15,6 +15,7 @@ import {
 import type { ContextValues } from '@connectrpc/connect';
 import type { UniversalHandler, UniversalServerResponse } from '@connectrpc/connect/protocol';
 import { universalResponseToNodeResponse } from '@connectrpc/connect-node';
+import type { Logger } from 'pino';
 import { http as httpRule } from '../../gen/google/api/annotations_pb.js';
 import {
   appendPath,
@@ -114,6 +115,7 @@ export interface RestTranscoderOptions {
   readonly readMaxBytes: number;
   /** Largest file of a multipart upload; one more byte is read, so the handler refuses it. */
   readonly uploadMaxBytes: number;
+  readonly logger: Logger;
 }
 
 export interface RestTranscoder {
@@ -161,12 +163,14 @@ export function createRestTranscoder(options: RestTranscoderOptions): RestTransc
       }
       void transcode(route, req, res, url, segments, contextValues).catch((error: unknown) => {
         if (res.headersSent) {
+          options.logger.warn({ err: error, route: route.template }, 'rest answer cut off');
           res.destroy();
           return;
         }
         if (error instanceof RestError) {
           sendError(res, error.status, error.code, error.message);
         } else {
+          options.logger.error({ err: error, route: route.template }, 'rest transcoder failed');
           sendError(res, 500, 'internal', 'internal error');
         }
       });

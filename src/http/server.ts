@@ -97,6 +97,7 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
     handlers,
     readMaxBytes: options.readMaxBytes,
     uploadMaxBytes: options.uploadMaxBytes,
+    logger: options.logger,
   });
   const cors = createCors(options.cors);
   options.logger.info({ origins: cors.description }, 'browsers may call from these origins');
