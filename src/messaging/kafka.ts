@@ -115,6 +115,8 @@ export function createBrokerMonitor(
   let adminConnected = false;
   /** When the check in progress started. */
   let checkingSince: number | undefined;
+  /** When the broker last answered: a check, a connect or a publish. */
+  let lastAnswer = 0;
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
 
@@ -126,16 +128,24 @@ export function createBrokerMonitor(
     for (const listener of listeners) listener(value);
   }
 
+  function answered() {
+    lastAnswer = Date.now();
+    set(true);
+  }
+
   async function check(): Promise<void> {
+    const started = Date.now();
     try {
       if (!adminConnected) {
         await admin.connect();
         adminConnected = true;
       }
       await admin.describeCluster();
-      set(true);
+      answered();
     } catch {
-      set(false);
+      // A check that failed late (it hung through a partition) is stale once the broker
+      // has answered since it began.
+      if (lastAnswer < started) set(false);
       adminConnected = false;
       await admin.disconnect().catch(() => {});
     }
@@ -143,7 +153,8 @@ export function createBrokerMonitor(
 
   function tick() {
     if (checkingSince !== undefined) {
-      if (Date.now() - checkingSince >= intervalMs) set(false);
+      // Still waiting counts as unreachable, unless the broker answered meanwhile.
+      if (Date.now() - checkingSince >= intervalMs && lastAnswer < checkingSince) set(false);
       return;
     }
     checkingSince = Date.now();
@@ -158,7 +169,7 @@ export function createBrokerMonitor(
       listeners.add(listener);
       return () => listeners.delete(listener);
     },
-    reachable: () => set(true),
+    reachable: answered,
     start() {
       if (timer || stopped) return;
       tick();

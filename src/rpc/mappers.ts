@@ -1,5 +1,5 @@
 import { create } from '@bufbuild/protobuf';
-import { type Timestamp, timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { type Timestamp, timestampFromDate } from '@bufbuild/protobuf/wkt';
 import {
   type Consultation,
   ConsultationSchema,
@@ -18,8 +18,12 @@ import type { ConsultationView } from '../video/video-service.js';
 /** Proto ↔ domain translation of whole messages; enum values go through proto-enums. */
 export const toTimestamp = (date: Date | null): Timestamp | undefined =>
   date ? timestampFromDate(date) : undefined;
+/**
+ * To the millisecond, truncated: protobuf-es's timestampDate rounds, which turns the last
+ * nanoseconds of 9999-12-31 into the year 10000, a date PostgreSQL cannot read.
+ */
 export const fromTimestamp = (ts: Timestamp | undefined): Date | undefined =>
-  ts ? timestampDate(ts) : undefined;
+  ts ? new Date(Number(ts.seconds) * 1000 + Math.floor(ts.nanos / 1_000_000)) : undefined;
 
 export function toProtoConsultation(c: ConsultationView): Consultation {
   return create(ConsultationSchema, {
