@@ -1,6 +1,7 @@
 import { createPrivateKey, createPublicKey, hkdfSync } from 'node:crypto';
 import { z } from 'zod';
 import type { ProviderName } from './domain/consultation.js';
+import type { ConnectionLimits } from './http/listener.js';
 
 /**
  * The service's whole configuration, parsed once from the environment at start.
@@ -16,14 +17,7 @@ export interface Config {
   /** Which browser origins may call the service (CORS). */
   readonly cors: CorsPolicy;
   /** Timeouts and caps of client connections (see src/http/listener.ts). */
-  readonly http: {
-    readonly headersTimeoutMs: number;
-    readonly requestTimeoutMs: number;
-    readonly idleTimeoutMs: number;
-    readonly maxConnections: number;
-    readonly maxConcurrentStreams: number;
-    readonly maxSessionMemoryMb: number;
-  };
+  readonly http: ConnectionLimits;
   readonly database: {
     /** Unset: PostgreSQL's own engine runs embedded (PGlite) with data in `dataDir`. */
     readonly url: string | undefined;

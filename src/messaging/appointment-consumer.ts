@@ -1,3 +1,4 @@
+import { setTimeout as wait } from 'node:timers/promises';
 import { fromJson, type JsonValue } from '@bufbuild/protobuf';
 import { timestampDate } from '@bufbuild/protobuf/wkt';
 import type { Consumer, Kafka, KafkaMessage, Producer } from 'kafkajs';
@@ -212,7 +213,8 @@ export function createAppointmentConsumer(options: AppointmentConsumerOptions) {
         if (stopping.signal.aborted) throw error; // redelivered after the restart
         const delay = Math.min(MAX_BACKOFF_MS, 200 * 2 ** attempt);
         log.warn({ err: error, attempt, delayMs: delay }, 'appointment event failed: retrying');
-        await sleep(delay, stopping.signal);
+        // A stop ends the wait early (the abort rejects, which is the point).
+        await wait(delay, undefined, { signal: stopping.signal }).catch(() => {});
       }
     }
   }
@@ -296,16 +298,4 @@ function asPoison(error: unknown): PoisonMessage | undefined {
 
 function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

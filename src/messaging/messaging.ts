@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
@@ -36,19 +37,6 @@ function withTimeout<T>(step: string, promise: Promise<T>, ms = STEP_TIMEOUT_MS)
     timer = setTimeout(() => reject(new Error(`${step} timed out`)), ms);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-/** Waits `ms`, or less if the signal aborts. */
-function pause(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
 }
 
 /**
@@ -150,7 +138,8 @@ export function startMessaging(
           { err: error, attempt },
           'kafka unreachable: events wait in the outbox; retrying',
         );
-        await pause(RECONNECT_MS, stopping.signal);
+        // A stop ends the wait early (the abort rejects, which is the point).
+        await delay(RECONNECT_MS, undefined, { signal: stopping.signal }).catch(() => {});
       }
     }
   })();
