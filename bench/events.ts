@@ -290,6 +290,9 @@ async function measureConsume(
       ),
     );
     await Promise.all(pending);
+    if (failed) {
+      throw new Error(`sending the warm-up's appointment.created failed: ${String(failed)}`);
+    }
     const warmIds = Array.from({ length: warmup }, (_, i) => appointment('w', i));
     const warmDeadline = Date.now() + options.waitMs;
     while ((await createdAt(options.databaseUrl, warmIds)).size < warmup) {

@@ -2,6 +2,8 @@
  * A tiny closed-loop load generator: N async loops call one function back to back for a
  * warm-up, then for a fixed measured duration. Only calls that finish inside the
  * measured window count; their latencies go to a `perf_hooks` histogram (nanoseconds).
+ * Every failed call counts, in the warm-up and after the window too: a run with one is
+ * not measured (`checked` in rpc-overhead.ts).
  */
 import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';
 import { cpuSeconds as processCpuSeconds } from './child.js';
@@ -32,7 +34,9 @@ export interface LoadOptions {
 }
 
 export interface LoadResult {
+  /** Successful calls that finished inside the measured window. */
   readonly calls: number;
+  /** Failed calls, whenever they failed: warm-up, measured window, or the calls still out after it. */
   readonly errors: number;
   readonly seconds: number;
   /** Latencies of the successful calls of the measured window, in nanoseconds. */
@@ -77,7 +81,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
           calls++;
         }
       } catch (error) {
-        if (measuring && !stopped) errors++;
+        errors++;
         firstError ??= error;
         // A call that fails at once must not starve the timers that end the run.
         await new Promise((resolve) => setImmediate(resolve));

@@ -66,12 +66,13 @@ export async function measureRpcOverhead(options: MeasurementOptions): Promise<R
   return { ...result, ratio: round(result.service.rps / result.baseline.rps, 3) };
 }
 
-/** A run with failed calls measures something else: stop there. */
+/** A run with a failed call, in its warm-up or its window, measures something else: stop there. */
 export function checked(name: string, result: LoadResult): LoadResult {
   if (result.errors > 0 || result.calls === 0) {
-    throw new Error(`${name}: ${result.errors} failed calls of ${result.calls + result.errors}`, {
-      cause: result.firstError,
-    });
+    throw new Error(
+      `${name}: ${result.errors} failed calls (warm-up included), ${result.calls} measured calls succeeded`,
+      { cause: result.firstError },
+    );
   }
   return result;
 }

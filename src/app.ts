@@ -13,10 +13,8 @@ import { createReadiness } from './http/readiness.js';
 import { createHttpServer } from './http/server.js';
 import { startMessaging } from './messaging/messaging.js';
 import { openDatabase } from './persistence/database.js';
-import { createJaasProvider, createJitsiProvider } from './providers/jitsi-provider.js';
-import { createOpenViduProvider } from './providers/openvidu-provider.js';
+import { createConfiguredProviders } from './providers/configured-providers.js';
 import { createOpenViduWebhookReceiver } from './providers/openvidu-webhooks.js';
-import { createProviderRegistry } from './providers/provider-registry.js';
 import { createHealthRoutes } from './rpc/health-service.js';
 import {
   createAuthInterceptor,
@@ -85,34 +83,24 @@ export async function startApp(
       if (applied.length > 0) logger.info({ applied }, 'migrations applied');
     }
 
+    const providers = createConfiguredProviders(config.providers, clock);
     const jitsi = config.providers.jitsi;
-    const openVidu = config.providers.openVidu && createOpenViduProvider(config.providers.openVidu);
-    const providers = createProviderRegistry(
-      [
-        jitsi.mode === 'jaas'
-          ? createJaasProvider({
-              domain: jitsi.domain,
-              appId: jitsi.appId,
-              keyId: jitsi.jaasKeyId ?? '',
-              privateKey: jitsi.jaasPrivateKey ?? '',
-              clock,
-            })
-          : createJitsiProvider({ ...jitsi, clock }),
-        ...(openVidu ? [openVidu] : []),
-      ],
-      {
-        defaultProvider: config.providers.default,
-        byClinic: config.providers.byClinic,
-        failuresToOpen: config.providers.failuresToOpen,
-        halfOpenAfterMs: config.providers.halfOpenAfterMs,
-      },
-    );
     if (jitsi.mode === 'self-hosted' && jitsi.usesDevelopmentSecret) {
       logger.warn(
         'Jitsi provider in development mode: tokens signed with the development app secret',
       );
     }
     const pageTokens = createPageTokens(config.pageTokens.secret);
+    // Its sources are read at each scrape, by then all started.
+    const metrics = createMetrics({
+      outbox: () => messaging.backlog(),
+      kafkaConnected: () => messaging.connected(),
+      databasePool: () => database.status().pool,
+      providers: async () =>
+        (await providers.statuses())
+          .filter((p) => p.configured)
+          .map((p) => ({ name: p.name, healthy: p.healthy })),
+    });
     const video = createVideoService({
       orm: database.orm,
       providers,
@@ -120,6 +108,8 @@ export async function startApp(
       logger,
       rules: config.consultation,
       pageTokens,
+      onReplay: metrics.unitOfWorkReplay,
+      onRefusalNotAudited: metrics.refusalNotAudited,
     });
 
     const verifier = createTokenVerifier({
@@ -139,15 +129,6 @@ export async function startApp(
     }
 
     const messaging = startMessaging(config, { orm: database.orm, video, logger });
-    const metrics = createMetrics({
-      outbox: () => messaging.backlog(),
-      kafkaConnected: () => messaging.connected(),
-      databasePool: () => database.status().pool,
-      providers: async () =>
-        (await providers.statuses())
-          .filter((p) => p.configured)
-          .map((p) => ({ name: p.name, healthy: p.healthy })),
-    });
     const attendance = createAttendance({ orm: database.orm, clock, logger });
     const openViduWebhooks = createOpenViduWebhookReceiver({
       // Without a configured secret nothing can match: every webhook is refused.
@@ -156,7 +137,7 @@ export async function startApp(
       attendance,
       logger,
       // Through the registry, so the lookups count for OpenVidu's breaker and status.
-      recordingStatus: openVidu && providers.get('openvidu').recording?.status,
+      recordingStatus: config.providers.openVidu && providers.get('openvidu').recording?.status,
       onOutcome: (outcome) => metrics.attendanceReport('webhook', outcome),
     });
     const sweeper = createSweeper({
@@ -219,7 +200,13 @@ export async function startApp(
         }),
       ],
       routes: (router) => {
-        createVideoRoutes(video, { orm: database.orm, clock, logger, pageTokens })(router);
+        createVideoRoutes(video, {
+          orm: database.orm,
+          clock,
+          logger,
+          pageTokens,
+          onRefusalNotAudited: metrics.refusalNotAudited,
+        })(router);
         createHealthRoutes({
           check: ready,
           services: [VideoService.typeName],

@@ -12,6 +12,10 @@ export interface Metrics {
   readonly interceptor: Interceptor;
   /** Counts one attendance report: a provider webhook or a reconciler repair, and its outcome. */
   attendanceReport(source: 'webhook' | 'reconciler', outcome: string): void;
+  /** Counts a unit of work replayed after losing a race (contention on one consultation). */
+  unitOfWorkReplay(reason: 'version_conflict' | 'deadlock'): void;
+  /** Counts a refusal whose audit entry could not be written. */
+  refusalNotAudited(): void;
 }
 
 export function createMetrics(sources: {
@@ -93,6 +97,18 @@ export function createMetrics(sources: {
     registers: [registry],
   });
 
+  const replays = new Counter({
+    name: 'video_unit_of_work_replays_total',
+    help: 'Units of work replayed after losing a race on a consultation, by reason',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+  const refusalsNotAudited = new Counter({
+    name: 'audit_refusals_not_recorded_total',
+    help: 'Refused calls whose audit entry could not be written (each is also logged as an error)',
+    registers: [registry],
+  });
+
   const interceptor: Interceptor = (next) => async (req) => {
     const stop = latency.startTimer({ procedure: `${req.service.typeName}/${req.method.name}` });
     try {
@@ -109,5 +125,7 @@ export function createMetrics(sources: {
     registry,
     interceptor,
     attendanceReport: (source, outcome) => attendance.inc({ source, outcome }),
+    unitOfWorkReplay: (reason) => replays.inc({ reason }),
+    refusalNotAudited: () => refusalsNotAudited.inc(),
   };
 }

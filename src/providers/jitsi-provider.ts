@@ -7,9 +7,10 @@ import { providerSessionName } from './session-name.js';
  * Jitsi Meet with token authentication (prosody `mod_auth_token`, "JWT" in the Jitsi
  * handbook): the service signs a JWT per participant; the room exists as soon as someone
  * joins it. Claims, as prosody checks them: `iss` the app id, `aud` the configured
- * audience, `sub` the Jitsi domain, `room` the room name, `exp` and `nbf`, and
- * `context.user` for the participant's display data. Prosody allows no clock skew, so
- * `nbf` gets a margin into the past.
+ * audience, `sub` the Jitsi domain, `room` the room name, `exp` and `nbf`,
+ * `context.user` for the participant's display data, and `context.features` (see
+ * `SWITCHED_OFF_FEATURES`). Prosody allows no clock skew, so `nbf` gets a margin into the
+ * past.
  */
 export interface JitsiOptions {
   readonly domain: string;
@@ -45,6 +46,34 @@ const DISPLAY_NAMES: Record<TokenRole, string> = {
   observer: 'Observer',
 };
 
+/**
+ * The meeting features every token switches off, for every role, self-hosted and JaaS
+ * alike, so that nobody in the room records, streams, transcribes or dials anyone in:
+ * recording goes only through the service's consent-gated StartRecording.
+ *
+ * - `recording` and `livestreaming`: Jibri's file recording and its live stream;
+ * - `transcription`: the transcriber (Jigasi and a speech service) writing the
+ *   conversation down;
+ * - `outbound-call` and `sip-outbound-call`: dialling a phone or SIP endpoint into the
+ *   room, a listener the consultation does not know of.
+ *
+ * The names are jitsi-meet's `MEET_FEATURES`. Values are strings, as JaaS documents them
+ * ("true"/"false"); prosody (`is_feature_allowed`) allows a feature only when its value is
+ * "true" or true, and jitsi-meet's web app only when `String(value) === 'true'`, so "false"
+ * refuses on both. A token that carries `context.features` is held to them even for a
+ * moderator (only a token without features falls back to "moderators may"), which is why
+ * the doctor, a moderator, gets them too. Enforced by prosody's `filter_iq_jibri`
+ * (recording, live streaming) and `filter_iq_rayo` (dial-out, transcription) modules, and in
+ * the web app with `enableFeaturesBasedOnToken: true` (README, "Video providers").
+ */
+const SWITCHED_OFF_FEATURES = {
+  recording: 'false',
+  livestreaming: 'false',
+  transcription: 'false',
+  'outbound-call': 'false',
+  'sip-outbound-call': 'false',
+} as const;
+
 /** Seconds `nbf` lies in the past, so a participant's slightly late clock still joins. */
 const NOT_BEFORE_MARGIN_SECONDS = 10;
 
@@ -74,6 +103,7 @@ export function createJitsiProvider(options: JitsiOptions): VideoProvider {
             name: DISPLAY_NAMES[role],
             moderator: String(moderator),
           },
+          features: { ...SWITCHED_OFF_FEATURES },
         },
       };
       const token = jwt.sign(claims, secret, {
@@ -129,13 +159,7 @@ export function createJaasProvider(options: JaasOptions): VideoProvider {
             name: DISPLAY_NAMES[role],
             moderator,
           },
-          // Recording goes through the service's consent-gated command, never the room.
-          features: {
-            recording: 'false',
-            livestreaming: 'false',
-            transcription: 'false',
-            'outbound-call': 'false',
-          },
+          features: { ...SWITCHED_OFF_FEATURES },
         },
       };
       const token = jwt.sign(claims, privateKey, { algorithm: 'RS256', keyid: kid });

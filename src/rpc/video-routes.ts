@@ -1,9 +1,6 @@
 import type { ConnectRouter, HandlerContext } from '@connectrpc/connect';
-import type { MikroORM } from '@mikro-orm/postgresql';
-import type { Logger } from 'pino';
 import { VideoService } from '../../gen/video/v1/video_service_pb.js';
-import type { Clock } from '../domain/ports.js';
-import { type Caller, listAuditEntries } from '../video/audit.js';
+import { type Caller, listAuditEntries, type RefusalAuditDeps } from '../video/audit.js';
 import type { PageTokens } from '../video/pagination.js';
 import {
   fromProtoIssueType,
@@ -23,7 +20,7 @@ import { fromTimestamp, toProtoConsultation, toTimestamp } from './mappers.js';
  */
 export function createVideoRoutes(
   video: VideoUseCases,
-  auditDeps: { orm: MikroORM; clock: Clock; logger: Logger; pageTokens: PageTokens },
+  auditDeps: RefusalAuditDeps & { readonly pageTokens: PageTokens },
 ) {
   return (router: ConnectRouter) =>
     router.service(VideoService, {

@@ -90,29 +90,49 @@ export function auditRow(caller: Caller, record: AuditRecord, at: Date) {
   };
 }
 
+/** What recording a refusal needs, and whom to tell when it cannot be recorded. */
+export interface RefusalAuditDeps {
+  readonly orm: MikroORM;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** Called for every refusal whose audit entry could not be written (a metric counts them). */
+  readonly onRefusalNotAudited?: (() => void) | undefined;
+}
+
 /**
  * Records a refused attempt in a transaction of its own (the refused one rolled back),
  * with the clinic that owns the consultation when it exists, whoever's it is: the same
  * lookup runs for a missing consultation and another clinic's, so neither the answer nor
- * its timing differ. Losing the audit of a refusal must not turn the refusal into a
- * server error, so a failure here is logged and swallowed.
+ * its timing differ. The caller still gets the refusal when its audit entry cannot be
+ * written (a refusal must not turn into a server error), but the loss is not silent: it
+ * is logged as an error with the attempt's details and counted.
  */
 export async function recordRefusal(
-  orm: MikroORM,
+  deps: RefusalAuditDeps,
   caller: Caller,
   record: AuditRecord,
-  at: Date,
-  logger: Logger,
 ): Promise<void> {
+  const at = deps.clock.now();
   try {
-    await orm.em.fork().transactional(async (em) => {
+    await deps.orm.em.fork().transactional(async (em) => {
       const targetClinicId = await owningClinic(em, record);
       addAuditEntry(em, caller, { ...record, targetClinicId }, at);
     });
   } catch (error) {
-    logger.error(
-      { err: error, requestId: caller.requestId, action: record.action },
-      'audit write failed',
+    deps.onRefusalNotAudited?.();
+    deps.logger.error(
+      {
+        err: error,
+        requestId: caller.requestId,
+        actorId: caller.principal.userId,
+        actorRole: caller.principal.role,
+        clinicId: caller.principal.clinicId,
+        action: record.action,
+        resourceId: record.resourceId,
+        outcome: record.outcome,
+        at: at.toISOString(),
+      },
+      'refusal not audited: the audit entry could not be written',
     );
   }
 }
@@ -146,7 +166,7 @@ export interface AuditQuery {
  * clinic's users did, and what anyone attempted on their clinic's consultations.
  */
 export async function listAuditEntries(
-  deps: { orm: MikroORM; clock: Clock; logger: Logger; pageTokens: PageTokens },
+  deps: RefusalAuditDeps & { readonly pageTokens: PageTokens },
   caller: Caller,
   query: AuditQuery,
 ): Promise<{ entries: AuditEntryEntity[]; nextPageToken: string }> {
@@ -208,7 +228,7 @@ export async function listAuditEntries(
   } catch (error) {
     if (error instanceof DomainError) {
       const refusal = { ...record, outcome: error.code };
-      await recordRefusal(deps.orm, caller, refusal, deps.clock.now(), deps.logger);
+      await recordRefusal(deps, caller, refusal);
     }
     throw error;
   }

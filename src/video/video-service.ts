@@ -135,7 +135,14 @@ export interface VideoServiceDeps {
   readonly rules: WindowRules & { readonly maxImageBytes: number };
   /** Signs and checks the history's page tokens (PAGE_TOKEN_SECRET). */
   readonly pageTokens: PageTokens;
+  /** Called each time a unit of work lost a race and is replayed (a metric counts them). */
+  readonly onReplay?: ((reason: ReplayReason) => void) | undefined;
+  /** Called for every refusal whose audit entry could not be written. */
+  readonly onRefusalNotAudited?: (() => void) | undefined;
 }
+
+/** Why a unit of work was replayed: its version check failed, or it was a deadlock's victim. */
+export type ReplayReason = 'version_conflict' | 'deadlock';
 
 /** How often a use case is replayed when another call changed the consultation first. */
 const MAX_ATTEMPTS = 5;
@@ -163,7 +170,10 @@ export function createVideoService(deps: VideoServiceDeps) {
         // A lost race: another unit changed the row first, or PostgreSQL chose this one as
         // the victim of a deadlock. Either way, replaying it is safe.
         const lost = error instanceof OptimisticLockError || error instanceof DeadlockException;
-        if (lost && attempt < MAX_ATTEMPTS) continue;
+        if (lost && attempt < MAX_ATTEMPTS) {
+          deps.onReplay?.(error instanceof DeadlockException ? 'deadlock' : 'version_conflict');
+          continue;
+        }
         if (lost) {
           throw new DomainError('unavailable', 'the consultation is changing; retry', undefined, {
             cause: error,
@@ -194,7 +204,7 @@ export function createVideoService(deps: VideoServiceDeps) {
           resourceId,
           outcome: error.code,
         } as const;
-        await recordRefusal(orm, caller, record, clock.now(), logger);
+        await recordRefusal(deps, caller, record);
       }
       throw error;
     }

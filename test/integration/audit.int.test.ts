@@ -1,11 +1,13 @@
 import { Code, ConnectError } from '@connectrpc/connect';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
+import { DomainError } from '../../src/domain/errors.js';
 import { createLogger } from '../../src/logger.js';
 import { openDatabase } from '../../src/persistence/database.js';
 import { startTestApp, type TestApp } from '../support/app.js';
 import { appointmentId, slot, videoClient } from '../support/clients.js';
 import { createTestDatabase } from '../support/database.js';
+import { callerOf, openTestUseCases, type TestUseCases } from '../support/use-cases.js';
 
 /** The HIPAA audit trail: every read and change recorded, refusals too, never rewritten. */
 let t: TestApp;
@@ -121,6 +123,20 @@ describe('audit trail', () => {
     });
     expect(theirs.entries).toHaveLength(16);
     expect(theirs.entries.every((e) => e.clinicId === 'clinic-2')).toBe(true);
+    // Every attempt is on the trail as what it was answered, a refusal: a read that
+    // slipped past the tenancy condition in SQL would leave an 'allowed' entry even
+    // though the caller was answered NOT_FOUND.
+    const actions = [
+      'consultation.read',
+      'consultation.start',
+      'consultation.end',
+      'consultation.check_in',
+    ];
+    const answered = onReal.map(
+      (code, i) =>
+        `${actions[i % actions.length]}: ${code === Code.NotFound ? 'not_found' : 'permission_denied'}`,
+    );
+    expect(theirs.entries.map((e) => `${e.action}: ${e.outcome}`).sort()).toEqual(answered.sort());
   });
 
   it('pages through the trail', async () => {
@@ -157,5 +173,106 @@ describe('append-only', () => {
       await database.stop();
       await db.drop();
     }
+  });
+});
+
+describe('when the audit trail cannot be written', () => {
+  let u: TestUseCases;
+  beforeAll(async () => {
+    u = await openTestUseCases();
+    await u.sql(
+      `create function refuse_audit() returns trigger language plpgsql as $$
+         begin raise exception 'audit storage refused the entry'; end $$`,
+    );
+  });
+  afterAll(async () => {
+    await u?.stop();
+  });
+
+  /** Makes the audit table refuse the entries `when` matches, until the next call. */
+  async function refuseAuditEntries(when: string) {
+    await u.sql('drop trigger if exists refuse_audit on audit_entry');
+    await u.sql(
+      `create trigger refuse_audit before insert on audit_entry for each row
+         when (${when}) execute function refuse_audit()`,
+    );
+  }
+
+  /** A new consultation, scheduled while the trail takes every entry. */
+  async function scheduled(patientId: string) {
+    await u.sql('drop trigger if exists refuse_audit on audit_entry');
+    const { consultation } = await u.video.scheduleConsultation(
+      callerOf('service', 'appointments'),
+      {
+        appointmentId: appointmentId('unaudited'),
+        doctorId: 'doc-u',
+        patientId,
+        scheduledStart: new Date(Date.now() + 5 * 60_000),
+        scheduledEnd: new Date(Date.now() + 35 * 60_000),
+        provider: undefined,
+      },
+    );
+    return consultation;
+  }
+
+  const failure = (call: Promise<unknown>) =>
+    call.then(
+      (answer) => ({ answered: answer }),
+      (error: unknown) => error,
+    );
+
+  it('answers a refusal as a refusal, and logs and counts it as not audited', async () => {
+    const consultation = await scheduled('pat-u1');
+    await refuseAuditEntries(`new.outcome <> 'allowed'`);
+
+    const intruder = callerOf('patient', 'pat-other', 'clinic-1', { requestId: 'req-unaudited' });
+    const refused = await failure(u.video.getConsultation(intruder, consultation.id));
+
+    expect(refused).toBeInstanceOf(DomainError);
+    expect(refused).toMatchObject({ code: 'not_found' });
+    expect(u.refusalsNotAudited()).toBe(1);
+    const lines = u.logLines().filter((line) => String(line.msg).startsWith('refusal not audited'));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({
+      level: 50,
+      requestId: 'req-unaudited',
+      actorId: 'pat-other',
+      actorRole: 'patient',
+      clinicId: 'clinic-1',
+      action: 'consultation.read',
+      resourceId: consultation.id,
+      outcome: 'not_found',
+    });
+  });
+
+  it('answers an error, not the data, to a read whose entry cannot be written', async () => {
+    const consultation = await scheduled('pat-u2');
+    await refuseAuditEntries('true');
+    const read = await failure(
+      u.video.getConsultation(callerOf('doctor', 'doc-u'), consultation.id),
+    );
+    expect(read).toBeInstanceOf(Error);
+    expect(read).not.toHaveProperty('answered');
+  });
+
+  it('rolls a change back with its entry: neither commits without the other', async () => {
+    const consultation = await scheduled('pat-u3');
+    await refuseAuditEntries('true');
+    const cancel = await failure(
+      u.video.cancelConsultation(callerOf('service', 'appointments'), {
+        consultationId: consultation.id,
+      }),
+    );
+    expect(cancel).toBeInstanceOf(Error);
+    const [row] = await u.sql<{ status: string; version: number }>(
+      'select status, version from consultation where id = ?',
+      [consultation.id],
+    );
+    expect(row).toEqual({ status: 'scheduled', version: 1 });
+    const [events] = await u.sql<{ n: string | number }>(
+      'select count(*) as n from outbox_message where subject = ?',
+      [consultation.id],
+    );
+    expect(Number(events?.n)).toBe(0);
   });
 });

@@ -441,3 +441,73 @@ describe('the outbox relay while the broker is away (either engine)', () => {
     expect(drainedMs).toBeLessThan(2_000);
   }, 90_000);
 });
+
+describe('an event published again (either engine)', () => {
+  it('carries the same ce_id and record when the broker acknowledged but the relay died before marking it sent', async () => {
+    const testDatabase = await createTestDatabase();
+    cleanups.push(() => testDatabase.drop());
+    const config = loadConfig({ NODE_ENV: 'test', ...testDatabase.env });
+    const database = await openDatabase(config, logger);
+    cleanups.push(() => database.stop());
+    await database.migrate();
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const id = randomUUID();
+      ids.push(id);
+      await database.orm.em.getConnection().execute(
+        `insert into outbox_message (id, type, key, subject, clinic_id, payload, created_at)
+         values (?, 'video.token.generated', 'apt-again', ?, 'clinic-1', ?, now())`,
+        [id, randomUUID(), JSON.stringify({ n: i })],
+      );
+    }
+
+    // Copy a: the broker acknowledges, and the copy dies before it can mark the events sent.
+    const dying = countingOrm(database.orm);
+    const firstSend: KafkaRecord[] = [];
+    let acknowledged: () => void = () => {};
+    const acknowledgedOnce = new Promise<void>((resolve) => {
+      acknowledged = resolve;
+    });
+    const a = relayOf(
+      dying,
+      {
+        async publish(batch) {
+          firstSend.push(...batch.map((entry) => entry.record));
+          dying.kill();
+          acknowledged();
+        },
+      },
+      500,
+    );
+    a.start();
+    cleanups.push(() => a.stop());
+    await acknowledgedOnce;
+    await a.stop();
+
+    // Copy b takes the lapsed claim over and sends the same events again.
+    const secondSend: KafkaRecord[] = [];
+    const b = relayOf(
+      database,
+      {
+        async publish(batch) {
+          secondSend.push(...batch.map((entry) => entry.record));
+        },
+      },
+      500,
+    );
+    b.start();
+    cleanups.push(() => b.stop());
+    await until(async () => secondSend.length >= 3, 20_000, 'the events to be sent again');
+    await b.stop();
+
+    expect(firstSend.map((record) => record.headers.ce_id)).toEqual(ids);
+    // The same events, byte for byte: a consumer's inbox drops the second copy by ce_id.
+    expect(secondSend).toEqual(firstSend);
+    const [row] = await database.orm.em
+      .getConnection()
+      .execute<{ n: string | number }[]>(
+        'select count(*) as n from outbox_message where sent_at is null',
+      );
+    expect(Number(row?.n)).toBe(0);
+  }, 60_000);
+});

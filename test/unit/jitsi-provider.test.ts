@@ -8,6 +8,20 @@ const now = new Date('2026-03-01T10:00:00Z');
 const clock = { now: () => now };
 const expiresAt = new Date('2026-03-01T11:15:00Z');
 const consultationId = '7d1f3a52-8c1e-4b7a-9d0e-2f6b5c4a3e21';
+const roles = ['doctor', 'patient', 'observer'] as const;
+
+/**
+ * What every token must say in `context.features`, whoever holds it: Jitsi's own
+ * recording, live streaming, transcription and dial-out off (string values, as JaaS
+ * documents them; prosody and the web app allow a feature only for "true").
+ */
+const SWITCHED_OFF = {
+  recording: 'false',
+  livestreaming: 'false',
+  transcription: 'false',
+  'outbound-call': 'false',
+  'sip-outbound-call': 'false',
+};
 
 describe('self-hosted Jitsi (prosody token auth)', () => {
   const provider = createJitsiProvider({
@@ -62,6 +76,26 @@ describe('self-hosted Jitsi (prosody token auth)', () => {
       expect(credentials.joinUrl).toBe(
         `https://meet.example.test/${sessionId}?jwt=${credentials.token}`,
       );
+    }
+  });
+
+  it('switches Jitsi recording, live streaming, transcription and dial-out off in every self-hosted token, the doctor’s too', async () => {
+    const { sessionId } = await provider.ensureSession(consultationId);
+    for (const role of roles) {
+      const { token } = await provider.issueToken({
+        sessionId,
+        participantId: `participant-${role}`,
+        role,
+        expiresAt,
+      });
+      const claims = jwt.verify(token, 'a-jitsi-app-secret-for-tests', {
+        algorithms: ['HS256'],
+        clockTimestamp: now.getTime() / 1000,
+      }) as jwt.JwtPayload;
+      // Exactly these, so a feature switched back on (or "true" again) fails here.
+      expect(claims.context.features).toStrictEqual(SWITCHED_OFF);
+      // The doctor is a moderator; the features hold for moderators too.
+      expect(claims.moderator).toBe(role === 'doctor');
     }
   });
 
@@ -129,5 +163,23 @@ describe('Jitsi as a Service (8x8)', () => {
       expiresAt,
     });
     expect((jwt.decode(patient.token) as jwt.JwtPayload).context.user.moderator).toBe('false');
+  });
+
+  it('switches Jitsi recording, live streaming, transcription and dial-out off in every JaaS token, the doctor’s too', async () => {
+    const { sessionId } = await provider.ensureSession(consultationId);
+    for (const role of roles) {
+      const { token } = await provider.issueToken({
+        sessionId,
+        participantId: `participant-${role}`,
+        role,
+        expiresAt,
+      });
+      const claims = jwt.verify(token, publicKey, {
+        algorithms: ['RS256'],
+        clockTimestamp: now.getTime() / 1000,
+      }) as jwt.JwtPayload;
+      expect(claims.context.features).toStrictEqual(SWITCHED_OFF);
+      expect(claims.context.user.moderator).toBe(String(role === 'doctor'));
+    }
   });
 });
