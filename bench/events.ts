@@ -9,7 +9,7 @@
  *    arrives; the latency is that stamp minus the record's `ce_time` header. `ce_time` is
  *    the outbox row's `created_at`, which is the service's clock read inside the
  *    transaction, after the consultation was loaded and before the audit and outbox rows
- *    are inserted and the transaction commits (src/video/video-service.ts, `addEvent`;
+ *    are inserted and the transaction commits (src/video/events.ts `addEvent`, from each use case;
  *    src/messaging/outbox-relay.ts sends `new Date(row.created_at)` as `ce_time`). So the
  *    interval runs from just before the commit to the bench's consumer holding the record:
  *    the rest of the transaction and its commit, the relay's poll (every 50 ms), the

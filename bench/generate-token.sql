@@ -2,12 +2,12 @@
 -- GenerateToken by the doctor of a consultation in progress who already holds a token
 -- (the seeded case; see bench/fixture.ts), in the same order and the same shape.
 --
--- Where the statements come from (src/video/video-service.ts, generateToken):
+-- Where the statements come from (src/video/use-cases/generate-token.ts, generateToken):
 --   1-2  load() outside any transaction, to issue the provider token with no
 --        transaction open: MikroORM selects the consultation, scoped to the caller's
 --        clinic and (for a doctor) doctor id, then populates its participants with a
 --        second select.
---   3    audited() -> unitOfWork(): orm.em.fork().transactional() opens a transaction.
+--   3    audited() -> unitOfWork() (src/video/use-case.ts): orm.em.fork().transactional() opens a transaction.
 --   4-5  load() again inside it: the same two selects.
 --        Nothing changes (the session id and first_token_at are already set), so the
 --        flush issues no update and the optimistic-lock version is not touched.

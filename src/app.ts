@@ -9,12 +9,12 @@ import { createTokenVerifier } from './auth/jwt.js';
 import type { Config } from './config.js';
 import { type Clock, systemClock } from './domain/ports.js';
 import { createMetrics } from './http/metrics.js';
+import { createOpenViduWebhookReceiver, MAX_WEBHOOK_BYTES } from './http/openvidu-webhooks.js';
 import { createReadiness } from './http/readiness.js';
 import { createHttpServer } from './http/server.js';
 import { startMessaging } from './messaging/messaging.js';
 import { openDatabase } from './persistence/database.js';
 import { createConfiguredProviders } from './providers/configured-providers.js';
-import { createOpenViduWebhookReceiver } from './providers/openvidu-webhooks.js';
 import { createHealthRoutes } from './rpc/health-service.js';
 import {
   createAuthInterceptor,
@@ -30,7 +30,7 @@ import { createAttendance } from './video/attendance.js';
 import { createPageTokens } from './video/pagination.js';
 import { createReconciler } from './video/reconciler.js';
 import { createSweeper } from './video/sweeper.js';
-import { createVideoService } from './video/video-service.js';
+import type { UseCaseDeps } from './video/use-case.js';
 
 export interface App {
   /** The bound port (the configured one, or the OS's pick for port 0). */
@@ -101,7 +101,7 @@ export async function startApp(
           .filter((p) => p.configured)
           .map((p) => ({ name: p.name, healthy: p.healthy })),
     });
-    const video = createVideoService({
+    const useCases: UseCaseDeps = {
       orm: database.orm,
       providers,
       clock,
@@ -110,7 +110,7 @@ export async function startApp(
       pageTokens,
       onReplay: metrics.unitOfWorkReplay,
       onRefusalNotAudited: metrics.refusalNotAudited,
-    });
+    };
 
     const verifier = createTokenVerifier({
       hs256Secret: config.auth.hs256Secret,
@@ -128,7 +128,7 @@ export async function startApp(
       );
     }
 
-    const messaging = startMessaging(config, { orm: database.orm, video, logger });
+    const messaging = startMessaging(config, { orm: database.orm, useCases, logger });
     const attendance = createAttendance({ orm: database.orm, clock, logger });
     const openViduWebhooks = createOpenViduWebhookReceiver({
       // Without a configured secret nothing can match: every webhook is refused.
@@ -181,7 +181,12 @@ export async function startApp(
       limits: config.http,
       ready,
       details: () => readiness.details(),
-      webhooks: { '/webhooks/openvidu': (request) => openViduWebhooks.receive(request) },
+      webhooks: {
+        '/webhooks/openvidu': {
+          maxBytes: MAX_WEBHOOK_BYTES,
+          receive: (request) => openViduWebhooks.receive(request),
+        },
+      },
       metrics: {
         contentType: metrics.registry.contentType,
         render: () => metrics.registry.metrics(),
@@ -200,13 +205,7 @@ export async function startApp(
         }),
       ],
       routes: (router) => {
-        createVideoRoutes(video, {
-          orm: database.orm,
-          clock,
-          logger,
-          pageTokens,
-          onRefusalNotAudited: metrics.refusalNotAudited,
-        })(router);
+        createVideoRoutes(useCases)(router);
         createHealthRoutes({
           check: ready,
           services: [VideoService.typeName],

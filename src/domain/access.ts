@@ -16,24 +16,29 @@ export interface Principal {
   readonly clinicId: string;
 }
 
+/** What a role may be allowed to do, in the order docs/security.md's table lists them. */
+export const ACTIONS = [
+  'consultation.schedule',
+  'consultation.cancel',
+  'consultation.reschedule',
+  'consultation.read',
+  'consultation.check_in',
+  'consultation.admit',
+  'consultation.start',
+  'consultation.join',
+  'consultation.end',
+  'consultation.report_issue',
+  'consultation.share_image',
+  'consultation.record_consent',
+  'consultation.record',
+  'waiting_room.list',
+  'history.list',
+  'provider.status',
+  'audit.list',
+] as const;
+
 export type Action =
-  | 'consultation.schedule'
-  | 'consultation.cancel'
-  | 'consultation.reschedule'
-  | 'consultation.read'
-  | 'consultation.check_in'
-  | 'consultation.admit'
-  | 'consultation.start'
-  | 'consultation.end'
-  | 'consultation.join'
-  | 'consultation.report_issue'
-  | 'consultation.share_image'
-  | 'consultation.record_consent'
-  | 'consultation.record'
-  | 'waiting_room.list'
-  | 'history.list'
-  | 'provider.status'
-  | 'audit.list'
+  | (typeof ACTIONS)[number]
   /** The service's own sweeper only: no role has it. */
   | 'consultation.no_show'
   /** Attendance from the video provider's webhooks and reconciler: no role has it. */

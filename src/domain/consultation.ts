@@ -96,7 +96,7 @@ export function transition(from: ConsultationStatus, event: ConsultationEvent): 
   const to = TRANSITIONS[from][event];
   if (to === undefined) {
     throw failedPrecondition(
-      `cannot ${event.replace('_', ' ')} a consultation that is ${from.replace('_', ' ')}`,
+      `cannot ${event.replaceAll('_', ' ')} a consultation that is ${from.replaceAll('_', ' ')}`,
     );
   }
   return { from, to, changed: to !== from };
@@ -203,3 +203,6 @@ export function sweepDecision(
   }
   return undefined;
 }
+
+/** What a participant reports went wrong with the call. */
+export type TechnicalIssueKind = 'audio' | 'video' | 'connection' | 'other';

@@ -75,3 +75,37 @@ export interface RecordingState {
   readonly status: 'starting' | 'started' | 'stopped' | 'ready' | 'failed';
   readonly url: string | undefined;
 }
+
+/** A provider's state, as GetProviderStatus answers it. */
+export interface ProviderStatusView {
+  readonly name: ProviderName;
+  readonly configured: boolean;
+  readonly healthy: boolean;
+  readonly isDefault: boolean;
+  readonly detail: string;
+  readonly circuitState: 'closed' | 'open' | 'half_open' | '';
+  readonly lastError: string;
+  readonly latencyMs: number;
+}
+
+/**
+ * The configured providers, each behind a circuit breaker. New consultations go to the
+ * clinic's provider (or the default) unless its circuit is open, and then to another
+ * one; a session that exists stays where it is, so calls for it go to its provider.
+ */
+export interface ProviderRegistry {
+  readonly defaultProvider: ProviderName;
+  /** The provider (behind its breaker), or FAILED_PRECONDITION when not configured. */
+  get(name: ProviderName): VideoProvider;
+  /** The provider for a new consultation: the preference, else the clinic's, else the default. */
+  choose(preference: ProviderName | undefined, clinicId?: string): ProviderName;
+  /**
+   * Creates the session of a consultation that has none, on the chosen provider or, when
+   * that one is failing, on the next configured one.
+   */
+  ensureSessionWithFailover(
+    consultationId: string,
+    preferred: ProviderName,
+  ): Promise<{ provider: ProviderName; sessionId: string }>;
+  statuses(): Promise<ProviderStatusView[]>;
+}

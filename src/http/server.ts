@@ -20,20 +20,18 @@ import {
 } from '@connectrpc/connect/protocol';
 import { trailerFlag, trailerParse, trailerSerialize } from '@connectrpc/connect/protocol-grpc-web';
 import {
-  compressionBrotli,
-  compressionGzip,
   universalRequestFromNodeRequest,
   universalResponseToNodeResponse,
 } from '@connectrpc/connect-node';
 import type { Logger } from 'pino';
 import type { CorsPolicy } from '../config.js';
-import { MAX_WEBHOOK_BYTES, type WebhookRequest } from '../providers/openvidu-webhooks.js';
+import { kClientAddress } from '../rpc/context.js';
 import { grpcMessageReencode } from '../rpc/grpc-message.js';
-import { kClientAddress } from '../rpc/interceptors.js';
 import { REQUEST_DECODING } from '../rpc/request-decoding.js';
 import { createApiDocs } from './api-docs.js';
 import { createCors } from './cors.js';
 import { type ConnectionLimits, createListener } from './listener.js';
+import type { WebhookRequest } from './openvidu-webhooks.js';
 import { createRestTranscoder, restRoutes } from './rest-transcoder.js';
 
 export interface HttpServerOptions {
@@ -55,8 +53,11 @@ export interface HttpServerOptions {
   readonly ready: () => Promise<boolean>;
   /** What `/readyz` reports besides: outbox backlog and the like. */
   readonly details?: () => Promise<Record<string, unknown>>;
-  /** `POST` endpoints for provider webhooks: path → receiver answering an HTTP status. */
-  readonly webhooks?: Record<string, (request: WebhookRequest) => number>;
+  /** `POST` endpoints for provider webhooks: path → the largest body and the receiver. */
+  readonly webhooks?: Record<
+    string,
+    { readonly maxBytes: number; readonly receive: (request: WebhookRequest) => number }
+  >;
   /** Prometheus text for `GET /metrics`. */
   readonly metrics?: { contentType: string; render: () => Promise<string> };
   readonly logger: Logger;
@@ -136,9 +137,9 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
   ) {
     const webhook = path ? options.webhooks?.[path] : undefined;
     if (req.method === 'POST' && webhook) {
-      return void readBody(req, MAX_WEBHOOK_BYTES).then(
+      return void readBody(req, webhook.maxBytes).then(
         (body) => {
-          const status = webhook({ headers: req.headers, body });
+          const status = webhook.receive({ headers: req.headers, body });
           sendJson(res, status, status === 200 ? { status: 'accepted' } : { error: 'refused' });
         },
         () => sendJson(res, 413, { error: 'body too large' }),

@@ -1,6 +1,5 @@
 import { setTimeout as wait } from 'node:timers/promises';
 import { fromJson, type JsonValue } from '@bufbuild/protobuf';
-import { timestampDate } from '@bufbuild/protobuf/wkt';
 import type { Consumer, Kafka, KafkaMessage, Producer } from 'kafkajs';
 import type { Logger } from 'pino';
 import {
@@ -9,8 +8,12 @@ import {
   AppointmentRescheduledSchema,
 } from '../../gen/video/v1/events_pb.js';
 import { DomainError } from '../domain/errors.js';
+import { fromTimestamp } from '../rpc/mappers.js';
 import { type Caller, EventAlreadyHandled } from '../video/audit.js';
-import type { VideoService } from '../video/video-service.js';
+import type { UseCaseDeps } from '../video/use-case.js';
+import { cancelConsultation } from '../video/use-cases/cancel-consultation.js';
+import { rescheduleConsultation } from '../video/use-cases/reschedule-consultation.js';
+import { scheduleConsultation } from '../video/use-cases/schedule-consultation.js';
 import { cloudEventAttributes } from './cloudevents.js';
 
 /** The appointment events this service reacts to (topic = type, with the prefix). */
@@ -30,7 +33,8 @@ const MAX_BACKOFF_MS = 30_000;
 export interface AppointmentConsumerOptions {
   readonly kafka: Kafka;
   readonly producer: Producer;
-  readonly video: VideoService;
+  /** The use cases the events apply (scheduling, cancelling, rescheduling). */
+  readonly useCases: UseCaseDeps;
   readonly logger: Logger;
   readonly groupId: string;
   readonly topicFor: (type: AppointmentEventType) => string;
@@ -59,7 +63,7 @@ class PoisonMessage extends Error {
  * that cannot succeed goes to `<topic>.dlq` with the reason in its headers.
  */
 export function createAppointmentConsumer(options: AppointmentConsumerOptions) {
-  const { video, logger, producer } = options;
+  const { useCases, logger, producer } = options;
   const stopping = new AbortController();
   const consumer: Consumer = options.kafka.consumer({
     groupId: options.groupId,
@@ -144,12 +148,12 @@ export function createAppointmentConsumer(options: AppointmentConsumerOptions) {
         if (!event.scheduledStart || !event.scheduledEnd) {
           throw new PoisonMessage('invalid', 'scheduled_start and scheduled_end are required');
         }
-        await video.scheduleConsultation(caller(event.clinicId), {
+        await scheduleConsultation(useCases, caller(event.clinicId), {
           appointmentId: event.appointmentId,
           doctorId: event.doctorId,
           patientId: event.patientId,
-          scheduledStart: timestampDate(event.scheduledStart),
-          scheduledEnd: timestampDate(event.scheduledEnd),
+          scheduledStart: fromTimestamp(event.scheduledStart)!,
+          scheduledEnd: fromTimestamp(event.scheduledEnd)!,
           provider: undefined,
         });
         return 'applied';
@@ -157,7 +161,7 @@ export function createAppointmentConsumer(options: AppointmentConsumerOptions) {
       case 'appointment.cancelled': {
         const event = parse(AppointmentCancelledSchema, json);
         requireIds(event.appointmentId, event.clinicId);
-        await video.cancelConsultation(caller(event.clinicId), {
+        await cancelConsultation(useCases, caller(event.clinicId), {
           appointmentId: event.appointmentId,
         });
         return 'applied';
@@ -168,10 +172,10 @@ export function createAppointmentConsumer(options: AppointmentConsumerOptions) {
         if (!event.scheduledStart || !event.scheduledEnd) {
           throw new PoisonMessage('invalid', 'scheduled_start and scheduled_end are required');
         }
-        await video.rescheduleConsultation(caller(event.clinicId), {
+        await rescheduleConsultation(useCases, caller(event.clinicId), {
           appointmentId: event.appointmentId,
-          scheduledStart: timestampDate(event.scheduledStart),
-          scheduledEnd: timestampDate(event.scheduledEnd),
+          scheduledStart: fromTimestamp(event.scheduledStart)!,
+          scheduledEnd: fromTimestamp(event.scheduledEnd)!,
         });
         return 'applied';
       }

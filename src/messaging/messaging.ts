@@ -3,7 +3,7 @@ import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { EVENT_TYPES } from '../video/events.js';
-import type { VideoService } from '../video/video-service.js';
+import type { UseCaseDeps } from '../video/use-case.js';
 import { createAppointmentConsumer } from './appointment-consumer.js';
 import {
   createBrokerMonitor,
@@ -47,9 +47,9 @@ function withTimeout<T>(step: string, promise: Promise<T>, ms = STEP_TIMEOUT_MS)
  */
 export function startMessaging(
   config: Config,
-  deps: { orm: MikroORM; video: VideoService; logger: Logger },
+  deps: { orm: MikroORM; useCases: UseCaseDeps; logger: Logger },
 ): Messaging {
-  const { orm, video, logger } = deps;
+  const { orm, useCases, logger } = deps;
   const brokers = config.kafka.brokers;
   const relayOptions = {
     orm,
@@ -98,7 +98,7 @@ export function startMessaging(
   const consumer = createAppointmentConsumer({
     kafka,
     producer: publisher.producer,
-    video,
+    useCases,
     logger,
     groupId: config.kafka.consumerGroup,
     topicFor,

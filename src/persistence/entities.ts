@@ -6,6 +6,7 @@ import type {
   ParticipantRole,
   ProviderName,
   RecordingStatus,
+  TechnicalIssueKind,
 } from '../domain/consultation.js';
 
 /**
@@ -135,7 +136,6 @@ export const TechnicalIssueSchema = defineEntity({
   ],
 });
 export type TechnicalIssueEntity = InferEntity<typeof TechnicalIssueSchema>;
-export type TechnicalIssueKind = 'audio' | 'video' | 'connection' | 'other';
 
 export const SharedImageSchema = defineEntity({
   name: 'SharedImage',

@@ -1,8 +1,8 @@
 import type { Config } from '../config.js';
-import type { Clock } from '../domain/ports.js';
+import type { Clock, ProviderRegistry } from '../domain/ports.js';
 import { createJaasProvider, createJitsiProvider } from './jitsi-provider.js';
 import { createOpenViduProvider } from './openvidu-provider.js';
-import { createProviderRegistry, type ProviderRegistry } from './provider-registry.js';
+import { createProviderRegistry } from './provider-registry.js';
 
 /** The providers the configuration names, each behind its breaker, in one registry. */
 export function createConfiguredProviders(

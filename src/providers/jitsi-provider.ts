@@ -1,6 +1,12 @@
 import { createPrivateKey, createSecretKey } from 'node:crypto';
 import jwt from 'jsonwebtoken';
-import { type Clock, systemClock, type TokenRole, type VideoProvider } from '../domain/ports.js';
+import {
+  type Clock,
+  systemClock,
+  type TokenRequest,
+  type TokenRole,
+  type VideoProvider,
+} from '../domain/ports.js';
 import { providerSessionName } from './session-name.js';
 
 /**
@@ -77,6 +83,29 @@ const SWITCHED_OFF_FEATURES = {
 /** Seconds `nbf` lies in the past, so a participant's slightly late clock still joins. */
 const NOT_BEFORE_MARGIN_SECONDS = 10;
 
+/** A Jitsi room exists as soon as someone joins it: its name is all there is to create. */
+async function ensureRoom(consultationId: string) {
+  return { sessionId: providerSessionName(consultationId) };
+}
+
+/** The claims both modes share: the room, the validity, the participant and the features. */
+function roomClaims(request: TokenRequest, clock: Clock) {
+  const now = Math.floor(clock.now().getTime() / 1000);
+  return {
+    room: request.sessionId,
+    nbf: now - NOT_BEFORE_MARGIN_SECONDS,
+    exp: Math.floor(request.expiresAt.getTime() / 1000),
+    context: {
+      user: {
+        id: request.participantId,
+        name: DISPLAY_NAMES[request.role],
+        moderator: String(request.role === 'doctor'),
+      },
+      features: { ...SWITCHED_OFF_FEATURES },
+    },
+  };
+}
+
 export function createJitsiProvider(options: JitsiOptions): VideoProvider {
   const clock = options.clock ?? systemClock;
   // Made once: jsonwebtoken would otherwise build a key object on every signature.
@@ -84,27 +113,13 @@ export function createJitsiProvider(options: JitsiOptions): VideoProvider {
   return {
     name: 'jitsi',
 
-    async ensureSession(consultationId) {
-      return { sessionId: providerSessionName(consultationId) };
-    },
+    ensureSession: ensureRoom,
 
-    async issueToken({ sessionId, participantId, role, expiresAt }) {
-      const now = Math.floor(clock.now().getTime() / 1000);
-      const moderator = role === 'doctor';
+    async issueToken(request) {
       const claims = {
-        room: sessionId,
-        nbf: now - NOT_BEFORE_MARGIN_SECONDS,
-        exp: Math.floor(expiresAt.getTime() / 1000),
+        ...roomClaims(request, clock),
         // Prosody's token moderation reads the top-level flag; clients read context.user.
-        moderator,
-        context: {
-          user: {
-            id: participantId,
-            name: DISPLAY_NAMES[role],
-            moderator: String(moderator),
-          },
-          features: { ...SWITCHED_OFF_FEATURES },
-        },
+        moderator: request.role === 'doctor',
       };
       const token = jwt.sign(claims, secret, {
         algorithm: 'HS256',
@@ -114,7 +129,7 @@ export function createJitsiProvider(options: JitsiOptions): VideoProvider {
       });
       return {
         token,
-        joinUrl: `https://${options.domain}/${sessionId}?jwt=${token}`,
+        joinUrl: `https://${options.domain}/${request.sessionId}?jwt=${token}`,
         expiresAt: new Date(claims.exp * 1000),
       };
     },
@@ -139,33 +154,19 @@ export function createJaasProvider(options: JaasOptions): VideoProvider {
   return {
     name: 'jitsi',
 
-    async ensureSession(consultationId) {
-      return { sessionId: providerSessionName(consultationId) };
-    },
+    ensureSession: ensureRoom,
 
-    async issueToken({ sessionId, participantId, role, expiresAt }) {
-      const now = Math.floor(clock.now().getTime() / 1000);
-      const moderator = String(role === 'doctor');
+    async issueToken(request) {
       const claims = {
         aud: 'jitsi',
         iss: 'chat',
         sub: options.appId,
-        room: sessionId,
-        nbf: now - NOT_BEFORE_MARGIN_SECONDS,
-        exp: Math.floor(expiresAt.getTime() / 1000),
-        context: {
-          user: {
-            id: participantId,
-            name: DISPLAY_NAMES[role],
-            moderator,
-          },
-          features: { ...SWITCHED_OFF_FEATURES },
-        },
+        ...roomClaims(request, clock),
       };
       const token = jwt.sign(claims, privateKey, { algorithm: 'RS256', keyid: kid });
       return {
         token,
-        joinUrl: `https://${options.domain}/${options.appId}/${sessionId}?jwt=${token}`,
+        joinUrl: `https://${options.domain}/${options.appId}/${request.sessionId}?jwt=${token}`,
         expiresAt: new Date(claims.exp * 1000),
       };
     },

@@ -65,7 +65,10 @@ export function createOpenViduProvider(options: OpenViduOptions): VideoProvider 
   const creating = new Map<string, Promise<Session>>();
 
   /** One call to OpenVidu, within the deadline; its failures in the service's terms. */
-  async function call<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  async function call<T>(
+    what: string,
+    fn: (context: { signal: AbortSignal }) => Promise<T>,
+  ): Promise<T> {
     try {
       return await deadline.execute(fn);
     } catch (error) {
@@ -115,12 +118,26 @@ export function createOpenViduProvider(options: OpenViduOptions): VideoProvider 
     return request;
   }
 
-  /**
-   * The client's object for a session, known or read again. The recording calls find the
-   * session in the client's list (and warn on the console when it is not there).
-   */
+  /** The client's object for a session, known or read again. */
   const sessionFor = async (sessionId: string) =>
     cached(sessionId) ?? (await createOrReuse(sessionId));
+
+  /**
+   * The recording calls find the session in the client's list (and warn on the console
+   * when it is not there): read the sessions, rather than create one that may be gone.
+   */
+  async function knowSession(sessionId: string): Promise<void> {
+    if (!cached(sessionId)) await call('list sessions', () => ov.fetch());
+  }
+
+  /** A REST call of the service's own, for what the client cannot do without side effects. */
+  function api(method: 'GET' | 'DELETE', path: string, signal: AbortSignal): Promise<Response> {
+    return fetch(new URL(`/openvidu/api${path}`, options.url), {
+      method,
+      headers: { authorization: basicAuth(options.secret) },
+      signal,
+    });
+  }
 
   async function createConnection(session: Session, participantId: string, role: TokenRole) {
     return call('create connection', () =>
@@ -160,14 +177,21 @@ export function createOpenViduProvider(options: OpenViduOptions): VideoProvider 
     },
 
     async endSession(sessionId) {
-      try {
-        const session = await sessionFor(sessionId);
-        await call('close session', () => session.close());
-      } catch (error) {
-        // 404: already closed, which is what was asked.
-        if (httpStatus(error) !== 404) throw failure('close session', error);
-        forget(sessionId);
+      // DELETE /sessions/{id} itself: the client's Session.close() needs the session object,
+      // and getting one for a session that is gone means POST /sessions, which creates it
+      // again (with its sessionCreated and sessionDestroyed webhooks) only to close it.
+      const status = await call('close session', async ({ signal }) => {
+        const response = await api('DELETE', `/sessions/${encodeURIComponent(sessionId)}`, signal);
+        await response.body?.cancel();
+        return response.status;
+      }).catch((error: unknown) => {
+        throw failure('close session', error);
+      });
+      // 404: already closed, which is what was asked.
+      if (status !== 204 && status !== 404) {
+        throw failure('close session', new Error(String(status)));
       }
+      forget(sessionId);
     },
 
     async liveSessions(sessionIds) {
@@ -195,7 +219,7 @@ export function createOpenViduProvider(options: OpenViduOptions): VideoProvider 
     recording: {
       async start(sessionId) {
         try {
-          await sessionFor(sessionId);
+          await knowSession(sessionId);
           const recording = await call('start recording', () =>
             ov.startRecording(sessionId, {
               outputMode: Recording.OutputMode.COMPOSED,
@@ -231,8 +255,9 @@ export function createOpenViduProvider(options: OpenViduOptions): VideoProvider 
 
       async stop(sessionId, recordingId) {
         try {
-          // Read the sessions rather than create one that may be gone with its recording.
-          if (!cached(sessionId)) await call('list sessions', () => ov.fetch());
+          await knowSession(sessionId);
+          // OpenVidu CE answers the recording `ready`, its file processed; the webhooks
+          // (`stopped`, then `ready`) bring that to the consultation.
           await call('stop recording', () => ov.stopRecording(recordingId));
         } catch (error) {
           const status = httpStatus(error);
@@ -258,10 +283,7 @@ export function createOpenViduProvider(options: OpenViduOptions): VideoProvider 
     async health() {
       // GET /config: the cheapest authenticated call; it proves the URL and the secret.
       try {
-        const response = await fetch(new URL('/openvidu/api/config', options.url), {
-          headers: { authorization: basicAuth(options.secret) },
-          signal: AbortSignal.timeout(options.timeoutMs),
-        });
+        const response = await api('GET', '/config', AbortSignal.timeout(options.timeoutMs));
         if (!response.ok) {
           const why = response.status === 401 ? 'refused the secret' : `HTTP ${response.status}`;
           return { healthy: false, detail: `OpenVidu at ${host}: ${why}` };

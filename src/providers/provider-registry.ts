@@ -8,20 +8,14 @@ import {
 } from 'cockatiel';
 import type { ProviderName } from '../domain/consultation.js';
 import { DomainError } from '../domain/errors.js';
-import type { ProviderHealth, VideoProvider } from '../domain/ports.js';
+import type {
+  ProviderHealth,
+  ProviderRegistry,
+  ProviderStatusView,
+  VideoProvider,
+} from '../domain/ports.js';
 
 export const PROVIDER_NAMES: readonly ProviderName[] = ['jitsi', 'openvidu'];
-
-export interface ProviderStatusView {
-  readonly name: ProviderName;
-  readonly configured: boolean;
-  readonly healthy: boolean;
-  readonly isDefault: boolean;
-  readonly detail: string;
-  readonly circuitState: 'closed' | 'open' | 'half_open' | '';
-  readonly lastError: string;
-  readonly latencyMs: number;
-}
 
 export interface RegistryOptions {
   readonly defaultProvider: ProviderName;
@@ -31,28 +25,6 @@ export interface RegistryOptions {
   readonly failuresToOpen?: number;
   /** How long an open circuit waits before it lets one call try again. */
   readonly halfOpenAfterMs?: number;
-}
-
-/**
- * The configured providers, each behind a circuit breaker. New consultations go to the
- * clinic's provider (or the default) unless its circuit is open, and then to another
- * one; a session that exists stays where it is, so calls for it go to its provider.
- */
-export interface ProviderRegistry {
-  readonly defaultProvider: ProviderName;
-  /** The provider (behind its breaker), or FAILED_PRECONDITION when not configured. */
-  get(name: ProviderName): VideoProvider;
-  /** The provider for a new consultation: the preference, else the clinic's, else the default. */
-  choose(preference: ProviderName | undefined, clinicId?: string): ProviderName;
-  /**
-   * Creates the session of a consultation that has none, on the chosen provider or, when
-   * that one is failing, on the next configured one.
-   */
-  ensureSessionWithFailover(
-    consultationId: string,
-    preferred: ProviderName,
-  ): Promise<{ provider: ProviderName; sessionId: string }>;
-  statuses(): Promise<ProviderStatusView[]>;
 }
 
 /** Failures that say the provider is in trouble (not "your request is wrong"). */

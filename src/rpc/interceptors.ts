@@ -1,26 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import { Code, ConnectError, createContextKey, type Interceptor } from '@connectrpc/connect';
+import { Code, ConnectError, type Interceptor } from '@connectrpc/connect';
 import { codeToString } from '@connectrpc/connect/protocol-connect';
 import type { Logger } from 'pino';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import type { TokenVerifier } from '../auth/jwt.js';
-import type { Principal } from '../domain/access.js';
 import { DomainError, type DomainErrorCode } from '../domain/errors.js';
 import { databaseUnavailable } from '../persistence/database-errors.js';
+import { kClientAddress, kPrincipal, kRequestId } from './context.js';
 import { type RuleOptions, validate } from './validation.js';
-
-/** The authenticated caller of this request; set by the auth interceptor. */
-export const kPrincipal = createContextKey<Principal | undefined>(undefined, {
-  description: 'the authenticated caller',
-});
-
-/** The client's network address, set by the HTTP server for the audit trail. */
-export const kClientAddress = createContextKey<string | undefined>(undefined, {
-  description: 'client address',
-});
-
-/** The id that ties this request's log lines together. */
-export const kRequestId = createContextKey<string>('', { description: 'request id' });
 
 /** Services anyone may call without a token: load balancers and tooling use them. */
 const PUBLIC_SERVICES = new Set([

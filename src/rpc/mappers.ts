@@ -13,7 +13,7 @@ import {
   toProtoRole,
   toProtoStatus,
 } from '../video/proto-enums.js';
-import type { ConsultationView } from '../video/video-service.js';
+import type { ConsultationView } from '../video/views.js';
 
 /** Proto ↔ domain translation of whole messages; enum values go through proto-enums. */
 export const toTimestamp = (date: Date | null): Timestamp | undefined =>
@@ -25,13 +25,13 @@ export const toTimestamp = (date: Date | null): Timestamp | undefined =>
 export const fromTimestamp = (ts: Timestamp | undefined): Date | undefined =>
   ts ? new Date(Number(ts.seconds) * 1000 + Math.floor(ts.nanos / 1_000_000)) : undefined;
 
+/**
+ * A view as the API's message: the plain fields as they are (spread), times as
+ * Timestamps, names as proto enums, and absent values as the proto's zero values.
+ */
 export function toProtoConsultation(c: ConsultationView): Consultation {
   return create(ConsultationSchema, {
-    id: c.id,
-    appointmentId: c.appointmentId,
-    clinicId: c.clinicId,
-    doctorId: c.doctorId,
-    patientId: c.patientId,
+    ...c,
     scheduledStart: toTimestamp(c.scheduledStart),
     scheduledEnd: toTimestamp(c.scheduledEnd),
     status: toProtoStatus(c.status),
@@ -41,21 +41,18 @@ export function toProtoConsultation(c: ConsultationView): Consultation {
     endedAt: toTimestamp(c.endedAt),
     durationSeconds: c.durationSeconds ?? 0,
     endReason: toProtoEndReason(c.endReason),
-    version: c.version,
     createdAt: toTimestamp(c.createdAt),
     recordingStatus: toProtoRecordingStatus(c.recordingStatus),
     recordingUrl: c.recordingUrl ?? '',
     participants: c.participants.map((p) =>
       create(ParticipantSchema, {
-        userId: p.userId,
+        ...p,
         role: toProtoRole(p.role),
         checkedInAt: toTimestamp(p.checkedInAt),
         admittedAt: toTimestamp(p.admittedAt),
         firstTokenAt: toTimestamp(p.firstTokenAt),
         firstJoinedAt: toTimestamp(p.firstJoinedAt),
         lastLeftAt: toTimestamp(p.lastLeftAt),
-        connectedSeconds: p.connectedSeconds,
-        connected: p.connected,
         lastDisconnectReason: toProtoDisconnectReason(p.lastDisconnectReason),
         recordingConsentAt: toTimestamp(p.recordingConsentAt),
       }),

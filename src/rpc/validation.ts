@@ -259,14 +259,18 @@ rule(ShareMedicalImageRequestSchema, (m, options) => [
   shortText('content_type', m.contentType, LIMITS.contentType),
   idempotencyKey('idempotency_key', m.idempotencyKey),
 ]);
-rule(ListConsultationHistoryRequestSchema, (m) => [
-  ...m.statuses.map((s, i) => knownEnum(`statuses[${i}]`, s, ConsultationStatus, false)),
-  timestamp('scheduled_from', m.scheduledFrom, false),
-  timestamp('scheduled_to', m.scheduledTo, false),
+/** The paging fields of a list request. */
+const page = (m: { pageSize: number; pageToken: string }): Check[] => [
   m.pageSize > MAX_PAGE_SIZE
     ? { field: 'page_size', message: `must be at most ${MAX_PAGE_SIZE}` }
     : undefined,
   pageToken('page_token', m.pageToken),
+];
+rule(ListConsultationHistoryRequestSchema, (m) => [
+  ...m.statuses.map((s, i) => knownEnum(`statuses[${i}]`, s, ConsultationStatus, false)),
+  timestamp('scheduled_from', m.scheduledFrom, false),
+  timestamp('scheduled_to', m.scheduledTo, false),
+  ...page(m),
 ]);
 rule(GetProviderStatusRequestSchema, () => []);
 rule(RecordConsentRequestSchema, byConsultationId);
@@ -278,10 +282,7 @@ rule(ListAuditEntriesRequestSchema, (m) => [
   externalId('action', m.action, LIMITS.action, false),
   timestamp('from', m.from, false),
   timestamp('to', m.to, false),
-  m.pageSize > MAX_PAGE_SIZE
-    ? { field: 'page_size', message: `must be at most ${MAX_PAGE_SIZE}` }
-    : undefined,
-  pageToken('page_token', m.pageToken),
+  ...page(m),
 ]);
 
 /**

@@ -1,7 +1,6 @@
 import type { ConnectRouter, HandlerContext } from '@connectrpc/connect';
 import { VideoService } from '../../gen/video/v1/video_service_pb.js';
-import { type Caller, listAuditEntries, type RefusalAuditDeps } from '../video/audit.js';
-import type { PageTokens } from '../video/pagination.js';
+import type { Caller } from '../video/audit.js';
 import {
   fromProtoIssueType,
   fromProtoProvider,
@@ -9,8 +8,25 @@ import {
   toProtoProvider,
   toProtoRole,
 } from '../video/proto-enums.js';
-import type { VideoService as VideoUseCases } from '../video/video-service.js';
-import { kClientAddress, kPrincipal, kRequestId } from './interceptors.js';
+import type { UseCaseDeps } from '../video/use-case.js';
+import { admitPatient } from '../video/use-cases/admit-patient.js';
+import { cancelConsultation } from '../video/use-cases/cancel-consultation.js';
+import { checkIn } from '../video/use-cases/check-in.js';
+import { endConsultation } from '../video/use-cases/end-consultation.js';
+import { generateToken } from '../video/use-cases/generate-token.js';
+import { getConsultationStatus } from '../video/use-cases/get-consultation-status.js';
+import { getProviderStatus } from '../video/use-cases/get-provider-status.js';
+import { listAuditEntries } from '../video/use-cases/list-audit-entries.js';
+import { listConsultationHistory } from '../video/use-cases/list-consultation-history.js';
+import { listWaitingRoom } from '../video/use-cases/list-waiting-room.js';
+import { recordConsent } from '../video/use-cases/record-consent.js';
+import { reportTechnicalIssue } from '../video/use-cases/report-technical-issue.js';
+import { scheduleConsultation } from '../video/use-cases/schedule-consultation.js';
+import { shareMedicalImage } from '../video/use-cases/share-medical-image.js';
+import { startConsultation } from '../video/use-cases/start-consultation.js';
+import { startRecording } from '../video/use-cases/start-recording.js';
+import { stopRecording } from '../video/use-cases/stop-recording.js';
+import { kClientAddress, kPrincipal, kRequestId } from './context.js';
 import { fromTimestamp, toProtoConsultation, toTimestamp } from './mappers.js';
 
 /**
@@ -18,14 +34,11 @@ import { fromTimestamp, toProtoConsultation, toTimestamp } from './mappers.js';
  * translates the answer. Authentication, validation and error mapping happened already
  * in the interceptors.
  */
-export function createVideoRoutes(
-  video: VideoUseCases,
-  auditDeps: RefusalAuditDeps & { readonly pageTokens: PageTokens },
-) {
+export function createVideoRoutes(deps: UseCaseDeps) {
   return (router: ConnectRouter) =>
     router.service(VideoService, {
       async scheduleConsultation(req, ctx) {
-        const { consultation, created } = await video.scheduleConsultation(caller(ctx), {
+        const { consultation, created } = await scheduleConsultation(deps, caller(ctx), {
           appointmentId: req.appointmentId,
           doctorId: req.doctorId,
           patientId: req.patientId,
@@ -41,20 +54,17 @@ export function createVideoRoutes(
           req.target.case === 'appointmentId'
             ? { appointmentId: req.target.value }
             : { consultationId: req.target.value ?? '' };
-        const consultation = await video.cancelConsultation(caller(ctx), target);
+        const consultation = await cancelConsultation(deps, caller(ctx), target);
         return { consultation: toProtoConsultation(consultation) };
       },
 
       async checkIn(req, ctx) {
-        const { consultation, queuePosition } = await video.checkIn(
-          caller(ctx),
-          req.consultationId,
-        );
+        const { consultation, queuePosition } = await checkIn(deps, caller(ctx), req);
         return { consultation: toProtoConsultation(consultation), queuePosition };
       },
 
       async listWaitingRoom(req, ctx) {
-        const patients = await video.listWaitingRoom(caller(ctx), req.doctorId);
+        const patients = await listWaitingRoom(deps, caller(ctx), req);
         return {
           patients: patients.map((p) => ({
             ...p,
@@ -65,20 +75,17 @@ export function createVideoRoutes(
       },
 
       async admitPatient(req, ctx) {
-        const consultation = await video.admitPatient(caller(ctx), req.consultationId);
+        const consultation = await admitPatient(deps, caller(ctx), req);
         return { consultation: toProtoConsultation(consultation) };
       },
 
       async startConsultation(req, ctx) {
-        const { consultation, started } = await video.startConsultation(
-          caller(ctx),
-          req.consultationId,
-        );
+        const { consultation, started } = await startConsultation(deps, caller(ctx), req);
         return { consultation: toProtoConsultation(consultation), started };
       },
 
       async generateToken(req, ctx) {
-        const token = await video.generateToken(caller(ctx), req.consultationId);
+        const token = await generateToken(deps, caller(ctx), req);
         return {
           token: token.token,
           joinUrl: token.joinUrl,
@@ -90,17 +97,17 @@ export function createVideoRoutes(
       },
 
       async endConsultation(req, ctx) {
-        const consultation = await video.endConsultation(caller(ctx), req.consultationId);
+        const consultation = await endConsultation(deps, caller(ctx), req);
         return { consultation: toProtoConsultation(consultation) };
       },
 
       async getConsultationStatus(req, ctx) {
-        const consultation = await video.getConsultation(caller(ctx), req.consultationId);
+        const consultation = await getConsultationStatus(deps, caller(ctx), req);
         return { consultation: toProtoConsultation(consultation) };
       },
 
       async reportTechnicalIssue(req, ctx) {
-        const issue = await video.reportTechnicalIssue(caller(ctx), {
+        const issue = await reportTechnicalIssue(deps, caller(ctx), {
           consultationId: req.consultationId,
           issueType: fromProtoIssueType(req.issueType),
           description: req.description,
@@ -110,7 +117,7 @@ export function createVideoRoutes(
       },
 
       async shareMedicalImage(req, ctx) {
-        const image = await video.shareMedicalImage(caller(ctx), {
+        const image = await shareMedicalImage(deps, caller(ctx), {
           consultationId: req.consultationId,
           content: req.content,
           declaredType: req.contentType,
@@ -120,7 +127,7 @@ export function createVideoRoutes(
       },
 
       async listConsultationHistory(req, ctx) {
-        const page = await video.listHistory(caller(ctx), {
+        const page = await listConsultationHistory(deps, caller(ctx), {
           statuses: req.statuses.map(fromProtoStatus),
           scheduledFrom: fromTimestamp(req.scheduledFrom),
           scheduledTo: fromTimestamp(req.scheduledTo),
@@ -134,7 +141,7 @@ export function createVideoRoutes(
       },
 
       async getProviderStatus(_req, ctx) {
-        const statuses = await video.providerStatus(caller(ctx));
+        const statuses = await getProviderStatus(deps, caller(ctx));
         return {
           providers: statuses.map((s) => ({
             provider: toProtoProvider(s.name),
@@ -150,22 +157,22 @@ export function createVideoRoutes(
       },
 
       async recordConsent(req, ctx) {
-        const consultation = await video.recordConsent(caller(ctx), req.consultationId);
+        const consultation = await recordConsent(deps, caller(ctx), req);
         return { consultation: toProtoConsultation(consultation) };
       },
 
       async startRecording(req, ctx) {
-        const consultation = await video.startRecording(caller(ctx), req.consultationId);
+        const consultation = await startRecording(deps, caller(ctx), req);
         return { consultation: toProtoConsultation(consultation) };
       },
 
       async stopRecording(req, ctx) {
-        const consultation = await video.stopRecording(caller(ctx), req.consultationId);
+        const consultation = await stopRecording(deps, caller(ctx), req);
         return { consultation: toProtoConsultation(consultation) };
       },
 
       async listAuditEntries(req, ctx) {
-        const page = await listAuditEntries(auditDeps, caller(ctx), {
+        const page = await listAuditEntries(deps, caller(ctx), {
           actorId: req.actorId,
           resourceId: req.resourceId,
           action: req.action,

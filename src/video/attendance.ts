@@ -3,7 +3,7 @@ import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import { attendanceTotals, type DisconnectReason } from '../domain/attendance.js';
-import { durationSeconds, type ProviderName, transition } from '../domain/consultation.js';
+import { durationSeconds, type ProviderName } from '../domain/consultation.js';
 import type { Clock } from '../domain/ports.js';
 import {
   type ConsultationEntity,
@@ -13,9 +13,10 @@ import {
   ProviderConnectionSchema,
 } from '../persistence/entities.js';
 import { addAuditEntry } from './audit.js';
-import { addEvent } from './events.js';
+import { closeConsultation } from './close-consultation.js';
+import { addEvent, eventScope } from './events.js';
 import { recordFirstDelivery } from './inbox.js';
-import { toProtoDisconnectReason, toProtoEndReason, toProtoRole } from './proto-enums.js';
+import { toProtoDisconnectReason, toProtoRole } from './proto-enums.js';
 
 /** A participant's connection began or ended, as a provider reports it. */
 export interface ConnectionEvent {
@@ -52,24 +53,16 @@ export interface SessionClosedEvent {
   readonly at: Date;
 }
 
-const scopeOf = (c: ConsultationEntity) => ({
-  appointmentId: c.appointmentId,
-  consultationId: c.id,
-  clinicId: c.clinicId,
-});
-
 const connectionFacts = (
   c: ConsultationEntity,
   participant: ParticipantEntity,
   connection: ProviderConnectionEntity,
   at: Date,
 ) => ({
-  appointmentId: c.appointmentId,
-  consultationId: c.id,
+  ...eventScope(c),
   userId: participant.userId,
   userRole: toProtoRole(participant.role),
   connectionId: connection.connectionId,
-  clinicId: c.clinicId,
   at: timestampFromDate(at),
 });
 
@@ -129,7 +122,7 @@ export function createAttendance(deps: { orm: MikroORM; clock: Clock; logger: Lo
     addEvent(
       em,
       'video.participant.joined',
-      scopeOf(c),
+      eventScope(c),
       connectionFacts(c, participant, connection, at),
       at,
     );
@@ -146,7 +139,7 @@ export function createAttendance(deps: { orm: MikroORM; clock: Clock; logger: Lo
     addEvent(
       em,
       'video.participant.left',
-      scopeOf(c),
+      eventScope(c),
       {
         ...connectionFacts(c, participant, connection, at),
         reason: toProtoDisconnectReason(connection.reason ?? 'unknown'),
@@ -156,8 +149,26 @@ export function createAttendance(deps: { orm: MikroORM; clock: Clock; logger: Lo
     );
   }
 
+  /** The consultation of the provider session a report is about, with its participants. */
+  function sessionConsultation(
+    em: EntityManager,
+    event: { provider: ProviderName; sessionId: string },
+  ) {
+    return em.findOne(
+      ConsultationSchema,
+      { provider: event.provider, providerSessionId: event.sessionId },
+      { populate: ['participants'] },
+    );
+  }
+
   async function recomputeTotals(em: EntityManager, participant: ParticipantEntity) {
-    const connections = await em.find(ProviderConnectionSchema, { participant });
+    // In one order whatever order the reports came in: ties (two connections ending in the
+    // same millisecond) resolve the same way every time.
+    const connections = await em.find(
+      ProviderConnectionSchema,
+      { participant },
+      { orderBy: { connectionId: 'asc' } },
+    );
     const totals = attendanceTotals(
       connections.map((c) => ({
         joinedAt: c.joinedAt ?? null,
@@ -176,11 +187,7 @@ export function createAttendance(deps: { orm: MikroORM; clock: Clock; logger: Lo
     async recordConnection(event: ConnectionEvent): Promise<AttendanceOutcome> {
       return orm.em.fork().transactional(async (em) => {
         if (!(await firstTime(em, event))) return 'duplicate';
-        const c = await em.findOne(
-          ConsultationSchema,
-          { provider: event.provider, providerSessionId: event.sessionId },
-          { populate: ['participants'] },
-        );
+        const c = await sessionConsultation(em, event);
         if (!c) return 'unknown-session';
         const key = { provider: event.provider, connectionId: event.connectionId };
         const existing = await em.findOne(ProviderConnectionSchema, key);
@@ -246,14 +253,8 @@ export function createAttendance(deps: { orm: MikroORM; clock: Clock; logger: Lo
           addEvent(
             em,
             'video.recording.ready',
-            scopeOf(c),
-            {
-              appointmentId: c.appointmentId,
-              consultationId: c.id,
-              recordingUrl: c.recordingUrl,
-              clinicId: c.clinicId,
-              at: timestampFromDate(event.at),
-            },
+            eventScope(c),
+            { ...eventScope(c), recordingUrl: c.recordingUrl, at: timestampFromDate(event.at) },
             event.at,
           );
         }
@@ -266,11 +267,7 @@ export function createAttendance(deps: { orm: MikroORM; clock: Clock; logger: Lo
     async sessionClosed(event: SessionClosedEvent): Promise<AttendanceOutcome> {
       return orm.em.fork().transactional(async (em) => {
         if (!(await firstTime(em, event))) return 'duplicate';
-        const c = await em.findOne(
-          ConsultationSchema,
-          { provider: event.provider, providerSessionId: event.sessionId },
-          { populate: ['participants'] },
-        );
+        const c = await sessionConsultation(em, event);
         if (!c) return 'unknown-session';
         // Connections still open ended with the session.
         const open = await em.find(ProviderConnectionSchema, { consultation: c, leftAt: null });
@@ -284,29 +281,7 @@ export function createAttendance(deps: { orm: MikroORM; clock: Clock; logger: Lo
         await em.flush();
         for (const participant of c.participants.getItems()) await recomputeTotals(em, participant);
         if (c.status === 'in_progress') {
-          const t = transition(c.status, 'end');
-          c.status = t.to;
-          c.endedAt = event.at;
-          c.durationSeconds = durationSeconds(c.startedAt ?? event.at, event.at);
-          c.endReason = 'provider_closed';
-          c.updatedAt = clock.now();
-          await em.flush();
-          addEvent(
-            em,
-            'video.consultation.ended',
-            scopeOf(c),
-            {
-              appointmentId: c.appointmentId,
-              consultationId: c.id,
-              sessionId: c.providerSessionId ?? '',
-              durationSeconds: c.durationSeconds,
-              reason: toProtoEndReason('provider_closed'),
-              at: timestampFromDate(event.at),
-              clinicId: c.clinicId,
-              version: c.version,
-            },
-            event.at,
-          );
+          await closeConsultation(em, c, 'provider_closed', event.at);
           audit(em, c, event.provider, 'consultation.end');
         } else {
           audit(em, c, event.provider, 'consultation.attendance');

@@ -1,17 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import type { EntityManager, FilterQuery } from '@mikro-orm/core';
+import type { EntityManager } from '@mikro-orm/core';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
-import { type Action, authorize, type Principal } from '../domain/access.js';
-import { DomainError, invalidArgument } from '../domain/errors.js';
+import type { Action, Principal } from '../domain/access.js';
 import type { Clock } from '../domain/ports.js';
-import {
-  type AuditEntryEntity,
-  AuditEntrySchema,
-  ConsultationSchema,
-} from '../persistence/entities.js';
+import { AuditEntrySchema, ConsultationSchema } from '../persistence/entities.js';
 import type { InboxEntry } from './inbox.js';
-import { type PageTokens, pageSize } from './pagination.js';
 
 /** Who is calling, and from where: what an audit entry records besides the action. */
 export interface Caller {
@@ -149,87 +143,4 @@ async function owningClinic(em: EntityManager, record: AuditRecord): Promise<str
     { fields: ['clinicId'] },
   );
   return found?.clinicId ?? null;
-}
-
-export interface AuditQuery {
-  readonly actorId: string;
-  readonly resourceId: string;
-  readonly action: string;
-  readonly from: Date | undefined;
-  readonly to: Date | undefined;
-  readonly pageSize: number;
-  readonly pageToken: string;
-}
-
-/**
- * ListAuditEntries: a clinic admin reads their clinic's trail, newest first: what their
- * clinic's users did, and what anyone attempted on their clinic's consultations.
- */
-export async function listAuditEntries(
-  deps: RefusalAuditDeps & { readonly pageTokens: PageTokens },
-  caller: Caller,
-  query: AuditQuery,
-): Promise<{ entries: AuditEntryEntity[]; nextPageToken: string }> {
-  const { principal } = caller;
-  const record = {
-    action: 'audit.list',
-    resourceType: 'consultation',
-    resourceId: undefined,
-  } as const;
-  try {
-    authorize(principal, 'audit.list');
-    const limit = pageSize(query.pageSize);
-    if (query.from && query.to && query.to < query.from) {
-      throw invalidArgument('to', 'must not be before from');
-    }
-    const scope = {
-      list: 'audit',
-      filters: [
-        principal.clinicId,
-        principal.userId,
-        query.actorId,
-        query.resourceId,
-        query.action,
-        query.from?.getTime(),
-        query.to?.getTime(),
-      ],
-    } as const;
-    const cursor = deps.pageTokens.decode(query.pageToken, scope);
-    const where: FilterQuery<AuditEntryEntity>[] = [
-      { $or: [{ clinicId: principal.clinicId }, { targetClinicId: principal.clinicId }] },
-    ];
-    if (query.actorId) where.push({ actorId: query.actorId });
-    if (query.resourceId) where.push({ resourceId: query.resourceId });
-    if (query.action) where.push({ action: query.action });
-    if (query.from) where.push({ at: { $gte: query.from } });
-    if (query.to) where.push({ at: { $lt: query.to } });
-    if (cursor) {
-      where.push({
-        $or: [{ at: { $lt: cursor.time } }, { at: cursor.time, id: { $lt: cursor.id } }],
-      });
-    }
-    return await deps.orm.em.fork().transactional(async (em) => {
-      const rows = await em.find(
-        AuditEntrySchema,
-        { $and: where },
-        { orderBy: { at: 'desc', id: 'desc' }, limit: limit + 1 },
-      );
-      addAuditEntry(em, caller, { ...record, outcome: 'allowed' }, deps.clock.now());
-      const page = rows.slice(0, limit);
-      const last = page.at(-1);
-      return {
-        entries: page,
-        nextPageToken:
-          rows.length > limit && last
-            ? deps.pageTokens.encode({ time: last.at, id: last.id }, scope)
-            : '',
-      };
-    });
-  } catch (error) {
-    if (error instanceof DomainError) {
-      const refusal = { ...record, outcome: error.code };
-      await recordRefusal(deps, caller, refusal);
-    }
-    throw error;
-  }
 }

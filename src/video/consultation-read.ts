@@ -1,7 +1,12 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Principal } from '../domain/access.js';
 import type { AuditRow } from './audit.js';
-import type { ConsultationView, ParticipantView } from './video-service.js';
+import {
+  type ConsultationFields,
+  type ConsultationView,
+  consultationView,
+  type ParticipantFields,
+} from './views.js';
 
 /**
  * GetConsultationStatus, the most frequent call, as one SQL statement: the consultation
@@ -23,7 +28,7 @@ export async function readConsultationAudited(
       : principal.role === 'patient'
         ? ['and patient_id = ?', [principal.userId]]
         : ['', []];
-  const rows = await em.execute<ConsultationRow[]>(
+  const rows = await em.execute<Record<string, unknown>[]>(
     `with c as (
        select * from consultation where id = ? and clinic_id = ? ${ownership}
      ), entry as (
@@ -57,81 +62,40 @@ export async function readConsultationAudited(
   return row && toView(row);
 }
 
-/** The columns of `consultation`, and its participants as JSON. */
-interface ConsultationRow {
-  readonly id: string;
-  readonly appointment_id: string;
-  readonly clinic_id: string;
-  readonly doctor_id: string;
-  readonly patient_id: string;
-  readonly scheduled_start: Date;
-  readonly scheduled_end: Date;
-  readonly status: ConsultationView['status'];
-  readonly provider: ConsultationView['provider'];
-  readonly provider_session_id: string | null;
-  readonly started_at: Date | null;
-  readonly ended_at: Date | null;
-  readonly duration_seconds: number | null;
-  readonly end_reason: ConsultationView['endReason'];
-  readonly version: number;
-  readonly created_at: Date;
-  readonly recording_status: ConsultationView['recordingStatus'];
-  readonly recording_url: string | null;
-  /** json_agg of participant rows: parsed by the driver, or text. */
-  readonly participants: ParticipantRow[] | string;
+/**
+ * A row as the view reads it: keys camel-cased, and the times that json_agg gave as text
+ * (the participants') made dates again. Every column the view needs is named there once.
+ */
+function camelCased(row: Record<string, unknown>): Record<string, unknown> {
+  const fields: Record<string, unknown> = {};
+  for (const [column, value] of Object.entries(row)) {
+    const key = column.replace(/_([a-z])/g, (_, letter: string) => letter.toUpperCase());
+    fields[key] = typeof value === 'string' && TIME_COLUMNS.has(column) ? new Date(value) : value;
+  }
+  return fields;
 }
 
-interface ParticipantRow {
-  readonly user_id: string;
-  readonly role: ParticipantView['role'];
-  readonly checked_in_at: string | null;
-  readonly admitted_at: string | null;
-  readonly first_token_at: string | null;
-  readonly first_joined_at: string | null;
-  readonly last_left_at: string | null;
-  readonly connected_seconds: number;
-  readonly connected: boolean;
-  readonly last_disconnect_reason: ParticipantView['lastDisconnectReason'];
-  readonly recording_consent_at: string | null;
-}
+const TIME_COLUMNS = new Set([
+  'scheduled_start',
+  'scheduled_end',
+  'started_at',
+  'ended_at',
+  'created_at',
+  'checked_in_at',
+  'admitted_at',
+  'first_token_at',
+  'first_joined_at',
+  'last_left_at',
+  'recording_consent_at',
+]);
 
-function toView(row: ConsultationRow): ConsultationView {
-  const participants: ParticipantRow[] =
-    typeof row.participants === 'string' ? JSON.parse(row.participants) : row.participants;
-  return {
-    id: row.id,
-    appointmentId: row.appointment_id,
-    clinicId: row.clinic_id,
-    doctorId: row.doctor_id,
-    patientId: row.patient_id,
-    scheduledStart: date(row.scheduled_start),
-    scheduledEnd: date(row.scheduled_end),
-    status: row.status,
-    provider: row.provider ?? null,
-    providerSessionId: row.provider_session_id,
-    startedAt: dateOrNull(row.started_at),
-    endedAt: dateOrNull(row.ended_at),
-    durationSeconds: row.duration_seconds,
-    endReason: row.end_reason ?? null,
-    version: row.version,
-    createdAt: date(row.created_at),
-    recordingStatus: row.recording_status ?? null,
-    recordingUrl: row.recording_url,
-    participants: participants.map((p) => ({
-      userId: p.user_id,
-      role: p.role,
-      checkedInAt: dateOrNull(p.checked_in_at),
-      admittedAt: dateOrNull(p.admitted_at),
-      firstTokenAt: dateOrNull(p.first_token_at),
-      firstJoinedAt: dateOrNull(p.first_joined_at),
-      lastLeftAt: dateOrNull(p.last_left_at),
-      connectedSeconds: p.connected_seconds,
-      connected: p.connected,
-      lastDisconnectReason: p.last_disconnect_reason ?? null,
-      recordingConsentAt: dateOrNull(p.recording_consent_at),
-    })),
-  };
+function toView(row: Record<string, unknown>): ConsultationView {
+  // json_agg's participants: parsed by the driver, or text on the embedded engine.
+  const participants = (
+    typeof row.participants === 'string' ? JSON.parse(row.participants) : row.participants
+  ) as Record<string, unknown>[];
+  return consultationView(
+    camelCased(row) as unknown as ConsultationFields,
+    participants.map((p) => camelCased(p) as unknown as ParticipantFields),
+  );
 }
-
-const date = (value: Date | string) => (value instanceof Date ? value : new Date(value));
-const dateOrNull = (value: Date | string | null) => (value === null ? null : date(value));

@@ -47,6 +47,18 @@ export interface EventScope {
 }
 
 /**
+ * Who an event of this consultation is about: the record's key and subject, and the
+ * three ids every consultation event's payload starts with (`{ ...eventScope(c), … }`).
+ */
+export function eventScope(c: {
+  readonly id: string;
+  readonly appointmentId: string;
+  readonly clinicId: string;
+}): EventScope {
+  return { appointmentId: c.appointmentId, consultationId: c.id, clinicId: c.clinicId };
+}
+
+/**
  * Adds an event to the unit of work's outbox: it commits with the change it announces,
  * or not at all. The payload is stored as the message's protobuf JSON, exactly as it
  * will be published.

@@ -41,6 +41,58 @@ const LATEST = new Date('9999-12-31T23:59:59.999Z').getTime();
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const SHAPE = /^([A-Za-z0-9_-]{1,400})\.([A-Za-z0-9_-]{43})$/;
 
+/** What a list request asks of paging. */
+export interface PageRequest {
+  readonly pageSize: number;
+  readonly pageToken: string;
+}
+
+/** One query of a keyset page: rows after the cursor, newest first, one more than a page. */
+export interface KeysetQuery<K extends string> {
+  /** The rows after the token's cursor (undefined on the first page), for the WHERE clause. */
+  readonly after: KeysetAfter<K> | undefined;
+  readonly orderBy: { readonly [key in K | 'id']: 'desc' };
+  readonly limit: number;
+}
+
+export type KeysetAfter<K extends string> = {
+  readonly $or: [
+    { readonly [key in K]: { readonly $lt: Date } },
+    { readonly [key in K]: Date } & { readonly id: { readonly $lt: string } },
+  ];
+};
+
+/**
+ * One newest-first page of a list sorted by a time and the id: reads the request's token
+ * (checked against the list's scope), lets `fetch` run the query, and answers the page
+ * with the token of the next one ('' after the last page).
+ */
+export async function keysetPage<T extends { readonly id: string }, K extends string>(
+  pageTokens: PageTokens,
+  request: PageRequest,
+  scope: PageScope,
+  timeKey: K,
+  timeOf: (row: T) => Date,
+  fetch: (query: KeysetQuery<K>) => Promise<T[]>,
+): Promise<{ items: T[]; nextPageToken: string }> {
+  const limit = pageSize(request.pageSize);
+  const cursor = pageTokens.decode(request.pageToken, scope);
+  const after = cursor && {
+    $or: [{ [timeKey]: { $lt: cursor.time } }, { [timeKey]: cursor.time, id: { $lt: cursor.id } }],
+  };
+  const orderBy = { [timeKey]: 'desc', id: 'desc' };
+  const rows = await fetch({ after, orderBy, limit: limit + 1 } as KeysetQuery<K>);
+  const items = rows.slice(0, limit);
+  const last = items.at(-1);
+  return {
+    items,
+    nextPageToken:
+      rows.length > limit && last
+        ? pageTokens.encode({ time: timeOf(last), id: last.id }, scope)
+        : '',
+  };
+}
+
 export function pageSize(requested: number): number {
   if (requested === 0) return DEFAULT_PAGE_SIZE;
   if (requested > MAX_PAGE_SIZE) {

@@ -9,7 +9,7 @@ import {
 import { TechnicalIssueType } from '../../gen/video/v1/video_service_pb.js';
 import type { DisconnectReason } from '../domain/attendance.js';
 import type * as domain from '../domain/consultation.js';
-import type { TechnicalIssueKind } from '../persistence/entities.js';
+import type { TechnicalIssueKind } from '../domain/consultation.js';
 
 /**
  * Domain ↔ proto enum values: the one place that knows both vocabularies. The API

@@ -1,10 +1,10 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { ProviderName } from '../domain/consultation.js';
-import type { Clock, LiveConnection } from '../domain/ports.js';
+import type { Clock, LiveConnection, ProviderRegistry } from '../domain/ports.js';
 import { ProviderConnectionSchema } from '../persistence/entities.js';
-import type { ProviderRegistry } from '../providers/provider-registry.js';
 import type { Attendance, AttendanceOutcome } from './attendance.js';
+import { type PeriodicTask, periodicTask } from './periodic-task.js';
 
 const BATCH = 20;
 
@@ -16,9 +16,7 @@ interface ClaimedRow {
   readonly ended_at: Date | string | null;
 }
 
-export interface Reconciler {
-  start(): void;
-  stop(): Promise<void>;
+export interface Reconciler extends PeriodicTask {
   /** One pass; answers how many joins and leaves it repaired. */
   reconcileOnce(): Promise<{ joined: number; left: number }>;
 }
@@ -42,8 +40,6 @@ export function createReconciler(deps: {
   onOutcome?: (outcome: AttendanceOutcome) => void;
 }): Reconciler {
   const { orm, providers, attendance, clock, logger } = deps;
-  let timer: NodeJS.Timeout | undefined;
-  let running: Promise<unknown> | undefined;
 
   async function claim() {
     const now = clock.now();
@@ -153,23 +149,8 @@ export function createReconciler(deps: {
     return { joined, left };
   }
 
-  const tick = () => {
-    running = reconcileOnce()
-      .catch((error: unknown) => logger.warn({ err: error }, 'reconcile failed; next pass retries'))
-      .finally(() => {
-        if (timer) timer = setTimeout(tick, deps.intervalMs);
-      });
-  };
-
   return {
-    start() {
-      timer = setTimeout(tick, deps.intervalMs);
-    },
-    async stop() {
-      clearTimeout(timer);
-      timer = undefined;
-      await running;
-    },
+    ...periodicTask('reconcile', deps.intervalMs, logger, reconcileOnce),
     reconcileOnce,
   };
 }

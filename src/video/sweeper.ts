@@ -1,26 +1,18 @@
-import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
-import {
-  durationSeconds,
-  type SweepRules,
-  sweepDecision,
-  transition,
-} from '../domain/consultation.js';
-import type { Clock } from '../domain/ports.js';
+import { type SweepRules, sweepDecision } from '../domain/consultation.js';
+import type { Clock, ProviderRegistry } from '../domain/ports.js';
 import { type ConsultationEntity, ConsultationSchema } from '../persistence/entities.js';
-import type { ProviderRegistry } from '../providers/provider-registry.js';
 import { addAuditEntry, type Caller } from './audit.js';
-import { addEvent } from './events.js';
-import { toProtoEndReason } from './proto-enums.js';
+import { closeConsultation } from './close-consultation.js';
+import { type PeriodicTask, periodicTask } from './periodic-task.js';
+import { closeProviderSession } from './provider-session.js';
 
 /** The actor audit entries name for what the sweeper does. */
 export const SWEEPER_ACTOR = 'system:sweeper';
 const BATCH = 100;
 
-export interface Sweeper {
-  start(): void;
-  stop(): Promise<void>;
+export interface Sweeper extends PeriodicTask {
   /** One pass; answers what it changed (for tests and logs). */
   sweepOnce(): Promise<{ noShows: number; overruns: number }>;
 }
@@ -40,9 +32,7 @@ export function createSweeper(deps: {
   rules: SweepRules;
   intervalMs: number;
 }): Sweeper {
-  const { orm, providers, clock, logger, rules } = deps;
-  let timer: NodeJS.Timeout | undefined;
-  let running: Promise<unknown> | undefined;
+  const { orm, clock, logger, rules } = deps;
 
   async function sweepOnce() {
     const now = clock.now();
@@ -71,7 +61,7 @@ export function createSweeper(deps: {
       let noShows = 0;
       let overruns = 0;
       for (const c of consultations) {
-        const decision = apply(em, c, now);
+        const decision = await apply(em, c, now);
         if (decision === 'no_show') noShows++;
         if (decision === 'max_duration') overruns++;
         // Either way the consultation is over: its provider session goes too.
@@ -79,12 +69,13 @@ export function createSweeper(deps: {
       }
       return { noShows, overruns };
     });
-    for (const c of closed) await closeSession(c);
+    for (const c of closed) await closeProviderSession(deps, c);
     if (result.noShows + result.overruns > 0) logger.info(result, 'sweeper closed consultations');
     return result;
   }
 
-  function apply(em: EntityManager, c: ConsultationEntity, now: Date) {
+  /** Closes one consultation if the rules say so, with its audit entry; answers why. */
+  async function apply(em: EntityManager, c: ConsultationEntity, now: Date) {
     const patient = c.participants.getItems().find((p) => p.role === 'patient');
     const decision = sweepDecision(
       {
@@ -97,50 +88,7 @@ export function createSweeper(deps: {
       now,
     );
     if (!decision) return undefined;
-    const t = transition(c.status, decision === 'no_show' ? 'mark_no_show' : 'end');
-    c.status = t.to;
-    c.endedAt = now;
-    c.endReason = decision;
-    if (c.startedAt) c.durationSeconds = durationSeconds(c.startedAt, now);
-    c.updatedAt = now;
-    // The version grows at flush; events carry the version after the change.
-    const version = c.version + 1;
-    const scope = { appointmentId: c.appointmentId, consultationId: c.id, clinicId: c.clinicId };
-    const at = timestampFromDate(now);
-    if (decision === 'no_show') {
-      addEvent(
-        em,
-        'video.consultation.no_show',
-        scope,
-        {
-          appointmentId: c.appointmentId,
-          consultationId: c.id,
-          patientId: c.patientId,
-          doctorId: c.doctorId,
-          clinicId: c.clinicId,
-          at,
-          version,
-        },
-        now,
-      );
-    } else {
-      addEvent(
-        em,
-        'video.consultation.ended',
-        scope,
-        {
-          appointmentId: c.appointmentId,
-          consultationId: c.id,
-          sessionId: c.providerSessionId ?? '',
-          durationSeconds: c.durationSeconds ?? 0,
-          reason: toProtoEndReason('max_duration'),
-          at,
-          clinicId: c.clinicId,
-          version,
-        },
-        now,
-      );
-    }
+    await closeConsultation(em, c, decision, now);
     const caller: Caller = {
       principal: { userId: SWEEPER_ACTOR, role: 'service', clinicId: c.clinicId },
     };
@@ -158,35 +106,8 @@ export function createSweeper(deps: {
     return decision;
   }
 
-  async function closeSession(c: ConsultationEntity) {
-    if (!c.provider || !c.providerSessionId) return;
-    try {
-      await providers.get(c.provider).endSession(c.providerSessionId);
-    } catch (error) {
-      logger.warn(
-        { err: error, consultationId: c.id },
-        'sweeper: could not close the provider session',
-      );
-    }
-  }
-
-  const tick = () => {
-    running = sweepOnce()
-      .catch((error: unknown) => logger.warn({ err: error }, 'sweep failed; next pass retries'))
-      .finally(() => {
-        if (timer) timer = setTimeout(tick, deps.intervalMs);
-      });
-  };
-
   return {
-    start() {
-      timer = setTimeout(tick, deps.intervalMs);
-    },
-    async stop() {
-      clearTimeout(timer);
-      timer = undefined;
-      await running;
-    },
+    ...periodicTask('sweep', deps.intervalMs, logger, sweepOnce),
     sweepOnce,
   };
 }

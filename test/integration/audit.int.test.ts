@@ -1,11 +1,14 @@
-import { Code, ConnectError } from '@connectrpc/connect';
+import { Code } from '@connectrpc/connect';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { DomainError } from '../../src/domain/errors.js';
 import { createLogger } from '../../src/logger.js';
 import { openDatabase } from '../../src/persistence/database.js';
+import { cancelConsultation } from '../../src/video/use-cases/cancel-consultation.js';
+import { getConsultationStatus } from '../../src/video/use-cases/get-consultation-status.js';
+import { scheduleConsultation } from '../../src/video/use-cases/schedule-consultation.js';
 import { startTestApp, type TestApp } from '../support/app.js';
-import { appointmentId, slot, videoClient } from '../support/clients.js';
+import { appointmentId, codeOf, slot, videoClient } from '../support/clients.js';
 import { createTestDatabase } from '../support/database.js';
 import { callerOf, openTestUseCases, type TestUseCases } from '../support/use-cases.js';
 
@@ -20,13 +23,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await t?.stop();
 });
-
-async function codeOf(call: Promise<unknown>): Promise<Code | 'ok'> {
-  return call.then(
-    () => 'ok' as const,
-    (error: unknown) => ConnectError.from(error).code,
-  );
-}
 
 describe('audit trail', () => {
   it('records who read and changed a consultation, and who was refused', async () => {
@@ -201,7 +197,8 @@ describe('when the audit trail cannot be written', () => {
   /** A new consultation, scheduled while the trail takes every entry. */
   async function scheduled(patientId: string) {
     await u.sql('drop trigger if exists refuse_audit on audit_entry');
-    const { consultation } = await u.video.scheduleConsultation(
+    const { consultation } = await scheduleConsultation(
+      u.deps,
       callerOf('service', 'appointments'),
       {
         appointmentId: appointmentId('unaudited'),
@@ -226,7 +223,9 @@ describe('when the audit trail cannot be written', () => {
     await refuseAuditEntries(`new.outcome <> 'allowed'`);
 
     const intruder = callerOf('patient', 'pat-other', 'clinic-1', { requestId: 'req-unaudited' });
-    const refused = await failure(u.video.getConsultation(intruder, consultation.id));
+    const refused = await failure(
+      getConsultationStatus(u.deps, intruder, { consultationId: consultation.id }),
+    );
 
     expect(refused).toBeInstanceOf(DomainError);
     expect(refused).toMatchObject({ code: 'not_found' });
@@ -249,7 +248,9 @@ describe('when the audit trail cannot be written', () => {
     const consultation = await scheduled('pat-u2');
     await refuseAuditEntries('true');
     const read = await failure(
-      u.video.getConsultation(callerOf('doctor', 'doc-u'), consultation.id),
+      getConsultationStatus(u.deps, callerOf('doctor', 'doc-u'), {
+        consultationId: consultation.id,
+      }),
     );
     expect(read).toBeInstanceOf(Error);
     expect(read).not.toHaveProperty('answered');
@@ -259,7 +260,7 @@ describe('when the audit trail cannot be written', () => {
     const consultation = await scheduled('pat-u3');
     await refuseAuditEntries('true');
     const cancel = await failure(
-      u.video.cancelConsultation(callerOf('service', 'appointments'), {
+      cancelConsultation(u.deps, callerOf('service', 'appointments'), {
         consultationId: consultation.id,
       }),
     );

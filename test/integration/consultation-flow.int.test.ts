@@ -11,7 +11,7 @@ import {
 import { TechnicalIssueType } from '../../gen/video/v1/video_service_pb.js';
 import { DEVELOPMENT_JITSI_SECRET } from '../../src/config.js';
 import { startTestApp, type TestApp } from '../support/app.js';
-import { appointmentId, slot, type VideoClient, videoClient } from '../support/clients.js';
+import { appointmentId, codeOf, slot, type VideoClient, videoClient } from '../support/clients.js';
 import { serverForSeveralCopies } from '../support/database.js';
 import { jpeg, png } from '../support/images.js';
 
@@ -41,15 +41,6 @@ async function schedule(minutesFromNow = 5, doctor = 'doc-1', patient = 'pat-1')
     ...slot(minutesFromNow),
   });
   return res.consultation!;
-}
-
-async function codeOf(call: Promise<unknown>): Promise<Code | 'ok'> {
-  try {
-    await call;
-    return 'ok';
-  } catch (error) {
-    return ConnectError.from(error).code;
-  }
 }
 
 describe('scheduling', () => {

@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DomainError } from '../../src/domain/errors.js';
 import { type Caller, EventAlreadyHandled } from '../../src/video/audit.js';
+import { cancelConsultation } from '../../src/video/use-cases/cancel-consultation.js';
+import { scheduleConsultation } from '../../src/video/use-cases/schedule-consultation.js';
 import { appointmentId } from '../support/clients.js';
 import { callerOf, openTestUseCases, type TestUseCases } from '../support/use-cases.js';
 
@@ -45,7 +47,7 @@ async function count(sql: string, params: unknown[]): Promise<number> {
 
 function schedule(eventId: string, appointment: string) {
   const start = new Date(Date.now() + 60 * 60_000);
-  return u.video.scheduleConsultation(delivery(eventId, 'appointment.created'), {
+  return scheduleConsultation(u.deps, delivery(eventId, 'appointment.created'), {
     appointmentId: appointment,
     doctorId: 'doc-inbox',
     patientId: 'pat-inbox',
@@ -81,7 +83,7 @@ describe('the inbox of appointment events', () => {
     const { consultation } = await schedule('evt-created-2', appointment);
     const cancel = () =>
       outcome(
-        u.video.cancelConsultation(delivery('evt-cancelled-2', 'appointment.cancelled'), {
+        cancelConsultation(u.deps, delivery('evt-cancelled-2', 'appointment.cancelled'), {
           appointmentId: appointment,
         }),
       );
@@ -104,7 +106,7 @@ describe('the inbox of appointment events', () => {
     const appointment = appointmentId('inbox-later');
     const cancel = () =>
       outcome(
-        u.video.cancelConsultation(delivery('evt-cancelled-3', 'appointment.cancelled'), {
+        cancelConsultation(u.deps, delivery('evt-cancelled-3', 'appointment.cancelled'), {
           appointmentId: appointment,
         }),
       );

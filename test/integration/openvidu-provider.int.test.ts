@@ -111,14 +111,24 @@ describe('sessions', () => {
     expect(standIn.session(sessionId)).toBeDefined();
   });
 
-  it('closes a session, and closing one already gone succeeds', async () => {
+  it('closes a session, and closing one already gone succeeds without re-creating it', async () => {
     const { sessionId } = await provider.ensureSession(randomUUID());
     expect(await requestsDuring(() => provider.endSession(sessionId))).toEqual([
       `DELETE /openvidu/api/sessions/${sessionId} 204`,
     ]);
     expect(standIn.session(sessionId)).toBeUndefined();
-    await provider.endSession(sessionId);
-    await provider.endSession(providerSessionName(randomUUID()));
+    const eventsBefore = standIn.events.length;
+    // Gone, or never there: one DELETE answered 404, and no POST /sessions, which would
+    // create the session again and fire sessionCreated and sessionDestroyed webhooks.
+    expect(await requestsDuring(() => provider.endSession(sessionId))).toEqual([
+      `DELETE /openvidu/api/sessions/${sessionId} 404`,
+    ]);
+    const never = providerSessionName(randomUUID());
+    expect(await requestsDuring(() => provider.endSession(never))).toEqual([
+      `DELETE /openvidu/api/sessions/${never} 404`,
+    ]);
+    expect(standIn.events.slice(eventsBefore)).toEqual([]);
+    expect(standIn.session(sessionId)).toBeUndefined();
   });
 
   it('lists the live connections of many sessions in one call, unknown ones left out', async () => {
@@ -171,15 +181,45 @@ describe('recording', () => {
     const { recordingId } = await recording().start(sessionId);
     expect(await recording().start(sessionId)).toEqual({ recordingId });
     expect(await recording().status(recordingId)).toEqual({ status: 'started', url: undefined });
-    await recording().stop(sessionId, recordingId);
-    expect((await recording().status(recordingId))?.status).toBe('stopped');
-    standIn.finishRecording(recordingId);
-    const ready = await recording().status(recordingId);
-    expect(ready?.status).toBe('ready');
-    expect(ready?.url).toMatch(new RegExp(`^${standIn.url}/openvidu/recordings/`));
+    expect(await requestsDuring(() => recording().stop(sessionId, recordingId))).toEqual([
+      `POST /openvidu/api/recordings/stop/${recordingId} 200`,
+    ]);
+    // OpenVidu CE processes the file before it answers: the recording is ready at once.
+    expect(await recording().status(recordingId)).toEqual({
+      status: 'ready',
+      url: `${standIn.url}/openvidu/recordings/${recordingId}/${recordingId}.mp4`,
+    });
     // Stopping a recording that is no longer running, or that never was, succeeds.
+    await recording().stop(sessionId, recordingId);
     await recording().stop(sessionId, 'no-such-recording');
     expect(await recording().status('no-such-recording')).toBeUndefined();
+  });
+
+  it('says the session is closed when asked to record one the server forgot, without creating it', async () => {
+    const { sessionId } = await provider.ensureSession(randomUUID());
+    const { token } = await provider.issueToken({
+      sessionId,
+      participantId: 'p',
+      role: 'doctor',
+      expiresAt,
+    });
+    standIn.join(token);
+    standIn.forgetSessions();
+    // Another copy of the service, which has not seen the session yet.
+    const other = createOpenViduProvider({
+      url: standIn.url,
+      secret: SECRET,
+      timeoutMs: TIMEOUT_MS,
+    });
+    let error: DomainError | undefined;
+    expect(
+      await requestsDuring(async () => {
+        error = await rejection(other.recording!.start(sessionId));
+      }),
+    ).toEqual(['GET /openvidu/api/sessions 200', 'POST /openvidu/api/recordings/start 404']);
+    expect(error?.code).toBe('failed_precondition');
+    expect(error?.message).toMatch(/session is closed/);
+    expect(standIn.session(sessionId)).toBeUndefined();
   });
 
   it('says clearly when the server has recording turned off (501)', async () => {

@@ -13,14 +13,17 @@ import {
  * The stand-in OpenVidu 2 server (test/support/openvidu-standin.ts) driven by the real
  * `openvidu-node-client`: whatever the service's tests learn from the stand-in holds for
  * the client the service uses. The client rejects an HTTP error as Error("<status>").
+ * The behaviours checked here are listed, with their sources, in openvidu-standin.md.
  */
 const SECRET = 'stand-in-secret';
+/** OPENVIDU_RECORDING_AUTOSTOP_TIMEOUT, short: 120 s by default. */
+const AUTOSTOP_MS = 300;
 
 let standIn: OpenViduStandIn;
 let ov: OpenVidu;
 
 beforeAll(async () => {
-  standIn = await startOpenViduStandIn({ secret: SECRET });
+  standIn = await startOpenViduStandIn({ secret: SECRET, recordingAutostopTimeoutMs: AUTOSTOP_MS });
   ov = new OpenVidu(standIn.url, SECRET);
   ov.enableProdMode(); // the client logs every fetch otherwise
 });
@@ -37,8 +40,8 @@ function requestsFrom(mark: number) {
 }
 
 /** A raw call to the stand-in's REST API, for what the client does not expose. */
-async function api(method: string, path: string, body?: unknown) {
-  const response = await fetch(`${standIn.url}/openvidu/api${path}`, {
+async function api(method: string, path: string, body?: unknown, server = standIn) {
+  const response = await fetch(`${server.url}/openvidu/api${path}`, {
     method,
     headers: {
       authorization: `Basic ${Buffer.from(`OPENVIDUAPP:${SECRET}`).toString('base64')}`,
@@ -54,6 +57,14 @@ async function api(method: string, path: string, body?: unknown) {
 }
 
 const eventsOf = (sessionId: string) => standIn.events.filter((e) => e.sessionId === sessionId);
+
+async function until(done: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
 
 describe('sessions and connections', () => {
   it('creates a session under a custom id; a second create (409) resolves to it through fetch', async () => {
@@ -115,11 +126,15 @@ describe('sessions and connections', () => {
       platform: 'Firefox 128 on Linux',
       serverData: 'patient',
     });
-    expect(eventsOf(id).at(-1)).toMatchObject({
+    expect(eventsOf(id).at(-1)).toEqual({
       event: 'participantJoined',
+      sessionId: id,
       timestamp: at,
-      participantId: connectionId,
       connectionId,
+      location: 'unknown',
+      ip: '127.0.0.1',
+      platform: 'Firefox 128 on Linux',
+      clientData: '',
       serverData: 'patient',
     });
     // Without pendingConnections=true only the active connection is listed.
@@ -140,62 +155,123 @@ describe('sessions and connections', () => {
     expect(standIn.requests.at(-1)).toMatchObject({ status: 401 });
   });
 
-  it('answers the documented statuses for bad requests', async () => {
+  it('answers the documented statuses, with empty bodies but for problems in the body', async () => {
     const id = sessionName('statuses');
-    expect((await api('POST', '/sessions', { customSessionId: 'has space' })).status).toBe(400);
+    const badId = await api('POST', '/sessions', { customSessionId: 'has space' });
+    expect(badId.status).toBe(400);
+    // openvidu-server's error JSON, only for a problem with the request body.
+    expect(badId.json).toMatchObject({
+      status: 400,
+      error: 'Bad Request',
+      path: '/openvidu/api/sessions',
+    });
     expect((await api('POST', '/sessions', { mediaMode: 'NOT_EXISTS' })).status).toBe(400);
     expect((await api('POST', '/sessions', { recordingMode: false })).status).toBe(400);
     const created = await api('POST', '/sessions', { customSessionId: id });
     expect(created.status).toBe(200);
+    expect(await api('POST', '/sessions', { customSessionId: id })).toEqual({
+      status: 409,
+      json: undefined,
+    });
     const generated = await api('POST', '/sessions', {});
     expect(generated.json?.id).toMatch(/^ses_[A-Z][A-Za-z0-9]{9}$/);
     expect((await api('POST', `/sessions/${id}/connection`, { role: 'OWNER' })).status).toBe(400);
     expect((await api('POST', `/sessions/${id}/connection`, { type: 'SIP' })).status).toBe(400);
-    expect((await api('POST', '/sessions/nope/connection', {})).status).toBe(404);
-    expect((await api('GET', '/sessions/nope/connection/con_x')).status).toBe(400);
-    expect((await api('GET', `/sessions/${id}/connection/con_x`)).status).toBe(404);
-    expect((await api('DELETE', '/sessions/nope/connection/con_x')).status).toBe(400);
-    expect((await api('DELETE', '/sessions/nope')).status).toBe(404);
-    const error = await api('GET', '/sessions/nope');
-    expect(error.json).toMatchObject({
-      status: 404,
-      error: 'Not Found',
-      path: '/openvidu/api/sessions/nope',
-    });
+    for (const [method, path] of [
+      ['POST', '/sessions/nope/connection'],
+      ['GET', '/sessions/nope'],
+      ['DELETE', '/sessions/nope'],
+      ['GET', '/recordings/nope'],
+      ['POST', '/recordings/stop/nope'],
+    ] as const) {
+      expect(await api(method, path, method === 'POST' ? {} : undefined)).toEqual({
+        status: 404,
+        json: undefined,
+      });
+    }
     const config = await api('GET', '/config');
-    expect(config.json).toMatchObject({ VERSION: '2.32.0', OPENVIDU_RECORDING: true });
+    expect(config.json).toMatchObject({
+      VERSION: '2.32.0',
+      OPENVIDU_RECORDING: true,
+      OPENVIDU_RECORDING_AUTOSTOP_TIMEOUT: AUTOSTOP_MS / 1000,
+    });
   });
 
-  it('issues a token through the deprecated POST /tokens (generateToken)', async () => {
-    const session = await ov.createSession({ customSessionId: sessionName('token') });
-    const token = await session.generateToken({ role: OpenViduRole.SUBSCRIBER, data: 'viewer' });
-    expect(token).toContain(`sessionId=${session.sessionId}&token=tok_`);
-    await session.fetch();
-    expect(session.connections[0]).toMatchObject({ role: 'SUBSCRIBER', status: 'pending' });
-  });
-
-  it('closes the session when its last participant leaves', async () => {
+  it('closes a session at once when its last participant leaves and nothing records it', async () => {
     const id = sessionName('leave');
     const session = await ov.createSession({ customSessionId: id });
     const first = standIn.join((await session.createConnection({})).token);
     const second = standIn.join((await session.createConnection({})).token);
-    await ov.startRecording(id);
 
     standIn.leave(first, { reason: 'networkDisconnect' });
     expect(standIn.session(id)).toBeDefined();
     standIn.leave(second);
 
     expect(standIn.session(id)).toBeUndefined();
-    expect(
-      eventsOf(id)
-        .slice(-4)
-        .map((e) => [e.event, e.reason]),
-    ).toEqual([
+    expect(eventsOf(id).map((e) => [e.event, e.reason])).toEqual([
+      ['sessionCreated', undefined],
+      ['participantJoined', undefined],
+      ['participantJoined', undefined],
       ['participantLeft', 'networkDisconnect'],
       ['participantLeft', 'disconnect'],
-      ['recordingStatusChanged', 'lastParticipantLeft'],
       ['sessionDestroyed', 'lastParticipantLeft'],
     ]);
+  });
+});
+
+describe('the automatic stop of recordings', () => {
+  /** A recorded session whose one participant has just left. */
+  async function abandonedRecording(what: string) {
+    const id = sessionName(what);
+    const session = await ov.createSession({ customSessionId: id });
+    const connectionId = standIn.join((await session.createConnection({})).token);
+    const recording = await ov.startRecording(id);
+    const leftAt = Date.now();
+    standIn.leave(connectionId);
+    return { id, session, recording, leftAt };
+  }
+
+  it('keeps a recorded session open for the timeout, then stops the recording and closes it', async () => {
+    const { id, recording, leftAt } = await abandonedRecording('autostop');
+    expect(standIn.session(id)).toMatchObject({
+      recording: true,
+      connections: { numberOfElements: 0 },
+    });
+    expect(eventsOf(id).at(-1)).toMatchObject({ event: 'participantLeft', reason: 'disconnect' });
+
+    await until(() => standIn.session(id) === undefined);
+    expect(Date.now() - leftAt).toBeGreaterThanOrEqual(AUTOSTOP_MS);
+    expect(
+      eventsOf(id)
+        .slice(-3)
+        .map((e) => [e.event, e.status, e.reason]),
+    ).toEqual([
+      ['recordingStatusChanged', 'stopped', 'automaticStop'],
+      ['recordingStatusChanged', 'ready', 'automaticStop'],
+      ['sessionDestroyed', undefined, 'automaticStop'],
+    ]);
+    expect(await ov.getRecording(recording.id)).toMatchObject({
+      status: 'ready',
+      url: `${standIn.url}/openvidu/recordings/${id}/${id}.mp4`,
+    });
+  });
+
+  it('goes on recording when someone joins within the timeout', async () => {
+    const { id, session } = await abandonedRecording('rejoin');
+    standIn.join((await session.createConnection({})).token);
+    await new Promise((resolve) => setTimeout(resolve, AUTOSTOP_MS * 2));
+    expect(standIn.session(id)).toMatchObject({ recording: true });
+    expect(eventsOf(id).at(-1)).toMatchObject({ event: 'participantJoined' });
+  });
+
+  it('closes the session when the recording is stopped during the timeout', async () => {
+    const { id, recording } = await abandonedRecording('stop-in-timeout');
+    expect(await ov.stopRecording(recording.id)).toMatchObject({ status: 'ready' });
+    expect(standIn.session(id)).toBeUndefined();
+    expect(eventsOf(id).at(-1)).toMatchObject({
+      event: 'sessionDestroyed',
+      reason: 'recordingStoppedByServer',
+    });
   });
 });
 
@@ -210,21 +286,47 @@ describe('recordings', () => {
     expect(recording).toMatchObject({ id, sessionId: id, status: 'started', url: null });
     await expect(ov.startRecording(id)).rejects.toThrow(new Error('409'));
 
+    // OpenVidu CE processes the file before it answers: `ready`, with its url.
+    const url = `${standIn.url}/openvidu/recordings/${id}/consult.mp4`;
     const stopped = await ov.stopRecording(recording.id);
-    expect(stopped).toMatchObject({ id, status: 'stopped', url: null });
-    expect((await ov.getRecording(id)).url).toBeNull();
-
-    standIn.finishRecording(id);
-    const ready = await ov.getRecording(id);
-    expect(ready.status).toBe('ready');
-    expect(ready.url).toBe(`${standIn.url}/openvidu/recordings/${id}/consult.mp4`);
+    expect(stopped).toMatchObject({ id, status: 'ready', url });
+    expect(stopped.duration).toBeGreaterThanOrEqual(0);
+    expect(stopped.size).toBeGreaterThan(0);
+    expect(await ov.getRecording(id)).toMatchObject({ status: 'ready', url });
+    await expect(ov.stopRecording(recording.id)).rejects.toThrow(new Error('404'));
 
     const next = await ov.startRecording(id);
     expect(next.id).toBe(`${id}~1`);
     await expect(ov.stopRecording('no-such-recording')).rejects.toThrow(new Error('404'));
     const changes = eventsOf(id).filter((e) => e.event === 'recordingStatusChanged');
-    expect(changes.map((e) => e.status)).toEqual(['started', 'stopped', 'ready', 'started']);
+    expect(changes.map((e) => [e.status, e.reason])).toEqual([
+      ['started', undefined],
+      ['stopped', 'recordingStoppedByServer'],
+      ['ready', 'recordingStoppedByServer'],
+      ['started', undefined],
+    ]);
     for (const change of changes) expect(change).not.toHaveProperty('url');
+  });
+
+  it('checks the documented ranges: frameRate from 0 to 120 (422 outside, with the error JSON)', async () => {
+    const id = sessionName('ranges');
+    const session = await ov.createSession({ customSessionId: id });
+    standIn.join((await session.createConnection({})).token);
+    const tooFast = await api('POST', '/recordings/start', { session: id, frameRate: 121 });
+    expect(tooFast.status).toBe(422);
+    expect(tooFast.json).toMatchObject({
+      status: 422,
+      message: expect.stringMatching(/frameRate/),
+    });
+    const silent = await api('POST', '/recordings/start', {
+      session: id,
+      hasAudio: false,
+      hasVideo: false,
+    });
+    expect(silent.status).toBe(422);
+    const still = await api('POST', '/recordings/start', { session: id, frameRate: 0 });
+    expect(still.status).toBe(200);
+    expect(still.json).toMatchObject({ frameRate: 0, status: 'started' });
   });
 
   it('answers 501 when recording is disabled', async () => {
@@ -236,6 +338,11 @@ describe('recordings', () => {
       disabled.join((await session.createConnection({})).token);
       await expect(client.startRecording(id)).rejects.toThrow(new Error('501'));
       await expect(client.listRecordings()).rejects.toThrow(new Error('501'));
+      // Unless a test says otherwise, OpenVidu's default autostop timeout: 120 s.
+      expect((await api('GET', '/config', undefined, disabled)).json).toMatchObject({
+        OPENVIDU_RECORDING: false,
+        OPENVIDU_RECORDING_AUTOSTOP_TIMEOUT: 120,
+      });
     } finally {
       await disabled.close();
     }
@@ -340,7 +447,6 @@ describe('webhooks', () => {
       const [, joined, left, destroyed] = posted.map((r) => r.body);
       expect(left).toMatchObject({
         connectionId,
-        participantId: connectionId,
         reason: 'sessionClosedByServer',
         startTime: joined?.timestamp,
         serverData: 'doctor',

@@ -28,6 +28,8 @@ import {
 const SECRET = 'e2e-openvidu-secret';
 const WEBHOOK_SECRET = 'e2e-openvidu-webhook-secret';
 const HALF_OPEN_AFTER_MS = 2000;
+/** OPENVIDU_RECORDING_AUTOSTOP_TIMEOUT, short: 120 s by default. */
+const AUTOSTOP_MS = 500;
 
 const providerEnv = (standIn: OpenViduStandIn) => ({
   OPENVIDU_URL: standIn.url,
@@ -44,7 +46,7 @@ const cleanups: (() => Promise<unknown>)[] = [];
 let standIn: OpenViduStandIn;
 let app: TestApp;
 beforeAll(async () => {
-  standIn = await startOpenViduStandIn({ secret: SECRET });
+  standIn = await startOpenViduStandIn({ secret: SECRET, recordingAutostopTimeoutMs: AUTOSTOP_MS });
   cleanups.push(() => standIn.close());
   app = await startTestApp(providerEnv(standIn));
   cleanups.push(() => app.stop());
@@ -243,12 +245,15 @@ describe('failover', () => {
 });
 
 describe('recording with consent', () => {
-  it('records on OpenVidu only with both consents, and keeps the URL once ready', async () => {
+  const deliverWebhooks = () =>
     standIn.configureWebhook({
       url: `${app.baseUrl}/webhooks/openvidu`,
       headers: { 'X-Webhook-Secret': WEBHOOK_SECRET },
       autoDeliver: true,
     });
+
+  it('records on OpenVidu only with both consents, and keeps the URL once ready', async () => {
+    deliverWebhooks();
     const v = await visit();
     const sessionId = providerSessionName(v.id);
     await v.doctor.startConsultation({ consultationId: v.id });
@@ -268,10 +273,12 @@ describe('recording with consent', () => {
     expect((standIn.session(sessionId) as { recording: boolean }).recording).toBe(true);
 
     const stopped = await v.doctor.stopRecording({ consultationId: v.id });
-    expect(stopped.consultation?.recordingStatus).toBe(RecordingStatus.STOPPED);
-    // OpenVidu processes the file, then says `ready` in a webhook that has no URL: the
-    // service asks OpenVidu for it.
-    standIn.finishRecording(sessionId);
+    // OpenVidu CE answers the stop once the file is processed, and posts `stopped` and
+    // `ready` together, in the same millisecond here; the service may already have applied
+    // them. `ready` has no URL: the service asks OpenVidu for it.
+    expect([RecordingStatus.STOPPED, RecordingStatus.READY]).toContain(
+      stopped.consultation?.recordingStatus,
+    );
     const ready = await until(
       () => v.doctor.getConsultationStatus({ consultationId: v.id }),
       (r) => r.consultation?.recordingStatus === RecordingStatus.READY,
@@ -281,6 +288,44 @@ describe('recording with consent', () => {
     );
     const ended = await v.doctor.endConsultation({ consultationId: v.id });
     expect(ended.consultation?.recordingUrl).toBe(ready.consultation?.recordingUrl);
+  });
+
+  it('when everyone leaves a recording, OpenVidu stops it after its timeout and closes the session', async () => {
+    deliverWebhooks();
+    const v = await visit();
+    const sessionId = providerSessionName(v.id);
+    await v.doctor.startConsultation({ consultationId: v.id });
+    const doctor = standIn.join((await v.doctor.generateToken({ consultationId: v.id })).token);
+    const patient = standIn.join((await v.patient.generateToken({ consultationId: v.id })).token);
+    await v.doctor.recordConsent({ consultationId: v.id });
+    await v.patient.recordConsent({ consultationId: v.id });
+    await v.doctor.startRecording({ consultationId: v.id });
+
+    standIn.leave(patient);
+    standIn.leave(doctor);
+    // The session stays open and recording, waiting for someone to come back.
+    expect(standIn.session(sessionId)).toMatchObject({ recording: true });
+    const status = () => v.doctor.getConsultationStatus({ consultationId: v.id });
+    expect((await status()).consultation?.status).toBe(ConsultationStatus.IN_PROGRESS);
+
+    const ended = await until(
+      status,
+      (r) =>
+        r.consultation?.status === ConsultationStatus.ENDED &&
+        r.consultation.recordingStatus === RecordingStatus.READY,
+    );
+    expect(ended.consultation?.endReason).toBe(EndReason.PROVIDER_CLOSED);
+    expect(ended.consultation?.recordingUrl).toBe(
+      `${standIn.url}/openvidu/recordings/${sessionId}/${sessionId}.mp4`,
+    );
+    const closing = standIn.events.filter(
+      (e) => e.sessionId === sessionId && e.event !== 'participantLeft',
+    );
+    expect(closing.slice(-3).map((e) => [e.event, e.status, e.reason])).toEqual([
+      ['recordingStatusChanged', 'stopped', 'automaticStop'],
+      ['recordingStatusChanged', 'ready', 'automaticStop'],
+      ['sessionDestroyed', undefined, 'automaticStop'],
+    ]);
   });
 });
 

@@ -1,6 +1,9 @@
 import type { EventSubscriber } from '@mikro-orm/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DomainError } from '../../src/domain/errors.js';
+import { cancelConsultation } from '../../src/video/use-cases/cancel-consultation.js';
+import { checkIn } from '../../src/video/use-cases/check-in.js';
+import { scheduleConsultation } from '../../src/video/use-cases/schedule-consultation.js';
 import { appointmentId } from '../support/clients.js';
 import { serverForSeveralCopies } from '../support/database.js';
 import { callerOf, openTestUseCases, type TestUseCases } from '../support/use-cases.js';
@@ -24,7 +27,7 @@ afterAll(async () => {
 
 async function schedule(patientId: string) {
   const start = new Date(Date.now() + 5 * 60_000);
-  const { consultation } = await u.video.scheduleConsultation(service, {
+  const { consultation } = await scheduleConsultation(u.deps, service, {
     appointmentId: appointmentId('lock'),
     doctorId: 'doc-lock',
     patientId,
@@ -75,7 +78,7 @@ describe.runIf(serverForSeveralCopies)('a unit of work that loses its race', () 
       u.sql('update consultation set version = version + 1 where id = ?', [c.id]),
     );
 
-    const cancelled = await u.video.cancelConsultation(service, { consultationId: c.id });
+    const cancelled = await cancelConsultation(u.deps, service, { consultationId: c.id });
 
     expect(u.replays.slice(replaysBefore)).toEqual(['version_conflict']);
     expect(flushes.flushes).toBeGreaterThanOrEqual(2);
@@ -101,7 +104,9 @@ describe.runIf(serverForSeveralCopies)('a unit of work that loses its race', () 
       ),
     );
 
-    const refused = await u.video.checkIn(callerOf('patient', 'pat-lock-2'), c.id).then(
+    const refused = await checkIn(u.deps, callerOf('patient', 'pat-lock-2'), {
+      consultationId: c.id,
+    }).then(
       () => undefined,
       (error: unknown) => error,
     );

@@ -1,10 +1,10 @@
-import { Code, ConnectError } from '@connectrpc/connect';
+import { Code } from '@connectrpc/connect';
 import jwt from 'jsonwebtoken';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TechnicalIssueType } from '../../gen/video/v1/video_service_pb.js';
 import type { Role } from '../../src/domain/access.js';
 import { startTestApp, type TestApp } from '../support/app.js';
-import { appointmentId, slot, type VideoClient, videoClient } from '../support/clients.js';
+import { appointmentId, codeOf, slot, type VideoClient, videoClient } from '../support/clients.js';
 import { png } from '../support/images.js';
 
 /**
@@ -160,13 +160,6 @@ function expected(rpc: ConsultationRpc, roleIndex: number, relation: Relation): 
   // Staff act on their whole clinic: someone else's consultation there is theirs too.
   if (relation === 'else' && staff) return own;
   return NF;
-}
-
-async function codeOf(call: Promise<unknown>): Promise<Cell> {
-  return call.then(
-    () => 'ok' as const,
-    (error: unknown) => ConnectError.from(error).code,
-  );
 }
 
 const label = (cell: Cell) => (cell === 'ok' ? 'ok' : Code[cell]);

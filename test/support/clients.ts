@@ -1,6 +1,12 @@
 import type { Timestamp } from '@bufbuild/protobuf/wkt';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
-import { type Client, createClient, type Interceptor } from '@connectrpc/connect';
+import {
+  type Client,
+  type Code,
+  ConnectError,
+  createClient,
+  type Interceptor,
+} from '@connectrpc/connect';
 import {
   createConnectTransport,
   createGrpcTransport,
@@ -58,4 +64,12 @@ export function slot(
     scheduledStart: timestampFromDate(start),
     scheduledEnd: timestampFromDate(new Date(start.getTime() + minutes * 60_000)),
   };
+}
+
+/** The code a call was answered with: 'ok', or the error's Connect code. */
+export async function codeOf(call: Promise<unknown>): Promise<Code | 'ok'> {
+  return call.then(
+    () => 'ok' as const,
+    (error: unknown) => ConnectError.from(error).code,
+  );
 }

@@ -1,17 +1,13 @@
 import { PassThrough } from 'node:stream';
-import { loadConfig } from '../../src/config.js';
+import { type Config, loadConfig } from '../../src/config.js';
 import type { Principal } from '../../src/domain/access.js';
-import { systemClock } from '../../src/domain/ports.js';
+import { type Clock, systemClock } from '../../src/domain/ports.js';
 import { createLogger } from '../../src/logger.js';
 import { type Database, openDatabase } from '../../src/persistence/database.js';
 import { createConfiguredProviders } from '../../src/providers/configured-providers.js';
 import type { Caller } from '../../src/video/audit.js';
 import { createPageTokens } from '../../src/video/pagination.js';
-import {
-  createVideoService,
-  type ReplayReason,
-  type VideoService,
-} from '../../src/video/video-service.js';
+import type { ReplayReason, UseCaseDeps } from '../../src/video/use-case.js';
 import { createTestDatabase } from './database.js';
 
 /**
@@ -20,7 +16,8 @@ import { createTestDatabase } from './database.js';
  * service logged and counted.
  */
 export interface TestUseCases {
-  readonly video: VideoService;
+  /** What the use cases are called with (`scheduleConsultation(u.deps, caller, …)`). */
+  readonly deps: UseCaseDeps;
   readonly database: Database;
   /** Runs SQL on the test database as its owner, outside the service's units of work. */
   sql<T>(query: string, params?: unknown[]): Promise<T[]>;
@@ -28,14 +25,19 @@ export interface TestUseCases {
   readonly replays: ReplayReason[];
   /** How many refusals could not be audited. */
   readonly refusalsNotAudited: () => number;
+  /** The configuration the use cases run with. */
+  readonly config: Config;
   /** The service's log lines so far, parsed. */
   readonly logLines: () => Record<string, unknown>[];
   stop(): Promise<void>;
 }
 
-export async function openTestUseCases(): Promise<TestUseCases> {
+export async function openTestUseCases(
+  env: Record<string, string> = {},
+  clock: Clock = systemClock,
+): Promise<TestUseCases> {
   const testDatabase = await createTestDatabase();
-  const config = loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'info', ...testDatabase.env });
+  const config = loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'info', ...testDatabase.env, ...env });
   const logged: string[] = [];
   const stream = new PassThrough();
   stream.on('data', (chunk: Buffer) => logged.push(...chunk.toString().split('\n')));
@@ -44,18 +46,19 @@ export async function openTestUseCases(): Promise<TestUseCases> {
   await database.migrate();
   const replays: ReplayReason[] = [];
   let notAudited = 0;
-  const video = createVideoService({
+  const deps: UseCaseDeps = {
     orm: database.orm,
-    providers: createConfiguredProviders(config.providers, systemClock),
-    clock: systemClock,
+    providers: createConfiguredProviders(config.providers, clock),
+    clock,
     logger,
     rules: config.consultation,
     pageTokens: createPageTokens(config.pageTokens.secret),
     onReplay: (reason) => replays.push(reason),
     onRefusalNotAudited: () => notAudited++,
-  });
+  };
   return {
-    video,
+    deps,
+    config,
     database,
     sql: async <T>(query: string, params: unknown[] = []) =>
       (await database.orm.em.fork().getConnection().execute(query, params)) as unknown as T[],

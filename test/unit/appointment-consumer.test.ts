@@ -3,7 +3,7 @@ import type { Kafka, Producer } from 'kafkajs';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { createAppointmentConsumer } from '../../src/messaging/appointment-consumer.js';
-import type { VideoService } from '../../src/video/video-service.js';
+import type { UseCaseDeps } from '../../src/video/use-case.js';
 
 /**
  * The consumer's life cycle against a stand-in for a kafkajs consumer that behaves as
@@ -64,7 +64,7 @@ function consumerOf(kafka: Kafka) {
   return createAppointmentConsumer({
     kafka,
     producer: {} as Producer,
-    video: {} as VideoService,
+    useCases: {} as UseCaseDeps,
     logger: pino({ level: 'silent' }),
     groupId: 'group',
     topicFor: (type) => type,

@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, exportSPKI, generateKeyPair, type JWK, SignJWT } from 'jose';
 import jwt from 'jsonwebtoken';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createTokenVerifier, type TokenVerifierOptions } from '../../src/auth/jwt.js';
 import { DomainError } from '../../src/domain/errors.js';
 
@@ -95,23 +95,74 @@ describe('token verification', () => {
   });
 
   it('follows key rotation by kid, refreshing at most once per cooldown', async () => {
-    const verifier = createTokenVerifier({ ...base, jwksUrl, jwksCooldownSeconds: 1 });
-    await verifier.verify(await sign(ec.privateKey, 'ES256', {}, 'ec-1'));
-    jwksKeys = [
-      ...jwksKeys,
-      { ...(await exportJWK(rotated.publicKey)), kid: 'ec-2', alg: 'ES256' },
-    ];
-    // Within the cooldown the new key is not fetched yet; after it, the unknown kid is.
-    await new Promise((resolve) => setTimeout(resolve, 1100));
-    await expect(
-      verifier.verify(await sign(rotated.privateKey, 'ES256', {}, 'ec-2')),
-    ).resolves.toBeDefined();
-    const before = jwksFetches;
-    const unknown = await sign(rotated.privateKey, 'ES256', {}, 'ec-unknown');
-    for (let i = 0; i < 20; i++) {
-      await expect(verifier.verify(unknown)).rejects.toMatchObject({ code: 'unauthenticated' });
+    // Only Date is faked: jose reads the cooldown off Date.now(), while the fetches still
+    // go to the real JWKS server on real timers.
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() });
+    try {
+      const cooldownMs = 30_000;
+      const verifier = createTokenVerifier({ ...base, jwksUrl, jwksCooldownSeconds: 30 });
+      const fetchesDuring = async (verify: () => Promise<unknown>) => {
+        const before = jwksFetches;
+        await verify();
+        return jwksFetches - before;
+      };
+      const keyUnknown = { code: 'unauthenticated', message: 'token key unknown' };
+
+      // The first token loads the set: the one fetch that starts the cooldown.
+      const first = await sign(ec.privateKey, 'ES256', {}, 'ec-1');
+      expect(await fetchesDuring(() => verifier.verify(first))).toBe(1);
+      const loadedAt = Date.now();
+
+      // The identity provider rotates in a new key.
+      jwksKeys = [
+        ...jwksKeys,
+        { ...(await exportJWK(rotated.publicKey)), kid: 'ec-2', alg: 'ES256' },
+      ];
+      const next = await sign(rotated.privateKey, 'ES256', {}, 'ec-2');
+      const unknown = await sign(rotated.privateKey, 'ES256', {}, 'ec-unknown');
+
+      // Within the cooldown, no unknown kid fetches the set again, not even the new key's:
+      // at its start and on its last millisecond.
+      for (const at of [loadedAt, loadedAt + cooldownMs - 1]) {
+        vi.setSystemTime(at);
+        expect(
+          await fetchesDuring(async () => {
+            for (let i = 0; i < 10; i++) {
+              await expect(verifier.verify(unknown)).rejects.toMatchObject(keyUnknown);
+            }
+            await expect(verifier.verify(next)).rejects.toMatchObject(keyUnknown);
+          }),
+        ).toBe(0);
+      }
+
+      // Once it is over, the first unknown kid fetches the set once, and the new key is found.
+      vi.setSystemTime(loadedAt + cooldownMs + 1);
+      expect(
+        await fetchesDuring(() =>
+          expect(verifier.verify(next)).resolves.toMatchObject({ userId: 'doc-1' }),
+        ),
+      ).toBe(1);
+      const refreshedAt = Date.now();
+
+      // That fetch starts a new cooldown: a kid still unknown costs nothing until it ends…
+      vi.setSystemTime(refreshedAt + cooldownMs - 1);
+      expect(
+        await fetchesDuring(async () => {
+          for (let i = 0; i < 10; i++) {
+            await expect(verifier.verify(unknown)).rejects.toMatchObject(keyUnknown);
+          }
+        }),
+      ).toBe(0);
+      // …and one fetch after it, which does not find the kid either.
+      vi.setSystemTime(refreshedAt + cooldownMs + 1);
+      expect(
+        await fetchesDuring(() =>
+          expect(verifier.verify(unknown)).rejects.toMatchObject(keyUnknown),
+        ),
+      ).toBe(1);
+    } finally {
+      vi.useRealTimers();
     }
-    expect(jwksFetches - before).toBeLessThanOrEqual(1);
   });
 
   it('answers UNAVAILABLE, not UNAUTHENTICATED, when the JWKS endpoint is down', async () => {

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { createLogger } from '../../src/logger.js';
 import {
   createOpenViduWebhookReceiver,
   normalizeOpenViduReason,
   parseOpenViduWebhook,
-} from '../../src/providers/openvidu-webhooks.js';
+} from '../../src/http/openvidu-webhooks.js';
+import { createLogger } from '../../src/logger.js';
 import type { Attendance } from '../../src/video/attendance.js';
 
 /** Webhook bodies as OpenVidu 2 sends them (reference-docs/openvidu-server-webhook). */
@@ -70,6 +70,59 @@ describe('OpenVidu webhooks', () => {
     };
     expect(id(joined)).toBe(id({ ...joined }));
     expect(id(joined)).not.toBe(id(left));
+  });
+
+  it('keeps apart the stopped and ready that OpenVidu CE sends together for one recording', () => {
+    // As OpenVidu CE posts them when a recording stops: `stopped`, then at once `ready`.
+    const stopped = {
+      event: 'recordingStatusChanged',
+      sessionId: 'vc_abc',
+      timestamp: 1_700_000_500_000,
+      startTime: 1_700_000_200_000,
+      id: 'vc_abc',
+      name: 'vc_abc',
+      outputMode: 'COMPOSED',
+      hasAudio: true,
+      hasVideo: true,
+      size: 0,
+      duration: 0,
+      reason: 'automaticStop',
+      status: 'stopped',
+    };
+    const ready = { ...stopped, size: 75_000_000, duration: 300, status: 'ready' };
+    const recording = (e: object) => {
+      const parsed = parseOpenViduWebhook(e);
+      return parsed && 'recording' in parsed ? parsed.recording : undefined;
+    };
+    expect(recording(stopped)).toMatchObject({ recordingId: 'vc_abc', status: 'stopped' });
+    expect(recording(ready)).toMatchObject({
+      recordingId: 'vc_abc',
+      status: 'ready',
+      url: undefined,
+    });
+    expect(recording(ready)?.eventId).not.toBe(recording(stopped)?.eventId);
+    expect(recording({ ...ready })?.eventId).toBe(recording(ready)?.eventId);
+    // The same second for another recording of the session is another event too.
+    expect(recording({ ...ready, id: 'vc_abc~1' })?.eventId).not.toBe(recording(ready)?.eventId);
+  });
+
+  it('reads a session OpenVidu destroyed after the automatic stop of its recording', () => {
+    const destroyed = {
+      event: 'sessionDestroyed',
+      sessionId: 'vc_abc',
+      timestamp: 1_700_000_500_000,
+      startTime: 1_700_000_000_000,
+      duration: 500,
+      reason: 'automaticStop',
+    };
+    expect(parseOpenViduWebhook(destroyed)).toEqual({
+      sessionClosed: {
+        eventId: expect.stringMatching(/^openvidu:/),
+        provider: 'openvidu',
+        sessionId: 'vc_abc',
+        at: new Date(1_700_000_500_000),
+      },
+    });
   });
 
   it('maps every OpenVidu reason to the one vocabulary', () => {

@@ -1,27 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { type Action, PERMISSIONS, ROLES } from '../../src/domain/access.js';
-
-/** Every action the policy knows, in the order the doc lists them. */
-const ACTIONS: Action[] = [
-  'consultation.schedule',
-  'consultation.cancel',
-  'consultation.reschedule',
-  'consultation.read',
-  'consultation.check_in',
-  'consultation.admit',
-  'consultation.start',
-  'consultation.join',
-  'consultation.end',
-  'consultation.report_issue',
-  'consultation.share_image',
-  'consultation.record_consent',
-  'consultation.record',
-  'waiting_room.list',
-  'history.list',
-  'provider.status',
-  'audit.list',
-];
+import { ACTIONS, PERMISSIONS, ROLES } from '../../src/domain/access.js';
 
 /** The permission matrix as docs/security.md must show it. */
 function matrix(): string {

@@ -3,6 +3,7 @@ import { ExponentialBackoff, handleAll, retry } from 'cockatiel';
 import type { Logger } from 'pino';
 import type { DisconnectReason } from '../domain/attendance.js';
 import type { RecordingState } from '../domain/ports.js';
+import { participantIdOf } from '../providers/openvidu-provider.js';
 import type {
   Attendance,
   AttendanceOutcome,
@@ -10,7 +11,6 @@ import type {
   RecordingChangedEvent,
   SessionClosedEvent,
 } from '../video/attendance.js';
-import { participantIdOf } from './openvidu-provider.js';
 
 /**
  * OpenVidu 2 webhooks (https://docs.openvidu.io/en/2.32.0/reference-docs/openvidu-server-webhook/):
@@ -64,10 +64,14 @@ export function parseOpenViduWebhook(
   const sessionId = typeof e.sessionId === 'string' ? e.sessionId : undefined;
   const timestamp = typeof e.timestamp === 'number' ? e.timestamp : undefined;
   if (!sessionId || timestamp === undefined) return undefined;
+  // What the event is about: a recording's id and status, since OpenVidu CE sends its
+  // `stopped` and `ready` together, often in the same millisecond.
+  const subject =
+    e.event === 'recordingStatusChanged'
+      ? [e.id, e.status]
+      : [e.connectionId ?? e.participantId ?? ''];
   const eventId = `openvidu:${createHash('sha256')
-    .update(
-      JSON.stringify([e.event, sessionId, e.connectionId ?? e.participantId ?? '', timestamp]),
-    )
+    .update(JSON.stringify([e.event, sessionId, ...subject, timestamp]))
     .digest('hex')}`;
   const at = new Date(timestamp);
 
