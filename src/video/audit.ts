@@ -4,7 +4,7 @@ import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { Action, Principal } from '../domain/access.js';
 import type { Clock } from '../domain/ports.js';
-import { AuditEntrySchema, ConsultationSchema } from '../persistence/entities.js';
+import { AuditEntrySchema } from '../persistence/entities.js';
 import type { InboxEntry } from './inbox.js';
 
 /** Who is calling, and from where: what an audit entry records besides the action. */
@@ -94,12 +94,13 @@ export interface RefusalAuditDeps {
 }
 
 /**
- * Records a refused attempt in a transaction of its own (the refused one rolled back),
- * with the clinic that owns the consultation when it exists, whoever's it is: the same
- * lookup runs for a missing consultation and another clinic's, so neither the answer nor
- * its timing differ. The caller still gets the refusal when its audit entry cannot be
- * written (a refusal must not turn into a server error), but the loss is not silent: it
- * is logged as an error with the attempt's details and counted.
+ * Records a refused attempt (the refused unit of work rolled back), with the clinic that
+ * owns the consultation when it exists, whoever's it is. One statement does the same work
+ * for a missing consultation and for another clinic's (the owner is a sub-select, and
+ * every entry goes into the same indexes), so neither the answer nor its timing tells the
+ * two apart. The caller still gets the refusal when its audit entry cannot be written (a
+ * refusal must not turn into a server error), but the loss is not silent: it is logged as
+ * an error with the attempt's details and counted.
  */
 export async function recordRefusal(
   deps: RefusalAuditDeps,
@@ -107,11 +108,36 @@ export async function recordRefusal(
   record: AuditRecord,
 ): Promise<void> {
   const at = deps.clock.now();
+  const row = auditRow(caller, record, at);
+  const consultationId =
+    record.resourceType === 'consultation' && record.resourceId && UUID.test(record.resourceId)
+      ? record.resourceId
+      : null;
   try {
-    await deps.orm.em.fork().transactional(async (em) => {
-      const targetClinicId = await owningClinic(em, record);
-      addAuditEntry(em, caller, { ...record, targetClinicId }, at);
-    });
+    await deps.orm.em
+      .fork()
+      .getConnection()
+      .execute(
+        `insert into audit_entry (id, at, actor_id, actor_role, clinic_id, action, resource_type,
+         resource_id, outcome, request_id, client_address, user_agent, target_clinic_id)
+       values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+         (select clinic_id from consultation where id = ?))`,
+        [
+          row.id,
+          row.at,
+          row.actorId,
+          row.actorRole,
+          row.clinicId,
+          row.action,
+          row.resourceType,
+          row.resourceId,
+          row.outcome,
+          row.requestId,
+          row.clientAddress,
+          row.userAgent,
+          consultationId,
+        ],
+      );
   } catch (error) {
     deps.onRefusalNotAudited?.();
     deps.logger.error(
@@ -132,15 +158,3 @@ export async function recordRefusal(
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/** The clinic of the consultation a record is about, if there is one. */
-async function owningClinic(em: EntityManager, record: AuditRecord): Promise<string | null> {
-  if (record.resourceType !== 'consultation' || !record.resourceId) return null;
-  if (!UUID.test(record.resourceId)) return null;
-  const found = await em.findOne(
-    ConsultationSchema,
-    { id: record.resourceId },
-    { fields: ['clinicId'] },
-  );
-  return found?.clinicId ?? null;
-}
