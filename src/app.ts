@@ -27,10 +27,12 @@ import {
 import { createReflectionRoutes } from './rpc/reflection-service.js';
 import { createVideoRoutes } from './rpc/video-routes.js';
 import { createAttendance } from './video/attendance.js';
+import { startChangeFeed } from './video/change-feed.js';
 import { createPageTokens } from './video/pagination.js';
 import { createReconciler } from './video/reconciler.js';
 import { createSweeper } from './video/sweeper.js';
 import type { UseCaseDeps } from './video/use-case.js';
+import { createWatching } from './video/watching.js';
 
 export interface App {
   /** The bound port (the configured one, or the OS's pick for port 0). */
@@ -96,11 +98,17 @@ export async function startApp(
       outbox: () => messaging.backlog(),
       kafkaConnected: () => messaging.connected(),
       databasePool: () => database.status().pool,
+      watchStreams: () => watching.openStreams(),
       providers: async () =>
         (await providers.statuses())
           .filter((p) => p.configured)
           .map((p) => ({ name: p.name, healthy: p.healthy })),
     });
+    const shutdown = new AbortController();
+    const feed = await startChangeFeed(database.notifications, logger);
+    const watching = createWatching(feed, shutdown.signal, config.watch, (lagMs) =>
+      metrics.watchDelivered(lagMs),
+    );
     const useCases: UseCaseDeps = {
       orm: database.orm,
       providers,
@@ -110,6 +118,7 @@ export async function startApp(
       pageTokens,
       onReplay: metrics.unitOfWorkReplay,
       onRefusalNotAudited: metrics.refusalNotAudited,
+      watching,
     };
 
     const verifier = createTokenVerifier({
@@ -160,7 +169,6 @@ export async function startApp(
     });
     reconciler.start();
 
-    const shutdown = new AbortController();
     const readiness = createReadiness({
       database,
       backlog: () => messaging.backlog(),

@@ -29,6 +29,8 @@ export interface Config {
   readonly port: number;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   readonly shutdownTimeoutMs: number;
+  /** Caps on open watch streams (WatchConsultation): in this process, and per caller. */
+  readonly watch: { readonly maxStreams: number; readonly maxStreamsPerCaller: number };
   /** Which browser origins may call the service (CORS). */
   readonly cors: CorsPolicy;
   /** Timeouts and caps of client connections (see src/http/listener.ts). */
@@ -248,6 +250,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     port: e.PORT,
     logLevel: e.LOG_LEVEL,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    watch: {
+      maxStreams: e.WATCH_MAX_STREAMS,
+      maxStreamsPerCaller: e.WATCH_MAX_STREAMS_PER_CALLER,
+    },
     cors,
     http: {
       headersTimeoutMs: e.HTTP_HEADERS_TIMEOUT_MS,

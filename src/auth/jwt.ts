@@ -123,7 +123,8 @@ function principalOf(claims: JWTPayload): Principal {
   if (!isExternalId(clinicId, LIMITS.clinicId)) {
     throw unauthenticated('token has no valid clinic_id claim');
   }
-  return { userId, role, clinicId };
+  const expiresAt = typeof claims.exp === 'number' ? new Date(claims.exp * 1000) : undefined;
+  return { userId, role, clinicId, expiresAt };
 }
 
 /**

@@ -15,6 +15,8 @@ export const schema = z.object({
   PORT: int(0, 65535).default(8080),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   SHUTDOWN_TIMEOUT_MS: int(100, 120_000).default(10_000),
+  WATCH_MAX_STREAMS: int(1, 1_000_000).default(10_000),
+  WATCH_MAX_STREAMS_PER_CALLER: int(1, 10_000).default(20),
   CORS_ALLOWED_ORIGINS: z.string().optional(),
   HTTP_HEADERS_TIMEOUT_MS: int(100, 300_000).default(10_000),
   HTTP_REQUEST_TIMEOUT_MS: int(100, 3_600_000).default(120_000),

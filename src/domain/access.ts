@@ -14,6 +14,8 @@ export interface Principal {
   readonly userId: string;
   readonly role: Role;
   readonly clinicId: string;
+  /** When the token that proved it expires: a stream it opened ends then. */
+  readonly expiresAt?: Date | undefined;
 }
 
 /** What a role may be allowed to do, in the order docs/security.md's table lists them. */

@@ -115,7 +115,11 @@ export function createListener(options: {
     });
   });
 
+  /** Every accepted connection: what the shutdown deadline destroys, whatever state it is in. */
+  const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
     // A connection must say something soon: the HTTP/2 preface or a request line.
     socket.setTimeout(limits.headersTimeoutMs, () => socket.destroy());
     socket.once('data', (chunk: Buffer) => {
@@ -169,6 +173,9 @@ export function createListener(options: {
         abort();
         for (const session of sessions.keys()) session.destroy();
         for (const socket of h1Connections.keys()) socket.destroy();
+        // An HTTP/2 session whose client stopped reading a stream does not let go of its
+        // socket when destroyed: the socket itself goes.
+        for (const socket of sockets) socket.destroy();
       }, deadlineMs);
       await closed;
       clearTimeout(timer);

@@ -16,6 +16,8 @@ export interface Metrics {
   unitOfWorkReplay(reason: 'version_conflict' | 'deadlock'): void;
   /** Counts a refusal whose audit entry could not be written. */
   refusalNotAudited(): void;
+  /** Observes how long after a change its view was sent on a watch stream. */
+  watchDelivered(lagMs: number): void;
 }
 
 export function createMetrics(sources: {
@@ -23,6 +25,8 @@ export function createMetrics(sources: {
   providers: () => Promise<{ name: string; healthy: boolean }[]>;
   /** Whether the Kafka broker answers now (false when none is configured). */
   kafkaConnected?: () => boolean;
+  /** Watch streams open now. */
+  watchStreams?: () => number;
   /** The database pool's connections: in use, idle, and calls waiting for one. */
   databasePool?: () => { used: number; free: number; pending: number };
 }): Metrics {
@@ -97,6 +101,23 @@ export function createMetrics(sources: {
     registers: [registry],
   });
 
+  const { watchStreams } = sources;
+  if (watchStreams) {
+    new Gauge({
+      name: 'watch_open_streams',
+      help: 'WatchConsultation streams open in this process',
+      registers: [registry],
+      collect() {
+        this.set(watchStreams());
+      },
+    });
+  }
+  const watchLag = new Histogram({
+    name: 'watch_delivery_lag_seconds',
+    help: 'From a change in the database to its view sent on a watch stream',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [registry],
+  });
   const replays = new Counter({
     name: 'video_unit_of_work_replays_total',
     help: 'Units of work replayed after losing a race on a consultation, by reason',
@@ -127,5 +148,6 @@ export function createMetrics(sources: {
     attendanceReport: (source, outcome) => attendance.inc({ source, outcome }),
     unitOfWorkReplay: (reason) => replays.inc({ reason }),
     refusalNotAudited: () => refusalsNotAudited.inc(),
+    watchDelivered: (lagMs) => watchLag.observe(Math.max(0, lagMs) / 1000),
   };
 }

@@ -8,6 +8,7 @@ import type { Config } from '../config.js';
 import { ENTITIES } from './entities.js';
 import { APPEND_ONLY_TABLES, grantServiceRole, roleOf } from './grants.js';
 import { MIGRATIONS } from './migrations/index.js';
+import { embeddedNotifications, type Notifications, serverNotifications } from './notifications.js';
 import { type PoolStats, poolOptions } from './pool.js';
 
 export interface Database {
@@ -26,6 +27,8 @@ export interface Database {
   status(): DatabaseStatus;
   /** Applies the pending migrations; answers their names. */
   migrate(): Promise<string[]>;
+  /** LISTEN/NOTIFY: committed changes announced by the database (see notifications.ts). */
+  readonly notifications: Notifications;
   stop(): Promise<void>;
 }
 
@@ -105,6 +108,14 @@ export async function openDatabase(config: Config, logger: Logger): Promise<Data
   }
 
   const reachability = createReachability(readinessGraceMs);
+  // The embedded engine's one connection listens itself; it is bound to the ORM below.
+  let orm: MikroORM | undefined;
+  const embeddedListening =
+    embedded &&
+    embeddedNotifications((sql) => {
+      if (!orm) throw new Error('the database is not open yet');
+      return orm.em.getConnection().execute(sql);
+    });
   let poolStats: () => PoolStats = () => ({ used: 0, free: 0, pending: 0, max: poolSize });
   const driverOptions = poolOptions(
     {
@@ -116,7 +127,10 @@ export async function openDatabase(config: Config, logger: Logger): Promise<Data
       idleInTransactionTimeoutMs: config.database.idleInTransactionTimeoutMs,
     },
     {
-      connected: () => reachability.answered(),
+      connected: (client) => {
+        reachability.answered();
+        embeddedListening?.opened(client);
+      },
       broken: (error) => {
         reachability.failed();
         logger.warn({ err: error }, 'database connection lost');
@@ -126,8 +140,10 @@ export async function openDatabase(config: Config, logger: Logger): Promise<Data
       poolStats = stats;
     },
   );
-  const orm = await MikroORM.init(ormOptions(clientUrl, poolSize, logger, driverOptions));
-  if (!embedded) await warnOfAuditOwnership(orm, logger);
+  const opened = await MikroORM.init(ormOptions(clientUrl, poolSize, logger, driverOptions));
+  orm = opened;
+  if (!embedded) await warnOfAuditOwnership(opened, logger);
+  const notifications = embeddedListening || serverNotifications(clientUrl, logger);
 
   let pinging: Promise<boolean> | undefined;
   async function ping(): Promise<boolean> {
@@ -136,7 +152,7 @@ export async function openDatabase(config: Config, logger: Logger): Promise<Data
       // The pool gives up after the acquire timeout; the timer also bounds a query sent
       // on a connection that silently stopped answering.
       await Promise.race([
-        orm.em.getConnection().execute('select 1'),
+        opened.em.getConnection().execute('select 1'),
         new Promise((_, reject) => {
           timer = setTimeout(() => reject(new Error('ping timed out')), acquireTimeoutMs);
         }),
@@ -154,7 +170,8 @@ export async function openDatabase(config: Config, logger: Logger): Promise<Data
   }
 
   return {
-    orm,
+    orm: opened,
+    notifications,
     // One ping at a time: probes that arrive while one runs share its answer.
     ping: () => {
       pinging ??= ping();
@@ -172,13 +189,14 @@ export async function openDatabase(config: Config, logger: Logger): Promise<Data
     }),
     async migrate() {
       if (embedded) {
-        const applied = await orm.migrator.up();
+        const applied = await opened.migrator.up();
         return applied.map((m) => m.name);
       }
       return migrateAsOwner(config.database.migrationUrl ?? clientUrl, clientUrl, logger);
     },
     async stop() {
-      await orm.close(true);
+      await notifications.stop();
+      await opened.close(true);
       if (embedded) {
         await embedded.server.stop();
         await embedded.db.close();

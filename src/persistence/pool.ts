@@ -14,7 +14,7 @@ export interface PoolStats {
 /** What the pool's connections tell about the database, as it happens. */
 export interface PoolEvents {
   /** A new connection was established: the database answers. */
-  connected(): void;
+  connected(client: pg.Client): void;
   /** A connection broke: the server closed it, or the network dropped it. */
   broken(error: Error): void;
 }
@@ -51,7 +51,7 @@ export function poolOptions(
     keepAlive: true,
     keepAliveInitialDelayMillis: KEEPALIVE_INITIAL_DELAY_MS,
     onPoolCreated(pool: pg.Pool) {
-      pool.on('connect', () => events.connected());
+      pool.on('connect', (client) => events.connected(client));
       onPool(() => ({
         used: pool.totalCount - pool.idleCount,
         free: pool.idleCount,

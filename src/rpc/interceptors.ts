@@ -64,30 +64,38 @@ export function createLoggingInterceptor(logger: Logger): Interceptor {
  * message. The cause goes to the log, never to the client.
  */
 export function createErrorInterceptor(logger: Logger): Interceptor {
+  function mapped(error: unknown, requestId: string): ConnectError {
+    if (error instanceof DomainError) return new ConnectError(error.message, CODES[error.code]);
+    const unavailable = databaseUnavailable(error);
+    if (unavailable) {
+      logger.warn({ err: error, requestId }, 'rpc: database unavailable');
+      return new ConnectError(unavailable.message, CODES[unavailable.code]);
+    }
+    if (error instanceof ConnectError) {
+      if (error.code !== Code.Internal && error.code !== Code.Unknown) return error;
+      logger.error({ err: error, requestId }, 'rpc failed');
+      return new ConnectError('internal error', error.code);
+    }
+    logger.error({ err: error, requestId }, 'rpc failed');
+    return new ConnectError('internal error', Code.Internal);
+  }
   return (next) => async (req) => {
+    const requestId = req.contextValues.get(kRequestId);
     try {
-      return await next(req);
-    } catch (error) {
-      if (error instanceof DomainError) {
-        throw new ConnectError(error.message, CODES[error.code]);
-      }
-      const unavailable = databaseUnavailable(error);
-      if (unavailable) {
-        logger.warn(
-          { err: error, requestId: req.contextValues.get(kRequestId) },
-          'rpc: database unavailable',
-        );
-        throw new ConnectError(unavailable.message, CODES[unavailable.code]);
-      }
-      if (error instanceof ConnectError) {
-        if (error.code === Code.Internal || error.code === Code.Unknown) {
-          logger.error({ err: error, requestId: req.contextValues.get(kRequestId) }, 'rpc failed');
-          throw new ConnectError('internal error', error.code);
+      const res = await next(req);
+      if (!res.stream) return res;
+      // A stream's failure comes while it answers: the same mapping, message by message.
+      const messages = res.message;
+      async function* answered() {
+        try {
+          yield* messages;
+        } catch (error) {
+          throw mapped(error, requestId);
         }
-        throw error;
       }
-      logger.error({ err: error, requestId: req.contextValues.get(kRequestId) }, 'rpc failed');
-      throw new ConnectError('internal error', Code.Internal);
+      return { ...res, message: answered() };
+    } catch (error) {
+      throw mapped(error, requestId);
     }
   };
 }
@@ -166,20 +174,34 @@ export function createAuthInterceptor(
   };
 }
 
-/** Checks the request message against the API's input rules before the handler runs. */
+/**
+ * Checks each request message against the API's input rules before the handler sees it:
+ * a unary call's message at once, a stream's messages as they are read.
+ */
 export function createValidationInterceptor(options: RuleOptions): Interceptor {
+  const check = (message: Parameters<typeof validate>[0]) => {
+    const violation = validate(message, options);
+    if (violation) {
+      throw new DomainError(
+        'invalid_argument',
+        `${violation.field}: ${violation.message}`,
+        violation.field,
+      );
+    }
+  };
   return (next) => async (req) => {
     if (!req.stream) {
-      const violation = validate(req.message, options);
-      if (violation) {
-        throw new DomainError(
-          'invalid_argument',
-          `${violation.field}: ${violation.message}`,
-          violation.field,
-        );
+      check(req.message);
+      return next(req);
+    }
+    const messages = req.message;
+    async function* checked() {
+      for await (const message of messages) {
+        check(message);
+        yield message;
       }
     }
-    return next(req);
+    return next({ ...req, message: checked() });
   };
 }
 

@@ -21,6 +21,7 @@ import {
   StartRecordingRequestSchema,
   StopRecordingRequestSchema,
   TechnicalIssueType,
+  WatchConsultationRequestSchema,
 } from '../../gen/video/v1/video_service_pb.js';
 import { MAX_PAGE_SIZE } from '../video/pagination.js';
 
@@ -236,6 +237,7 @@ rule(CancelConsultationRequestSchema, (m) => {
   }
 });
 rule(CheckInRequestSchema, byConsultationId);
+rule(WatchConsultationRequestSchema, byConsultationId);
 rule(ListWaitingRoomRequestSchema, (m) => [
   externalId('doctor_id', m.doctorId, LIMITS.userId, false),
 ]);

@@ -26,6 +26,7 @@ import { shareMedicalImage } from '../video/use-cases/share-medical-image.js';
 import { startConsultation } from '../video/use-cases/start-consultation.js';
 import { startRecording } from '../video/use-cases/start-recording.js';
 import { stopRecording } from '../video/use-cases/stop-recording.js';
+import { watchConsultation } from '../video/use-cases/watch-consultation.js';
 import { kClientAddress, kPrincipal, kRequestId } from './context.js';
 import { fromTimestamp, toProtoConsultation, toTimestamp } from './mappers.js';
 
@@ -99,6 +100,12 @@ export function createVideoRoutes(deps: UseCaseDeps) {
       async endConsultation(req, ctx) {
         const consultation = await endConsultation(deps, caller(ctx), req);
         return { consultation: toProtoConsultation(consultation) };
+      },
+
+      async *watchConsultation(req, ctx) {
+        for await (const consultation of watchConsultation(deps, caller(ctx), req, ctx.signal)) {
+          yield { consultation: toProtoConsultation(consultation) };
+        }
       },
 
       async getConsultationStatus(req, ctx) {

@@ -21,6 +21,7 @@ import {
 import { loadConsultation } from './consultation-access.js';
 import { recordFirstDelivery } from './inbox.js';
 import type { PageTokens } from './pagination.js';
+import type { Watching } from './watching.js';
 
 /** What every use case may use: one object, built once at start (see app.ts). */
 export interface UseCaseDeps {
@@ -35,6 +36,8 @@ export interface UseCaseDeps {
   readonly onReplay?: ((reason: ReplayReason) => void) | undefined;
   /** Called for every refusal whose audit entry could not be written. */
   readonly onRefusalNotAudited?: (() => void) | undefined;
+  /** The change feed and the caps of the watch streams; absent where nothing watches. */
+  readonly watching?: Watching | undefined;
 }
 
 /** Why a unit of work was replayed: its version check failed, or it was a deadlock's victim. */

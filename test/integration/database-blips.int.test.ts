@@ -137,10 +137,14 @@ async function terminateBackends(database: string): Promise<number> {
   return rows[0]?.n ?? 0;
 }
 
-/** The service's sessions on its database, as PostgreSQL counts them. */
+/**
+ * The service's pooled sessions on its database, as PostgreSQL counts them (not its one
+ * LISTEN connection, which is outside the pool).
+ */
 async function backends(database: string): Promise<number> {
   const rows = await admin<{ n: number }>(
-    `select count(*)::int as n from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()`,
+    `select count(*)::int as n from pg_stat_activity
+      where datname = $1 and pid <> pg_backend_pid() and application_name <> 'video-service-listen'`,
     [database],
   );
   return rows[0]?.n ?? 0;

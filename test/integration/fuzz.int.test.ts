@@ -281,9 +281,23 @@ async function hammer(
       let code = 'ok';
       try {
         const input = create(method.input, init as never);
-        await (client as unknown as Record<string, (i: unknown) => Promise<unknown>>)[
+        const rpc = (client as unknown as Record<string, (i: unknown, o?: unknown) => unknown>)[
           method.localName
-        ]!(input);
+        ]!;
+        if (method.methodKind === 'server_streaming') {
+          // A stream's answer (or refusal) is its first message; then it is closed.
+          const stop = new AbortController();
+          try {
+            for await (const _ of rpc(input, { signal: stop.signal }) as AsyncIterable<unknown>) {
+              stop.abort();
+              break;
+            }
+          } finally {
+            stop.abort();
+          }
+        } else {
+          await rpc(input);
+        }
       } catch (error) {
         const e = ConnectError.from(error);
         code = Code[e.code];

@@ -383,7 +383,12 @@ describe('bearer tokens', () => {
         audience: undefined,
         clockSkewSeconds: 30,
       }).verify(token),
-    ).resolves.toEqual({ userId: 'a1', role: 'clinic_admin', clinicId: 'c1' });
+    ).resolves.toEqual({
+      userId: 'a1',
+      role: 'clinic_admin',
+      clinicId: 'c1',
+      expiresAt: expect.any(Date),
+    });
     expect(await call(token)).toBe('ok');
   });
 });

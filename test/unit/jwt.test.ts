@@ -67,7 +67,13 @@ async function refusal(options: TokenVerifierOptions, token: string): Promise<st
 
 describe('token verification', () => {
   it('accepts HS256, RS256 (PEM) and ES256 (JWKS) tokens and reads the caller', async () => {
-    const principal = { userId: 'doc-1', role: 'doctor', clinicId: 'clinic-1' };
+    const principal = {
+      userId: 'doc-1',
+      role: 'doctor',
+      clinicId: 'clinic-1',
+      // From the token's exp: a stream the caller opens ends then.
+      expiresAt: expect.any(Date),
+    };
     await expect(
       createTokenVerifier({ ...base, hs256Secret: SECRET }).verify(await hs()),
     ).resolves.toEqual(principal);

@@ -1,0 +1,92 @@
+import type { Principal } from '../domain/access.js';
+import { DomainError } from '../domain/errors.js';
+import type { ChangeFeed } from './change-feed.js';
+
+/** What the watch streams need besides the other use cases' deps. */
+export interface Watching {
+  readonly feed: ChangeFeed;
+  /** Aborted when the service stops: every stream then ends cleanly. */
+  readonly stopping: AbortSignal;
+  /** Takes a place for one more open stream of the caller, or RESOURCE_EXHAUSTED. */
+  open(principal: Principal): () => void;
+  /** Streams open now in this process. */
+  readonly openStreams: () => number;
+  /** A view was sent `lagMs` after the change that it shows was made. */
+  delivered(lagMs: number): void;
+}
+
+/** The caps on open streams: for the whole process, and for one caller (user of a clinic). */
+export function createWatching(
+  feed: ChangeFeed,
+  stopping: AbortSignal,
+  limits: { readonly maxStreams: number; readonly maxStreamsPerCaller: number },
+  onDelivered: (lagMs: number) => void = () => {},
+): Watching {
+  let open = 0;
+  const byCaller = new Map<string, number>();
+  return {
+    feed,
+    stopping,
+    openStreams: () => open,
+    delivered: onDelivered,
+    open(principal) {
+      const caller = `${principal.clinicId}/${principal.userId}`;
+      const mine = byCaller.get(caller) ?? 0;
+      if (open >= limits.maxStreams) {
+        throw new DomainError('resource_exhausted', 'too many open streams; try again later');
+      }
+      if (mine >= limits.maxStreamsPerCaller) {
+        throw new DomainError(
+          'resource_exhausted',
+          `at most ${limits.maxStreamsPerCaller} open streams per caller`,
+        );
+      }
+      open++;
+      byCaller.set(caller, mine + 1);
+      let released = false;
+      return () => {
+        if (released) return;
+        released = true;
+        open--;
+        const left = (byCaller.get(caller) ?? 1) - 1;
+        if (left === 0) byCaller.delete(caller);
+        else byCaller.set(caller, left);
+      };
+    },
+  };
+}
+
+/**
+ * Waits for the next wake-up (a change or a resync), or for either signal to abort:
+ * answers false when the stream should end. Wake-ups that came while the stream was busy
+ * count: they are one pending wake-up, so nothing is missed and nothing read twice.
+ */
+export function wakeUps(signals: readonly AbortSignal[]) {
+  let pending = false;
+  let resolve: ((awake: boolean) => void) | undefined;
+  const abort = () => resolve?.(false);
+  for (const signal of signals) signal.addEventListener('abort', abort, { once: true });
+  return {
+    wake() {
+      pending = true;
+      resolve?.(true);
+    },
+    next(): Promise<boolean> {
+      if (signals.some((signal) => signal.aborted)) return Promise.resolve(false);
+      if (pending) {
+        pending = false;
+        return Promise.resolve(true);
+      }
+      return new Promise<boolean>((done) => {
+        resolve = (awake) => {
+          resolve = undefined;
+          pending = false;
+          done(awake);
+        };
+      });
+    },
+    close() {
+      for (const signal of signals) signal.removeEventListener('abort', abort);
+    },
+  };
+}
