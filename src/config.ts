@@ -29,7 +29,7 @@ export interface Config {
   readonly port: number;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   readonly shutdownTimeoutMs: number;
-  /** Caps on open watch streams (WatchConsultation): in this process, and per caller. */
+  /** Caps on open watch streams (WatchConsultation, WatchWaitingRoom): per process and caller. */
   readonly watch: { readonly maxStreams: number; readonly maxStreamsPerCaller: number };
   /** Which browser origins may call the service (CORS). */
   readonly cors: CorsPolicy;

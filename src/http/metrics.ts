@@ -105,7 +105,7 @@ export function createMetrics(sources: {
   if (watchStreams) {
     new Gauge({
       name: 'watch_open_streams',
-      help: 'WatchConsultation streams open in this process',
+      help: 'Watch streams (WatchConsultation, WatchWaitingRoom) open in this process',
       registers: [registry],
       collect() {
         this.set(watchStreams());

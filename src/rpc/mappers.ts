@@ -13,6 +13,7 @@ import {
   toProtoRole,
   toProtoStatus,
 } from '../video/proto-enums.js';
+import type { WaitingPatientView } from '../video/use-cases/list-waiting-room.js';
 import type { ConsultationView } from '../video/views.js';
 
 /** Proto ↔ domain translation of whole messages; enum values go through proto-enums. */
@@ -59,3 +60,10 @@ export function toProtoConsultation(c: ConsultationView): Consultation {
     ),
   });
 }
+
+/** A patient of the waiting room as the API's message (times as Timestamps). */
+export const toProtoWaitingPatient = (p: WaitingPatientView) => ({
+  ...p,
+  checkedInAt: toTimestamp(p.checkedInAt),
+  scheduledStart: toTimestamp(p.scheduledStart),
+});

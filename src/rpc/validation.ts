@@ -22,6 +22,7 @@ import {
   StopRecordingRequestSchema,
   TechnicalIssueType,
   WatchConsultationRequestSchema,
+  WatchWaitingRoomRequestSchema,
 } from '../../gen/video/v1/video_service_pb.js';
 import { MAX_PAGE_SIZE } from '../video/pagination.js';
 
@@ -238,9 +239,11 @@ rule(CancelConsultationRequestSchema, (m) => {
 });
 rule(CheckInRequestSchema, byConsultationId);
 rule(WatchConsultationRequestSchema, byConsultationId);
-rule(ListWaitingRoomRequestSchema, (m) => [
+const byDoctorId = (m: { doctorId: string }): Check[] => [
   externalId('doctor_id', m.doctorId, LIMITS.userId, false),
-]);
+];
+rule(ListWaitingRoomRequestSchema, byDoctorId);
+rule(WatchWaitingRoomRequestSchema, byDoctorId);
 rule(AdmitPatientRequestSchema, byConsultationId);
 rule(StartConsultationRequestSchema, byConsultationId);
 rule(GenerateTokenRequestSchema, byConsultationId);

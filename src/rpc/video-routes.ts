@@ -27,8 +27,14 @@ import { startConsultation } from '../video/use-cases/start-consultation.js';
 import { startRecording } from '../video/use-cases/start-recording.js';
 import { stopRecording } from '../video/use-cases/stop-recording.js';
 import { watchConsultation } from '../video/use-cases/watch-consultation.js';
+import { watchWaitingRoom } from '../video/use-cases/watch-waiting-room.js';
 import { kClientAddress, kPrincipal, kRequestId } from './context.js';
-import { fromTimestamp, toProtoConsultation, toTimestamp } from './mappers.js';
+import {
+  fromTimestamp,
+  toProtoConsultation,
+  toProtoWaitingPatient,
+  toTimestamp,
+} from './mappers.js';
 
 /**
  * The VideoService handlers: each one translates the request, calls one use case and
@@ -66,13 +72,7 @@ export function createVideoRoutes(deps: UseCaseDeps) {
 
       async listWaitingRoom(req, ctx) {
         const patients = await listWaitingRoom(deps, caller(ctx), req);
-        return {
-          patients: patients.map((p) => ({
-            ...p,
-            checkedInAt: toTimestamp(p.checkedInAt),
-            scheduledStart: toTimestamp(p.scheduledStart),
-          })),
-        };
+        return { patients: patients.map(toProtoWaitingPatient) };
       },
 
       async admitPatient(req, ctx) {
@@ -100,6 +100,12 @@ export function createVideoRoutes(deps: UseCaseDeps) {
       async endConsultation(req, ctx) {
         const consultation = await endConsultation(deps, caller(ctx), req);
         return { consultation: toProtoConsultation(consultation) };
+      },
+
+      async *watchWaitingRoom(req, ctx) {
+        for await (const patients of watchWaitingRoom(deps, caller(ctx), req, ctx.signal)) {
+          yield { patients: patients.map(toProtoWaitingPatient) };
+        }
       },
 
       async *watchConsultation(req, ctx) {

@@ -22,6 +22,8 @@ export interface ChangeListener {
 export interface ChangeFeed {
   /** Listens to one consultation's changes until the answered function is called. */
   watchConsultation(consultationId: string, listener: ChangeListener): () => void;
+  /** Listens to the changes of every consultation of a clinic. */
+  watchClinic(clinicId: string, listener: ChangeListener): () => void;
   stop(): void;
 }
 
@@ -36,7 +38,19 @@ export async function startChangeFeed(
   logger: Logger,
 ): Promise<ChangeFeed> {
   const byConsultation = new Map<string, Set<ChangeListener>>();
-  const everyone = () => [...byConsultation.values()].flatMap((set) => [...set]);
+  const byClinic = new Map<string, Set<ChangeListener>>();
+  const everyone = () =>
+    [...byConsultation.values(), ...byClinic.values()].flatMap((set) => [...set]);
+  /** Adds a listener under a key; answers how to remove it. */
+  const add = (map: Map<string, Set<ChangeListener>>, key: string, listener: ChangeListener) => {
+    const set = map.get(key) ?? new Set<ChangeListener>();
+    map.set(key, set);
+    set.add(listener);
+    return () => {
+      set.delete(listener);
+      if (set.size === 0 && map.get(key) === set) map.delete(key);
+    };
+  };
   await notifications.listen(CONSULTATION_CHANNEL, {
     notify(payload) {
       let change: ConsultationChange;
@@ -47,23 +61,15 @@ export async function startChangeFeed(
         return;
       }
       for (const listener of byConsultation.get(change.id) ?? []) listener.change(change);
+      for (const listener of byClinic.get(change.clinicId) ?? []) listener.change(change);
     },
     resync() {
       for (const listener of everyone()) listener.resync();
     },
   });
   return {
-    watchConsultation(consultationId, listener) {
-      const set = byConsultation.get(consultationId) ?? new Set<ChangeListener>();
-      byConsultation.set(consultationId, set);
-      set.add(listener);
-      return () => {
-        set.delete(listener);
-        if (set.size === 0 && byConsultation.get(consultationId) === set) {
-          byConsultation.delete(consultationId);
-        }
-      };
-    },
+    watchConsultation: (consultationId, listener) => add(byConsultation, consultationId, listener),
+    watchClinic: (clinicId, listener) => add(byClinic, clinicId, listener),
     stop() {
       // Every watcher wakes and sees that the service is stopping.
       for (const listener of everyone()) listener.resync();

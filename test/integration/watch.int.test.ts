@@ -201,6 +201,83 @@ describe('WatchConsultation', () => {
   });
 });
 
+describe('WatchWaitingRoom', () => {
+  it('sends the waiting room, then the new one after each check-in, admission and cancellation', async () => {
+    const doctor = 'doc-room';
+    const schedule = async (patient: string) => {
+      const { consultation } = await as(t, 'service', 'appointments').scheduleConsultation({
+        appointmentId: appointmentId('room'),
+        doctorId: doctor,
+        patientId: patient,
+        ...slot(5),
+      });
+      return consultation!.id;
+    };
+    const first = await schedule('pat-room-1');
+    const second = await schedule('pat-room-2');
+    const stop = new AbortController();
+    const lists: string[][] = [];
+    let seen: () => void = () => {};
+    const reading = (async () => {
+      for await (const { patients } of as(t, 'doctor', doctor).watchWaitingRoom(
+        {},
+        { signal: stop.signal },
+      )) {
+        lists.push(patients.map((p) => `${p.patientId}#${p.queuePosition}`));
+        seen();
+      }
+    })().catch((error: unknown) => ConnectError.from(error).code);
+    const until = async (count: number) => {
+      const deadline = Date.now() + 10_000;
+      while (lists.length < count && Date.now() < deadline) {
+        await new Promise<void>((resolve) => {
+          seen = resolve;
+          setTimeout(resolve, 200);
+        });
+      }
+      return lists;
+    };
+    await until(1);
+    await as(t, 'patient', 'pat-room-1').checkIn({ consultationId: first });
+    await until(2);
+    await as(t, 'patient', 'pat-room-2').checkIn({ consultationId: second });
+    await until(3);
+    await as(t, 'doctor', doctor).admitPatient({ consultationId: first });
+    await until(4);
+    await as(t, 'service', 'appointments').cancelConsultation({
+      target: { case: 'consultationId', value: second },
+    });
+    await until(5);
+    stop.abort();
+    expect(await reading).toBe(Code.Canceled);
+    expect(lists).toEqual([
+      [],
+      ['pat-room-1#1'],
+      ['pat-room-1#1', 'pat-room-2#2'],
+      ['pat-room-2#1'],
+      [],
+    ]);
+  });
+
+  it('is for the doctor, nurses and clinic admins only, inside the clinic', async () => {
+    const opens = async (client: VideoClient) => {
+      const stop = new AbortController();
+      try {
+        for await (const _ of client.watchWaitingRoom({}, { signal: stop.signal })) {
+          stop.abort();
+          return 'ok';
+        }
+        return 'ended';
+      } catch (error) {
+        return stop.signal.aborted ? 'ok' : ConnectError.from(error).code;
+      }
+    };
+    expect(await opens(as(t, 'patient', 'pat-room-x'))).toBe(Code.PermissionDenied);
+    expect(await opens(as(t, 'service', 'appointments'))).toBe(Code.PermissionDenied);
+    expect(await opens(as(t, 'nurse', 'nurse-room'))).toBe('ok');
+  });
+});
+
 describe.runIf(serverForSeveralCopies)('WatchConsultation across copies', () => {
   it('shows a change made through another copy, and what changed while its LISTEN connection was cut', async () => {
     const database = await createTestDatabase();
@@ -218,8 +295,21 @@ describe.runIf(serverForSeveralCopies)('WatchConsultation across copies', () => 
       const id = await schedule(a, 'pat-w-copies');
       const stream = watch(as(b, 'patient', 'pat-w-copies'), id);
       await stream.until(1);
+      // The doctor's waiting room, watched on B too.
+      const leave = new AbortController();
+      const room = as(b, 'doctor', 'doc-w')
+        .watchWaitingRoom({}, { signal: leave.signal })
+        [Symbol.asyncIterator]();
+      const patientsOf = async () => {
+        const next = await room.next();
+        return next.done ? undefined : next.value.patients;
+      };
+      expect(await patientsOf()).toEqual([]);
       await as(a, 'patient', 'pat-w-copies').checkIn({ consultationId: id });
       expect((await stream.until(2)).map((v) => v.version)).toEqual([1, 2]);
+      const waiting = (await patientsOf()) ?? [];
+      expect(waiting.map((p) => [p.patientId, p.queuePosition])).toEqual([['pat-w-copies', 1]]);
+      leave.abort();
 
       // B loses the database, its LISTEN connection included; A admits and starts
       // meanwhile, so their notifications never reach B.

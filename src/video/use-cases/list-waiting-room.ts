@@ -1,4 +1,5 @@
-import { authorize } from '../../domain/access.js';
+import type { EntityManager } from '@mikro-orm/core';
+import { authorize, type Principal } from '../../domain/access.js';
 import { durationSeconds } from '../../domain/consultation.js';
 import { ParticipantSchema } from '../../persistence/entities.js';
 import type { Caller } from '../audit.js';
@@ -27,44 +28,51 @@ export async function listWaitingRoom(
   caller: Caller,
   request: { readonly doctorId: string },
 ): Promise<WaitingPatientView[]> {
-  const { principal } = caller;
   const action = 'waiting_room.list';
-  return auditedRead(deps, caller, action, undefined, async (em) => {
-    authorize(principal, action);
-    const forDoctor =
-      principal.role === 'doctor' ? principal.userId : request.doctorId || undefined;
-    const waiting = await em.find(
-      ParticipantSchema,
-      {
-        clinicId: principal.clinicId,
-        role: 'patient',
-        checkedInAt: { $ne: null },
-        admittedAt: null,
-        consultation: {
-          status: { $in: WAITING_STATUSES },
-          ...(forDoctor ? { doctorId: forDoctor } : {}),
-        },
+  return auditedRead(deps, caller, action, undefined, (em) =>
+    readWaitingRoom(em, caller.principal, request.doctorId, deps.clock.now()),
+  );
+}
+
+/** The waiting room the caller may see, as it is at `now` (access checked, not audited). */
+export async function readWaitingRoom(
+  em: EntityManager,
+  principal: Principal,
+  doctorId: string,
+  now: Date,
+): Promise<WaitingPatientView[]> {
+  authorize(principal, 'waiting_room.list');
+  const forDoctor = principal.role === 'doctor' ? principal.userId : doctorId || undefined;
+  const waiting = await em.find(
+    ParticipantSchema,
+    {
+      clinicId: principal.clinicId,
+      role: 'patient',
+      checkedInAt: { $ne: null },
+      admittedAt: null,
+      consultation: {
+        status: { $in: WAITING_STATUSES },
+        ...(forDoctor ? { doctorId: forDoctor } : {}),
       },
-      { populate: ['consultation'], orderBy: { checkedInAt: 'asc', id: 'asc' } },
-    );
-    const now = deps.clock.now();
-    const positions = new Map<string, number>();
-    return waiting.map((p) => {
-      const doctor = p.consultation.doctorId;
-      const position = (positions.get(doctor) ?? 0) + 1;
-      positions.set(doctor, position);
-      const checkedInAt = p.checkedInAt!;
-      return {
-        consultationId: p.consultation.id,
-        appointmentId: p.consultation.appointmentId,
-        patientId: p.userId,
-        doctorId: doctor,
-        checkedInAt,
-        waitedSeconds: durationSeconds(checkedInAt, now),
-        queuePosition: position,
-        scheduledStart: p.consultation.scheduledStart,
-        admitted: false,
-      };
-    });
+    },
+    { populate: ['consultation'], orderBy: { checkedInAt: 'asc', id: 'asc' } },
+  );
+  const positions = new Map<string, number>();
+  return waiting.map((p) => {
+    const doctor = p.consultation.doctorId;
+    const position = (positions.get(doctor) ?? 0) + 1;
+    positions.set(doctor, position);
+    const checkedInAt = p.checkedInAt!;
+    return {
+      consultationId: p.consultation.id,
+      appointmentId: p.consultation.appointmentId,
+      patientId: p.userId,
+      doctorId: doctor,
+      checkedInAt,
+      waitedSeconds: durationSeconds(checkedInAt, now),
+      queuePosition: position,
+      scheduledStart: p.consultation.scheduledStart,
+      admitted: false,
+    };
   });
 }
