@@ -34,6 +34,7 @@ export function serverNotifications(url: string, logger: Logger): Notifications 
   let stopped = false;
   let connecting: Promise<void> | undefined;
   let delay = RECONNECT_MIN_MS;
+  let listened = false;
 
   async function connect(): Promise<void> {
     while (!stopped) {
@@ -56,10 +57,10 @@ export function serverNotifications(url: string, logger: Logger): Notifications 
       try {
         await next.connect();
         for (const channel of listeners.keys()) await next.query(`listen ${channel}`);
-        const replaced = client === undefined && delay !== RECONNECT_MIN_MS;
         client = next;
         delay = RECONNECT_MIN_MS;
-        if (replaced) logger.info('notifications: listening again');
+        if (listened) logger.info('notifications: listening again');
+        listened = true;
         for (const listener of listeners.values()) listener.resync();
         return;
       } catch (error) {

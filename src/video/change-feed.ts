@@ -24,7 +24,6 @@ export interface ChangeFeed {
   watchConsultation(consultationId: string, listener: ChangeListener): () => void;
   /** Listens to the changes of every consultation of a clinic. */
   watchClinic(clinicId: string, listener: ChangeListener): () => void;
-  stop(): void;
 }
 
 export const CONSULTATION_CHANNEL = 'consultation_changed';
@@ -70,9 +69,5 @@ export async function startChangeFeed(
   return {
     watchConsultation: (consultationId, listener) => add(byConsultation, consultationId, listener),
     watchClinic: (clinicId, listener) => add(byClinic, clinicId, listener),
-    stop() {
-      // Every watcher wakes and sees that the service is stopping.
-      for (const listener of everyone()) listener.resync();
-    },
   };
 }

@@ -1,6 +1,6 @@
 import type { Principal } from '../domain/access.js';
 import { DomainError } from '../domain/errors.js';
-import type { ChangeFeed } from './change-feed.js';
+import type { ChangeFeed, ChangeListener } from './change-feed.js';
 
 /** What the watch streams need besides the other use cases' deps. */
 export interface Watching {
@@ -57,11 +57,63 @@ export function createWatching(
 }
 
 /**
+ * One open watch stream of `principal`: its place under the caps, what wakes it (a change
+ * of what it watches, a resync, the caller going, the service stopping, the token
+ * expiring) and the delivery lag of what it sends. `close` gives everything back.
+ */
+export function openWatch(
+  watching: Watching | undefined,
+  principal: Principal,
+  signal: AbortSignal,
+  subscribe: (feed: ChangeFeed, listener: ChangeListener) => () => void,
+) {
+  if (!watching) throw new DomainError('unavailable', 'watching is not available here');
+  const release = watching.open(principal);
+  const { expiresAt } = principal;
+  const expired = expiresAt
+    ? AbortSignal.timeout(Math.max(0, expiresAt.getTime() - Date.now()))
+    : new AbortController().signal;
+  const wake = wakeUps([signal, watching.stopping, expired]);
+  /** When the oldest change not yet sent was made: the delivery lag is measured from it. */
+  let pendingSince: number | undefined;
+  const unwatch = subscribe(watching.feed, {
+    change(change) {
+      pendingSince = Math.min(pendingSince ?? change.at, change.at);
+      wake.wake();
+    },
+    resync: wake.wake,
+  });
+  return {
+    /**
+     * Waits for something to read again: false when the stream should end cleanly (the
+     * caller went, the service stops); UNAUTHENTICATED once the caller's token expired.
+     */
+    async next(): Promise<boolean> {
+      const awake = await wake.next();
+      if (expired.aborted) {
+        throw new DomainError('unauthenticated', 'the token expired; watch again with a new one');
+      }
+      return awake;
+    },
+    /** A view showing the changes so far is being sent. */
+    sent() {
+      if (pendingSince !== undefined) watching.delivered(Date.now() - pendingSince);
+      pendingSince = undefined;
+    },
+    close() {
+      unwatch();
+      wake.close();
+      release();
+    },
+  };
+}
+
+/**
  * Waits for the next wake-up (a change or a resync), or for either signal to abort:
  * answers false when the stream should end. Wake-ups that came while the stream was busy
  * count: they are one pending wake-up, so nothing is missed and nothing read twice.
  */
-export function wakeUps(signals: readonly AbortSignal[]) {
+function wakeUps(signals: readonly AbortSignal[]) {
   let pending = false;
   let resolve: ((awake: boolean) => void) | undefined;
   const abort = () => resolve?.(false);

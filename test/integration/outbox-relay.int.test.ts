@@ -324,14 +324,22 @@ async function timedWithin(promise: Promise<unknown>, ms: number): Promise<numbe
 
 const AWAY_MS = 11_000;
 
+/** A migrated database of the test's own, on either engine; closed and dropped at the end. */
+async function ownDatabase(): Promise<Database> {
+  const testDatabase = await createTestDatabase();
+  cleanups.push(() => testDatabase.drop());
+  const database = await openDatabase(
+    loadConfig({ NODE_ENV: 'test', ...testDatabase.env }),
+    logger,
+  );
+  cleanups.push(() => database.stop());
+  await database.migrate();
+  return database;
+}
+
 describe('the outbox relay while the broker is away (either engine)', () => {
   it('holds no connection while a publish hangs, and backs off with at most one statement per attempt', async () => {
-    const testDatabase = await createTestDatabase();
-    cleanups.push(() => testDatabase.drop());
-    const config = loadConfig({ NODE_ENV: 'test', ...testDatabase.env });
-    const database = await openDatabase(config, logger);
-    cleanups.push(() => database.stop());
-    await database.migrate();
+    const database = await ownDatabase();
     const connection = database.orm.em.getConnection();
     const ids: string[] = [];
     for (let i = 0; i < 5; i++) {
@@ -444,12 +452,7 @@ describe('the outbox relay while the broker is away (either engine)', () => {
 
 describe('an event published again (either engine)', () => {
   it('carries the same ce_id and record when the broker acknowledged but the relay died before marking it sent', async () => {
-    const testDatabase = await createTestDatabase();
-    cleanups.push(() => testDatabase.drop());
-    const config = loadConfig({ NODE_ENV: 'test', ...testDatabase.env });
-    const database = await openDatabase(config, logger);
-    cleanups.push(() => database.stop());
-    await database.migrate();
+    const database = await ownDatabase();
     const ids: string[] = [];
     for (let i = 0; i < 3; i++) {
       const id = randomUUID();

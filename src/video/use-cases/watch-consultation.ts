@@ -1,10 +1,9 @@
 import { FINAL_STATUSES } from '../../domain/consultation.js';
-import { DomainError } from '../../domain/errors.js';
 import type { Caller } from '../audit.js';
 import { loadConsultation } from '../consultation-access.js';
 import type { UseCaseDeps } from '../use-case.js';
 import { type ConsultationView, toView } from '../views.js';
-import { wakeUps } from '../watching.js';
+import { openWatch } from '../watching.js';
 import { getConsultationStatus } from './get-consultation-status.js';
 
 /**
@@ -21,29 +20,14 @@ export async function* watchConsultation(
   request: { readonly consultationId: string },
   signal: AbortSignal,
 ): AsyncGenerator<ConsultationView> {
-  const watching = deps.watching;
-  if (!watching) throw new DomainError('unavailable', 'watching is not available here');
-  const release = watching.open(caller.principal);
-  const { expiresAt } = caller.principal;
-  const expired = expiresAt
-    ? AbortSignal.timeout(Math.max(0, expiresAt.getTime() - Date.now()))
-    : new AbortController().signal;
-  const wake = wakeUps([signal, watching.stopping, expired]);
-  // Listening before the first read: a change committed meanwhile is not missed.
-  /** When the oldest change not yet sent was made: the delivery lag is measured from it. */
-  let pendingSince: number | undefined;
-  const unwatch = watching.feed.watchConsultation(request.consultationId, {
-    change(change) {
-      pendingSince = Math.min(pendingSince ?? change.at, change.at);
-      wake.wake();
-    },
-    resync: wake.wake,
-  });
+  const watch = openWatch(deps.watching, caller.principal, signal, (feed, listener) =>
+    // Listening before the first read: a change committed meanwhile is not missed.
+    feed.watchConsultation(request.consultationId, listener),
+  );
   try {
     let view = await getConsultationStatus(deps, caller, request);
     yield view;
-    while (!FINAL_STATUSES.has(view.status) && (await wake.next())) {
-      if (expired.aborted) break;
+    while (!FINAL_STATUSES.has(view.status) && (await watch.next())) {
       // The access rules again, as for every read: a caller who may no longer see it is
       // answered NOT_FOUND, and the stream ends.
       const current = toView(
@@ -56,16 +40,10 @@ export async function* watchConsultation(
       );
       if (current.version <= view.version) continue;
       view = current;
-      if (pendingSince !== undefined) watching.delivered(Date.now() - pendingSince);
-      pendingSince = undefined;
+      watch.sent();
       yield view;
     }
-    if (expired.aborted) {
-      throw new DomainError('unauthenticated', 'the token expired; watch again with a new one');
-    }
   } finally {
-    unwatch();
-    wake.close();
-    release();
+    watch.close();
   }
 }

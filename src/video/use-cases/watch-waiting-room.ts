@@ -1,7 +1,6 @@
-import { DomainError } from '../../domain/errors.js';
 import type { Caller } from '../audit.js';
 import type { UseCaseDeps } from '../use-case.js';
-import { wakeUps } from '../watching.js';
+import { openWatch } from '../watching.js';
 import { listWaitingRoom, readWaitingRoom, type WaitingPatientView } from './list-waiting-room.js';
 
 /**
@@ -17,26 +16,13 @@ export async function* watchWaitingRoom(
   request: { readonly doctorId: string },
   signal: AbortSignal,
 ): AsyncGenerator<WaitingPatientView[]> {
-  const watching = deps.watching;
-  if (!watching) throw new DomainError('unavailable', 'watching is not available here');
-  const release = watching.open(caller.principal);
-  const { expiresAt } = caller.principal;
-  const expired = expiresAt
-    ? AbortSignal.timeout(Math.max(0, expiresAt.getTime() - Date.now()))
-    : new AbortController().signal;
-  const wake = wakeUps([signal, watching.stopping, expired]);
-  let pendingSince: number | undefined;
-  const unwatch = watching.feed.watchClinic(caller.principal.clinicId, {
-    change(change) {
-      pendingSince = Math.min(pendingSince ?? change.at, change.at);
-      wake.wake();
-    },
-    resync: wake.wake,
-  });
+  const watch = openWatch(deps.watching, caller.principal, signal, (feed, listener) =>
+    feed.watchClinic(caller.principal.clinicId, listener),
+  );
   try {
     let list = await listWaitingRoom(deps, caller, request);
     yield list;
-    while ((await wake.next()) && !expired.aborted) {
+    while (await watch.next()) {
       const current = await readWaitingRoom(
         deps.orm.em.fork(),
         caller.principal,
@@ -46,17 +32,11 @@ export async function* watchWaitingRoom(
       // Who waits and in which order; the waiting times alone grow with the clock.
       if (sameQueue(current, list)) continue;
       list = current;
-      if (pendingSince !== undefined) watching.delivered(Date.now() - pendingSince);
-      pendingSince = undefined;
+      watch.sent();
       yield list;
     }
-    if (expired.aborted) {
-      throw new DomainError('unauthenticated', 'the token expired; watch again with a new one');
-    }
   } finally {
-    unwatch();
-    wake.close();
-    release();
+    watch.close();
   }
 }
 
