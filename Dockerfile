@@ -7,6 +7,8 @@ RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY gen ./gen
 COPY src ./src
+COPY web ./web
+COPY scripts/web.ts ./scripts/web.ts
 RUN npm run build
 
 # Runtime: production dependencies and the compiled output only, as the unprivileged user.
@@ -16,6 +18,8 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
+# The web app, served at /app/ (WEB_APP_DIR's default, relative to this folder).
+COPY --from=build /app/web/dist ./web/dist
 USER node
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \

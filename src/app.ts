@@ -12,6 +12,7 @@ import { createMetrics } from './http/metrics.js';
 import { createOpenViduWebhookReceiver, MAX_WEBHOOK_BYTES } from './http/openvidu-webhooks.js';
 import { createReadiness } from './http/readiness.js';
 import { createHttpServer } from './http/server.js';
+import { loadWebApp } from './http/web-app.js';
 import { startMessaging } from './messaging/messaging.js';
 import { openDatabase } from './persistence/database.js';
 import { createConfiguredProviders } from './providers/configured-providers.js';
@@ -186,6 +187,7 @@ export async function startApp(
       uploadMaxBytes: config.consultation.maxImageBytes,
       restServices: [VideoService],
       cors: config.cors,
+      webApp: await loadWebApp(config.webAppDir, logger),
       limits: config.http,
       ready,
       details: () => readiness.details(),

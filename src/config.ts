@@ -29,10 +29,19 @@ export interface Config {
   readonly port: number;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   readonly shutdownTimeoutMs: number;
-  /** Caps on open watch streams (WatchConsultation, WatchWaitingRoom): per process and caller. */
-  readonly watch: { readonly maxStreams: number; readonly maxStreamsPerCaller: number };
+  /**
+   * Open watch streams (WatchConsultation, WatchWaitingRoom): caps per process and caller,
+   * and how long a stream stays quiet before it sends a keep-alive.
+   */
+  readonly watch: {
+    readonly maxStreams: number;
+    readonly maxStreamsPerCaller: number;
+    readonly keepAliveMs: number;
+  };
   /** Which browser origins may call the service (CORS). */
   readonly cors: CorsPolicy;
+  /** The built web app served at /app/ (relative to the working directory). */
+  readonly webAppDir: string;
   /** Timeouts and caps of client connections (see src/http/listener.ts). */
   readonly http: ConnectionLimits;
   readonly database: {
@@ -253,8 +262,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     watch: {
       maxStreams: e.WATCH_MAX_STREAMS,
       maxStreamsPerCaller: e.WATCH_MAX_STREAMS_PER_CALLER,
+      keepAliveMs: e.WATCH_KEEPALIVE_SECONDS * 1000,
     },
     cors,
+    webAppDir: e.WEB_APP_DIR,
     http: {
       headersTimeoutMs: e.HTTP_HEADERS_TIMEOUT_MS,
       requestTimeoutMs: e.HTTP_REQUEST_TIMEOUT_MS,

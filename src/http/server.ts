@@ -33,6 +33,7 @@ import { createCors } from './cors.js';
 import { type ConnectionLimits, createListener } from './listener.js';
 import type { WebhookRequest } from './openvidu-webhooks.js';
 import { createRestTranscoder, restRoutes } from './rest-transcoder.js';
+import type { WebApp } from './web-app.js';
 
 export interface HttpServerOptions {
   readonly host: string;
@@ -47,6 +48,8 @@ export interface HttpServerOptions {
   readonly uploadMaxBytes: number;
   /** Which browser origins may call (CORS). */
   readonly cors: CorsPolicy;
+  /** The web app's files, under /app/. */
+  readonly webApp?: WebApp;
   /** Timeouts and caps of connections and HTTP/2 streams. */
   readonly limits: ConnectionLimits;
   /** Answers `GET /readyz`: whether the service can do its work (database up). */
@@ -113,6 +116,12 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
       return sendJson(res, 200, { status: 'ok' });
     }
     if (req.method === 'GET' || req.method === 'HEAD') {
+      const page = options.webApp?.answer(path);
+      if (page) {
+        res.writeHead(page.status, page.headers);
+        res.end(req.method === 'HEAD' ? '' : page.body);
+        return;
+      }
       const served = docs.file(path);
       if (served !== undefined) {
         return void served.then(

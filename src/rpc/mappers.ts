@@ -8,12 +8,14 @@ import {
 import {
   toProtoDisconnectReason,
   toProtoEndReason,
+  toProtoIssueType,
   toProtoProvider,
   toProtoRecordingStatus,
   toProtoRole,
   toProtoStatus,
 } from '../video/proto-enums.js';
 import type { WaitingPatientView } from '../video/use-cases/list-waiting-room.js';
+import type { TechnicalIssueView } from '../video/use-cases/watch-consultation.js';
 import type { ConsultationView } from '../video/views.js';
 
 /** Proto ↔ domain translation of whole messages; enum values go through proto-enums. */
@@ -66,4 +68,12 @@ export const toProtoWaitingPatient = (p: WaitingPatientView) => ({
   ...p,
   checkedInAt: toTimestamp(p.checkedInAt),
   scheduledStart: toTimestamp(p.scheduledStart),
+});
+
+/** A reported technical problem as the API's message. */
+export const toProtoTechnicalIssue = (issue: TechnicalIssueView) => ({
+  ...issue,
+  reporterRole: toProtoRole(issue.reporterRole),
+  issueType: toProtoIssueType(issue.issueType),
+  reportedAt: toTimestamp(issue.reportedAt),
 });

@@ -32,6 +32,7 @@ import { kClientAddress, kPrincipal, kRequestId } from './context.js';
 import {
   fromTimestamp,
   toProtoConsultation,
+  toProtoTechnicalIssue,
   toProtoWaitingPatient,
   toTimestamp,
 } from './mappers.js';
@@ -103,14 +104,29 @@ export function createVideoRoutes(deps: UseCaseDeps) {
       },
 
       async *watchWaitingRoom(req, ctx) {
-        for await (const patients of watchWaitingRoom(deps, caller(ctx), req, ctx.signal)) {
-          yield { patients: patients.map(toProtoWaitingPatient) };
+        for await (const update of watchWaitingRoom(deps, caller(ctx), req, ctx.signal)) {
+          yield update.kind === 'keep-alive'
+            ? { keepAlive: true }
+            : { patients: update.patients.map(toProtoWaitingPatient) };
         }
       },
 
       async *watchConsultation(req, ctx) {
-        for await (const consultation of watchConsultation(deps, caller(ctx), req, ctx.signal)) {
-          yield { consultation: toProtoConsultation(consultation) };
+        for await (const update of watchConsultation(deps, caller(ctx), req, ctx.signal)) {
+          switch (update.kind) {
+            case 'keep-alive':
+              yield { keepAlive: true };
+              break;
+            case 'queue':
+              yield { queuePosition: update.queuePosition };
+              break;
+            case 'changed':
+              yield {
+                consultation: toProtoConsultation(update.consultation),
+                technicalIssues: update.technicalIssues.map(toProtoTechnicalIssue),
+                queuePosition: update.queuePosition,
+              };
+          }
         }
       },
 

@@ -226,6 +226,8 @@ export function createAttendance(deps: { orm: MikroORM; clock: Clock; logger: Lo
           else if (first) connection.reason = 'unknown';
           if (first) announceLeave(em, c, participant, connection, event.at);
         }
+        // Who is connected is part of the consultation its watchers see: bump its version.
+        c.updatedAt = clock.now();
         await em.flush();
         await recomputeTotals(em, participant);
         audit(em, c, event.provider, 'consultation.attendance');
@@ -280,10 +282,12 @@ export function createAttendance(deps: { orm: MikroORM; clock: Clock; logger: Lo
         }
         await em.flush();
         for (const participant of c.participants.getItems()) await recomputeTotals(em, participant);
+        // Either way a new version: the end's, or the attendance change's alone.
         if (c.status === 'in_progress') {
           await closeConsultation(em, c, 'provider_closed', event.at);
           audit(em, c, event.provider, 'consultation.end');
         } else {
+          c.updatedAt = clock.now();
           audit(em, c, event.provider, 'consultation.attendance');
         }
         return 'applied';

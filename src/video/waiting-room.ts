@@ -8,7 +8,7 @@ export const WAITING_STATUSES: ConsultationStatus[] = ['waiting', 'in_progress']
 /** Counts the doctor's waiting patients who checked in no later than `checkedInAt`. */
 export async function queuePosition(
   em: EntityManager,
-  consultation: ConsultationEntity,
+  consultation: Pick<ConsultationEntity, 'clinicId' | 'doctorId'>,
   checkedInAt: Date,
 ): Promise<number> {
   return em.count(ParticipantSchema, {

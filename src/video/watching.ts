@@ -13,13 +13,22 @@ export interface Watching {
   readonly openStreams: () => number;
   /** A view was sent `lagMs` after the change that it shows was made. */
   delivered(lagMs: number): void;
+  /** How long a stream stays quiet before it sends a keep-alive. */
+  readonly keepAliveMs: number;
 }
+
+/** What an open watch stream does next: read again, send a keep-alive, or end cleanly. */
+export type WatchStep = 'read' | 'keep-alive' | 'end';
 
 /** The caps on open streams: for the whole process, and for one caller (user of a clinic). */
 export function createWatching(
   feed: ChangeFeed,
   stopping: AbortSignal,
-  limits: { readonly maxStreams: number; readonly maxStreamsPerCaller: number },
+  limits: {
+    readonly maxStreams: number;
+    readonly maxStreamsPerCaller: number;
+    readonly keepAliveMs: number;
+  },
   onDelivered: (lagMs: number) => void = () => {},
 ): Watching {
   let open = 0;
@@ -29,6 +38,7 @@ export function createWatching(
     stopping,
     openStreams: () => open,
     delivered: onDelivered,
+    keepAliveMs: limits.keepAliveMs,
     open(principal) {
       const caller = `${principal.clinicId}/${principal.userId}`;
       const mine = byCaller.get(caller) ?? 0;
@@ -59,7 +69,8 @@ export function createWatching(
 /**
  * One open watch stream of `principal`: its place under the caps, what wakes it (a change
  * of what it watches, a resync, the caller going, the service stopping, the token
- * expiring) and the delivery lag of what it sends. `close` gives everything back.
+ * expiring, a quiet spell that calls for a keep-alive) and the delivery lag of what it
+ * sends. `close` gives everything back.
  */
 export function openWatch(
   watching: Watching | undefined,
@@ -83,22 +94,30 @@ export function openWatch(
     },
     resync: wake.wake,
   });
+  /** When the stream last sent something: a keep-alive is due `keepAliveMs` after it. */
+  let lastSent = Date.now();
   return {
     /**
-     * Waits for something to read again: false when the stream should end cleanly (the
-     * caller went, the service stops); UNAUTHENTICATED once the caller's token expired.
+     * Waits for something to read again ('read'), for a quiet spell long enough to send a
+     * keep-alive ('keep-alive'), or for the stream to end cleanly ('end': the caller
+     * went, the service stops); UNAUTHENTICATED once the caller's token expired.
      */
-    async next(): Promise<boolean> {
-      const awake = await wake.next();
+    async next(): Promise<WatchStep> {
+      const step = await wake.next(lastSent + watching.keepAliveMs - Date.now());
       if (expired.aborted) {
         throw new DomainError('unauthenticated', 'the token expired; watch again with a new one');
       }
-      return awake;
+      return step;
     },
     /** A view showing the changes so far is being sent. */
     sent() {
       if (pendingSince !== undefined) watching.delivered(Date.now() - pendingSince);
       pendingSince = undefined;
+      lastSent = Date.now();
+    },
+    /** A keep-alive is being sent. */
+    keptAlive() {
+      lastSent = Date.now();
     },
     close() {
       unwatch();
@@ -109,31 +128,34 @@ export function openWatch(
 }
 
 /**
- * Waits for the next wake-up (a change or a resync), or for either signal to abort:
- * answers false when the stream should end. Wake-ups that came while the stream was busy
- * count: they are one pending wake-up, so nothing is missed and nothing read twice.
+ * Waits for the next wake-up (a change or a resync), for `quietMs` to pass without one,
+ * or for either signal to abort. Wake-ups that came while the stream was busy count: they
+ * are one pending wake-up, so nothing is missed and nothing read twice.
  */
 function wakeUps(signals: readonly AbortSignal[]) {
   let pending = false;
-  let resolve: ((awake: boolean) => void) | undefined;
-  const abort = () => resolve?.(false);
+  let resolve: ((step: WatchStep) => void) | undefined;
+  const abort = () => resolve?.('end');
   for (const signal of signals) signal.addEventListener('abort', abort, { once: true });
   return {
     wake() {
       pending = true;
-      resolve?.(true);
+      resolve?.('read');
     },
-    next(): Promise<boolean> {
-      if (signals.some((signal) => signal.aborted)) return Promise.resolve(false);
+    next(quietMs: number): Promise<WatchStep> {
+      if (signals.some((signal) => signal.aborted)) return Promise.resolve('end');
       if (pending) {
         pending = false;
-        return Promise.resolve(true);
+        return Promise.resolve('read');
       }
-      return new Promise<boolean>((done) => {
-        resolve = (awake) => {
+      if (quietMs <= 0) return Promise.resolve('keep-alive');
+      return new Promise<WatchStep>((done) => {
+        const quiet = setTimeout(() => resolve?.('keep-alive'), quietMs);
+        resolve = (step) => {
+          clearTimeout(quiet);
           resolve = undefined;
           pending = false;
-          done(awake);
+          done(step);
         };
       });
     },

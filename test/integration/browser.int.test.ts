@@ -1,12 +1,13 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BrowserApi, CallSummary, Outcome, RunOptions } from '../browser/client.js';
 import { startTestApp, type TestApp } from '../support/app.js';
+import { launchChromium } from '../support/chromium.js';
 import { appointmentId, videoClient } from '../support/clients.js';
 
 /**
@@ -17,7 +18,6 @@ import { appointmentId, videoClient } from '../support/clients.js';
  * Needs Chromium (Debian's `chromium` package, or CHROMIUM_PATH); fails, never skips,
  * without it. Playwright drives it; Playwright's own browser download is not used.
  */
-const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/lib/chromium/chromium';
 const CALL_TIMEOUT_MS = 10_000;
 const STEP_TIMEOUT_MS = 20_000;
 const TEST_TIMEOUT_MS = 90_000;
@@ -63,24 +63,6 @@ async function startPageServer(bundle: Uint8Array): Promise<PageServer> {
   };
 }
 
-async function launchChromium(): Promise<Browser> {
-  const hint =
-    'This test drives a real Chromium. Install it (Debian/Ubuntu: `apt-get install chromium`) ' +
-    'or set CHROMIUM_PATH to a Chromium or Chrome executable.';
-  if (!existsSync(CHROMIUM_PATH)) {
-    throw new Error(`Chromium not found at ${CHROMIUM_PATH}. ${hint}`);
-  }
-  try {
-    return await chromium.launch({
-      executablePath: CHROMIUM_PATH,
-      args: ['--no-sandbox', '--disable-dev-shm-usage'],
-      timeout: STEP_TIMEOUT_MS,
-    });
-  } catch (e) {
-    throw new Error(`Chromium at ${CHROMIUM_PATH} did not start. ${hint}`, { cause: e });
-  }
-}
-
 function withTimeout<T>(promise: Promise<T>, what: string, ms = STEP_TIMEOUT_MS): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
@@ -90,7 +72,7 @@ function withTimeout<T>(promise: Promise<T>, what: string, ms = STEP_TIMEOUT_MS)
 }
 
 beforeAll(async () => {
-  browser = await launchChromium();
+  browser = await launchChromium(STEP_TIMEOUT_MS);
   const bundle = await build({
     entryPoints: [root('test/browser/client.ts')],
     bundle: true,

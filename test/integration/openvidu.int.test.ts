@@ -252,6 +252,48 @@ describe('recording with consent', () => {
       autoDeliver: true,
     });
 
+  it('shows a watcher each participant joining and leaving, as new versions', async () => {
+    deliverWebhooks();
+    const v = await visit();
+    await v.doctor.startConsultation({ consultationId: v.id });
+    const stop = new AbortController();
+    /** Each view as who is connected: "doctor patient" (roles of the connected). */
+    const seen: { version: number; connected: string }[] = [];
+    const watching = (async () => {
+      for await (const { consultation } of v.doctor.watchConsultation(
+        { consultationId: v.id },
+        { signal: stop.signal },
+      )) {
+        if (!consultation) continue;
+        const connected = consultation.participants
+          .filter((p) => p.connected)
+          .map((p) => ParticipantRole[p.role].toLowerCase())
+          .sort()
+          .join(' ');
+        seen.push({ version: consultation.version, connected });
+      }
+    })().catch(() => {});
+    const shown = (connected: string) =>
+      until(
+        async () => seen.at(-1),
+        (last) => last?.connected === connected,
+      );
+    await shown('');
+    const doctor = standIn.join((await v.doctor.generateToken({ consultationId: v.id })).token);
+    await shown('doctor');
+    const patient = standIn.join((await v.patient.generateToken({ consultationId: v.id })).token);
+    await shown('doctor patient');
+    standIn.leave(patient);
+    await shown('doctor');
+    standIn.leave(doctor);
+    await shown('');
+    stop.abort();
+    await watching;
+    // Each view newer than the one before.
+    const versions = seen.map((s) => s.version);
+    expect(versions).toEqual([...new Set(versions)].sort((a, b) => a - b));
+  });
+
   it('records on OpenVidu only with both consents, and keeps the URL once ready', async () => {
     deliverWebhooks();
     const v = await visit();

@@ -1,6 +1,11 @@
 import { Code, ConnectError } from '@connectrpc/connect';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConsultationStatus } from '../../gen/video/v1/consultation_pb.js';
+import { ConsultationStatus, ParticipantRole } from '../../gen/video/v1/consultation_pb.js';
+import {
+  TechnicalIssueType,
+  type WatchConsultationResponse,
+} from '../../gen/video/v1/video_service_pb.js';
 import { mintToken } from '../../src/auth/jwt.js';
 import { DEVELOPMENT_JWT_SECRET } from '../../src/config.js';
 import { startTestApp, type TestApp } from '../support/app.js';
@@ -30,27 +35,32 @@ afterAll(async () => {
   await t?.stop();
 });
 
-async function schedule(app: TestApp, patient: string) {
+async function schedule(app: TestApp, patient: string, doctorId = 'doc-w') {
   const { consultation } = await as(app, 'service', 'appointments').scheduleConsultation({
     appointmentId: appointmentId('watch'),
-    doctorId: 'doc-w',
+    doctorId,
     patientId: patient,
     ...slot(5),
   });
   return consultation!.id;
 }
 
-/** Reads a stream in the background: every view, and how it ended. */
+/**
+ * Reads a stream in the background: every view, every message (keep-alives and moves in
+ * the queue too), and how it ended.
+ */
 function watch(client: VideoClient, consultationId: string, signal?: AbortSignal) {
   const views: { status: ConsultationStatus; version: number }[] = [];
+  const messages: WatchConsultationResponse[] = [];
   let seen: () => void = () => {};
   const ended = (async () => {
     try {
-      for await (const { consultation } of client.watchConsultation(
-        { consultationId },
-        { signal },
-      )) {
-        views.push({ status: consultation!.status, version: consultation!.version });
+      for await (const message of client.watchConsultation({ consultationId }, { signal })) {
+        messages.push(message);
+        const { consultation } = message;
+        if (consultation) {
+          views.push({ status: consultation.status, version: consultation.version });
+        }
         seen();
       }
       return 'ended' as const;
@@ -70,7 +80,19 @@ function watch(client: VideoClient, consultationId: string, signal?: AbortSignal
     }
     return views;
   };
-  return { views, ended, until };
+  /** Resolves once `count` messages of any kind have arrived (or as `until`). */
+  const untilMessages = async (count: number, withinMs = 10_000) => {
+    const deadline = Date.now() + withinMs;
+    while (messages.length < count && Date.now() < deadline) {
+      const next = new Promise<void>((resolve) => {
+        seen = resolve;
+        setTimeout(resolve, 100);
+      });
+      if (await Promise.race([next.then(() => false), ended.then(() => true)])) break;
+    }
+    return messages;
+  };
+  return { views, messages, ended, until, untilMessages };
 }
 
 describe('WatchConsultation', () => {
@@ -152,6 +174,87 @@ describe('WatchConsultation', () => {
     // Closed streams give their places back.
     const again = watch(patient, id, AbortSignal.timeout(5_000));
     expect((await again.until(1)).length).toBe(1);
+  });
+
+  it('shows a reported technical issue, and the waiting patient’s place as it moves', async () => {
+    // A doctor of their own: nobody else waits in their queue.
+    const doctor = as(t, 'doctor', 'doc-w-queue');
+    const ahead = await schedule(t, 'pat-w-ahead', 'doc-w-queue');
+    const id = await schedule(t, 'pat-w-queue', 'doc-w-queue');
+    const patient = as(t, 'patient', 'pat-w-queue');
+    await as(t, 'patient', 'pat-w-ahead').checkIn({ consultationId: ahead });
+    const stream = watch(patient, id);
+    await stream.untilMessages(1);
+    await patient.checkIn({ consultationId: id });
+    await stream.untilMessages(2);
+    // The patient ahead is admitted: only the place moves, the consultation is the same.
+    await doctor.admitPatient({ consultationId: ahead });
+    await stream.untilMessages(3);
+    await doctor.admitPatient({ consultationId: id });
+    await stream.untilMessages(4);
+    const { issueId } = await patient.reportTechnicalIssue({
+      consultationId: id,
+      issueType: TechnicalIssueType.AUDIO,
+      description: 'no sound',
+    });
+    await stream.untilMessages(5);
+    await as(t, 'service', 'appointments').cancelConsultation({
+      target: { case: 'consultationId', value: id },
+    });
+    expect(await stream.ended).toBe('ended');
+    expect(
+      stream.messages.map((m) => [
+        m.consultation ? ConsultationStatus[m.consultation.status] : '-',
+        m.consultation?.version ?? '-',
+        m.queuePosition,
+        m.technicalIssues.length,
+      ]),
+    ).toEqual([
+      ['SCHEDULED', 1, 0, 0],
+      ['WAITING', 2, 2, 0],
+      ['-', '-', 1, 0],
+      ['WAITING', 3, 0, 0],
+      ['WAITING', 4, 0, 1],
+      ['CANCELLED', 5, 0, 1],
+    ]);
+    expect(stream.messages[4]!.technicalIssues[0]).toMatchObject({
+      issueId,
+      reporterId: 'pat-w-queue',
+      reporterRole: ParticipantRole.PATIENT,
+      issueType: TechnicalIssueType.AUDIO,
+      description: 'no sound',
+    });
+    expect(stream.messages.some((m) => m.keepAlive)).toBe(false);
+  });
+
+  it('keeps a quiet stream alive with messages that carry nothing else', async () => {
+    const app = await startTestApp({ WATCH_KEEPALIVE_SECONDS: '1' });
+    try {
+      const id = await schedule(app, 'pat-w-quiet');
+      const stop = new AbortController();
+      const stream = watch(as(app, 'patient', 'pat-w-quiet'), id, stop.signal);
+      const started = Date.now();
+      await stream.untilMessages(3, 5_000);
+      const [first, ...rest] = stream.messages;
+      expect(first!.consultation?.version).toBe(1);
+      expect(rest.length).toBeGreaterThanOrEqual(2);
+      for (const message of rest) {
+        expect(message.keepAlive).toBe(true);
+        expect(message.consultation).toBeUndefined();
+      }
+      // One a second, not sooner.
+      expect(Date.now() - started).toBeGreaterThanOrEqual(1_900);
+      // The waiting room's stream too.
+      const room = as(app, 'doctor', 'doc-w')
+        .watchWaitingRoom({}, { signal: stop.signal })
+        [Symbol.asyncIterator]();
+      expect((await room.next()).value).toMatchObject({ keepAlive: false });
+      expect((await room.next()).value).toMatchObject({ keepAlive: true, patients: [] });
+      stop.abort();
+      await stream.ended;
+    } finally {
+      await app.stop();
+    }
   });
 
   it('ends the stream with UNAUTHENTICATED when the caller’s token expires', async () => {
@@ -331,6 +434,46 @@ describe.runIf(serverForSeveralCopies)('WatchConsultation across copies', () => 
       await b.stop();
       await a.stop();
       await proxy.close();
+      await database.drop();
+    }
+  }, 60_000);
+
+  it('loses no update when its LISTEN connection is terminated mid-stream (pg_terminate_backend)', async () => {
+    const database = await createTestDatabase();
+    const a = await startTestApp({}, database);
+    const b = await startTestApp({ MIGRATE_ON_START: 'false' }, database);
+    const admin = new pg.Client({ connectionString: database.env.DATABASE_URL });
+    await admin.connect();
+    try {
+      const id = await schedule(a, 'pat-w-kill');
+      const stream = watch(as(b, 'patient', 'pat-w-kill'), id);
+      await stream.until(1);
+      // Every copy's listening connection goes; changes are made at once, most likely
+      // before either copy has listened again (so their notifications are lost).
+      const { rows } = await admin.query<{ killed: boolean }>(
+        `select pg_terminate_backend(pid) as killed from pg_stat_activity
+          where application_name = 'video-service-listen' and datname = current_database()`,
+      );
+      expect(rows.map((r) => r.killed)).toEqual([true, true]);
+      await as(a, 'patient', 'pat-w-kill').checkIn({ consultationId: id });
+      await as(a, 'doctor', 'doc-w').admitPatient({ consultationId: id });
+      // Back: B's watcher reads the consultation afresh and shows the admission with no
+      // later change to bring it, then follows it as before.
+      const deadline = Date.now() + 5_000;
+      while (stream.views.at(-1)!.version < 3 && Date.now() < deadline) {
+        await stream.until(stream.views.length + 1, deadline - Date.now());
+      }
+      expect(stream.views.at(-1)).toEqual({ status: ConsultationStatus.WAITING, version: 3 });
+      await as(a, 'doctor', 'doc-w').startConsultation({ consultationId: id });
+      await as(a, 'doctor', 'doc-w').endConsultation({ consultationId: id });
+      expect(await stream.ended).toBe('ended');
+      const versions = stream.views.map((v) => v.version);
+      expect(versions).toEqual([...new Set(versions)].sort((x, y) => x - y));
+      expect(stream.views.at(-1)).toEqual({ status: ConsultationStatus.ENDED, version: 5 });
+    } finally {
+      await admin.end();
+      await b.stop();
+      await a.stop();
       await database.drop();
     }
   }, 60_000);

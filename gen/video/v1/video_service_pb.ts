@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file video/v1/video_service.proto.
  */
 export const file_video_v1_video_service: GenFile = /*@__PURE__*/
-  fileDesc("Chx2aWRlby92MS92aWRlb19zZXJ2aWNlLnByb3RvEgh2aWRlby52MSLqAQobU2NoZWR1bGVDb25zdWx0YXRpb25SZXF1ZXN0EhYKDmFwcG9pbnRtZW50X2lkGAEgASgJEhEKCWRvY3Rvcl9pZBgCIAEoCRISCgpwYXRpZW50X2lkGAMgASgJEjMKD3NjaGVkdWxlZF9zdGFydBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoNc2NoZWR1bGVkX2VuZBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJAoIcHJvdmlkZXIYBiABKA4yEi52aWRlby52MS5Qcm92aWRlciJdChxTY2hlZHVsZUNvbnN1bHRhdGlvblJlc3BvbnNlEiwKDGNvbnN1bHRhdGlvbhgBIAEoCzIWLnZpZGVvLnYxLkNvbnN1bHRhdGlvbhIPCgdjcmVhdGVkGAIgASgIIloKGUNhbmNlbENvbnN1bHRhdGlvblJlcXVlc3QSGQoPY29uc3VsdGF0aW9uX2lkGAEgASgJSAASGAoOYXBwb2ludG1lbnRfaWQYAiABKAlIAEIICgZ0YXJnZXQiSgoaQ2FuY2VsQ29uc3VsdGF0aW9uUmVzcG9uc2USLAoMY29uc3VsdGF0aW9uGAEgASgLMhYudmlkZW8udjEuQ29uc3VsdGF0aW9uIikKDkNoZWNrSW5SZXF1ZXN0EhcKD2NvbnN1bHRhdGlvbl9pZBgBIAEoCSJXCg9DaGVja0luUmVzcG9uc2USLAoMY29uc3VsdGF0aW9uGAEgASgLMhYudmlkZW8udjEuQ29uc3VsdGF0aW9uEhYKDnF1ZXVlX3Bvc2l0aW9uGAIgASgNIisKFkxpc3RXYWl0aW5nUm9vbVJlcXVlc3QSEQoJZG9jdG9yX2lkGAEgASgJIkUKF0xpc3RXYWl0aW5nUm9vbVJlc3BvbnNlEioKCHBhdGllbnRzGAEgAygLMhgudmlkZW8udjEuV2FpdGluZ1BhdGllbnQikgIKDldhaXRpbmdQYXRpZW50EhcKD2NvbnN1bHRhdGlvbl9pZBgBIAEoCRIWCg5hcHBvaW50bWVudF9pZBgCIAEoCRISCgpwYXRpZW50X2lkGAMgASgJEhEKCWRvY3Rvcl9pZBgEIAEoCRIxCg1jaGVja2VkX2luX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg53YWl0ZWRfc2Vjb25kcxgGIAEoDRIWCg5xdWV1ZV9wb3NpdGlvbhgHIAEoDRIzCg9zY2hlZHVsZWRfc3RhcnQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGFkbWl0dGVkGAkgASgIIi4KE0FkbWl0UGF0aWVudFJlcXVlc3QSFwoPY29uc3VsdGF0aW9uX2lkGAEgASgJIkQKFEFkbWl0UGF0aWVudFJlc3BvbnNlEiwKDGNvbnN1bHRhdGlvbhgBIAEoCzIWLnZpZGVvLnYxLkNvbnN1bHRhdGlvbiIzChhTdGFydENvbnN1bHRhdGlvblJlcXVlc3QSFwoPY29uc3VsdGF0aW9uX2lkGAEgASgJIloKGVN0YXJ0Q29uc3VsdGF0aW9uUmVzcG9uc2USLAoMY29uc3VsdGF0aW9uGAEgASgLMhYudmlkZW8udjEuQ29uc3VsdGF0aW9uEg8KB3N0YXJ0ZWQYAiABKAgiLwoUR2VuZXJhdGVUb2tlblJlcXVlc3QSFwoPY29uc3VsdGF0aW9uX2lkGAEgASgJItQBChVHZW5lcmF0ZVRva2VuUmVzcG9uc2USDQoFdG9rZW4YASABKAkSEAoIam9pbl91cmwYAiABKAkSJAoIcHJvdmlkZXIYAyABKA4yEi52aWRlby52MS5Qcm92aWRlchIbChNwcm92aWRlcl9zZXNzaW9uX2lkGAQgASgJEi4KCmV4cGlyZXNfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEicKBHJvbGUYBiABKA4yGS52aWRlby52MS5QYXJ0aWNpcGFudFJvbGUiMQoWRW5kQ29uc3VsdGF0aW9uUmVxdWVzdBIXCg9jb25zdWx0YXRpb25faWQYASABKAkiRwoXRW5kQ29uc3VsdGF0aW9uUmVzcG9uc2USLAoMY29uc3VsdGF0aW9uGAEgASgLMhYudmlkZW8udjEuQ29uc3VsdGF0aW9uIjcKHEdldENvbnN1bHRhdGlvblN0YXR1c1JlcXVlc3QSFwoPY29uc3VsdGF0aW9uX2lkGAEgASgJIk0KHUdldENvbnN1bHRhdGlvblN0YXR1c1Jlc3BvbnNlEiwKDGNvbnN1bHRhdGlvbhgBIAEoCzIWLnZpZGVvLnYxLkNvbnN1bHRhdGlvbiIzChhXYXRjaENvbnN1bHRhdGlvblJlcXVlc3QSFwoPY29uc3VsdGF0aW9uX2lkGAEgASgJIkkKGVdhdGNoQ29uc3VsdGF0aW9uUmVzcG9uc2USLAoMY29uc3VsdGF0aW9uGAEgASgLMhYudmlkZW8udjEuQ29uc3VsdGF0aW9uIiwKF1dhdGNoV2FpdGluZ1Jvb21SZXF1ZXN0EhEKCWRvY3Rvcl9pZBgBIAEoCSJGChhXYXRjaFdhaXRpbmdSb29tUmVzcG9uc2USKgoIcGF0aWVudHMYASADKAsyGC52aWRlby52MS5XYWl0aW5nUGF0aWVudCKWAQobUmVwb3J0VGVjaG5pY2FsSXNzdWVSZXF1ZXN0EhcKD2NvbnN1bHRhdGlvbl9pZBgBIAEoCRIwCgppc3N1ZV90eXBlGAIgASgOMhwudmlkZW8udjEuVGVjaG5pY2FsSXNzdWVUeXBlEhMKC2Rlc2NyaXB0aW9uGAMgASgJEhcKD2lkZW1wb3RlbmN5X2tleRgEIAEoCSJhChxSZXBvcnRUZWNobmljYWxJc3N1ZVJlc3BvbnNlEhAKCGlzc3VlX2lkGAEgASgJEi8KC3JlcG9ydGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJzChhTaGFyZU1lZGljYWxJbWFnZVJlcXVlc3QSFwoPY29uc3VsdGF0aW9uX2lkGAEgASgJEg8KB2NvbnRlbnQYAiABKAwSFAoMY29udGVudF90eXBlGAMgASgJEhcKD2lkZW1wb3RlbmN5X2tleRgEIAEoCSKWAQoZU2hhcmVNZWRpY2FsSW1hZ2VSZXNwb25zZRIQCghpbWFnZV9pZBgBIAEoCRIUCgxjb250ZW50X3R5cGUYAiABKAkSEgoKc2l6ZV9ieXRlcxgDIAEoDRIOCgZzaGEyNTYYBCABKAkSLQoJc2hhcmVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLdAQoeTGlzdENvbnN1bHRhdGlvbkhpc3RvcnlSZXF1ZXN0Ei4KCHN0YXR1c2VzGAEgAygOMhwudmlkZW8udjEuQ29uc3VsdGF0aW9uU3RhdHVzEjIKDnNjaGVkdWxlZF9mcm9tGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxzY2hlZHVsZWRfdG8YAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXBhZ2Vfc2l6ZRgEIAEoDRISCgpwYWdlX3Rva2VuGAUgASgJImkKH0xpc3RDb25zdWx0YXRpb25IaXN0b3J5UmVzcG9uc2USLQoNY29uc3VsdGF0aW9ucxgBIAMoCzIWLnZpZGVvLnYxLkNvbnN1bHRhdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiGgoYR2V0UHJvdmlkZXJTdGF0dXNSZXF1ZXN0IkgKGUdldFByb3ZpZGVyU3RhdHVzUmVzcG9uc2USKwoJcHJvdmlkZXJzGAEgAygLMhgudmlkZW8udjEuUHJvdmlkZXJTdGF0dXMivgEKDlByb3ZpZGVyU3RhdHVzEiQKCHByb3ZpZGVyGAEgASgOMhIudmlkZW8udjEuUHJvdmlkZXISEgoKY29uZmlndXJlZBgCIAEoCBIPCgdoZWFsdGh5GAMgASgIEhIKCmlzX2RlZmF1bHQYBCABKAgSDgoGZGV0YWlsGAUgASgJEhUKDWNpcmN1aXRfc3RhdGUYBiABKAkSEgoKbGFzdF9lcnJvchgHIAEoCRISCgpsYXRlbmN5X21zGAggASgNIskBChdMaXN0QXVkaXRFbnRyaWVzUmVxdWVzdBIQCghhY3Rvcl9pZBgBIAEoCRITCgtyZXNvdXJjZV9pZBgCIAEoCRIOCgZhY3Rpb24YAyABKAkSKAoEZnJvbRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJgoCdG8YBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXBhZ2Vfc2l6ZRgGIAEoDRISCgpwYWdlX3Rva2VuGAcgASgJIloKGExpc3RBdWRpdEVudHJpZXNSZXNwb25zZRIlCgdlbnRyaWVzGAEgAygLMhQudmlkZW8udjEuQXVkaXRFbnRyeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkihgIKCkF1ZGl0RW50cnkSCgoCaWQYASABKAkSJgoCYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGFjdG9yX2lkGAMgASgJEhIKCmFjdG9yX3JvbGUYBCABKAkSEQoJY2xpbmljX2lkGAUgASgJEg4KBmFjdGlvbhgGIAEoCRIVCg1yZXNvdXJjZV90eXBlGAcgASgJEhMKC3Jlc291cmNlX2lkGAggASgJEg8KB291dGNvbWUYCSABKAkSEgoKcmVxdWVzdF9pZBgKIAEoCRIWCg5jbGllbnRfYWRkcmVzcxgLIAEoCRISCgp1c2VyX2FnZW50GAwgASgJIi8KFFJlY29yZENvbnNlbnRSZXF1ZXN0EhcKD2NvbnN1bHRhdGlvbl9pZBgBIAEoCSJFChVSZWNvcmRDb25zZW50UmVzcG9uc2USLAoMY29uc3VsdGF0aW9uGAEgASgLMhYudmlkZW8udjEuQ29uc3VsdGF0aW9uIjAKFVN0YXJ0UmVjb3JkaW5nUmVxdWVzdBIXCg9jb25zdWx0YXRpb25faWQYASABKAkiRgoWU3RhcnRSZWNvcmRpbmdSZXNwb25zZRIsCgxjb25zdWx0YXRpb24YASABKAsyFi52aWRlby52MS5Db25zdWx0YXRpb24iLwoUU3RvcFJlY29yZGluZ1JlcXVlc3QSFwoPY29uc3VsdGF0aW9uX2lkGAEgASgJIkUKFVN0b3BSZWNvcmRpbmdSZXNwb25zZRIsCgxjb25zdWx0YXRpb24YASABKAsyFi52aWRlby52MS5Db25zdWx0YXRpb24qvwEKElRlY2huaWNhbElzc3VlVHlwZRIkCiBURUNITklDQUxfSVNTVUVfVFlQRV9VTlNQRUNJRklFRBAAEh4KGlRFQ0hOSUNBTF9JU1NVRV9UWVBFX0FVRElPEAESHgoaVEVDSE5JQ0FMX0lTU1VFX1RZUEVfVklERU8QAhIjCh9URUNITklDQUxfSVNTVUVfVFlQRV9DT05ORUNUSU9OEAMSHgoaVEVDSE5JQ0FMX0lTU1VFX1RZUEVfT1RIRVIQBDKYFAoMVmlkZW9TZXJ2aWNlEpIBChRTY2hlZHVsZUNvbnN1bHRhdGlvbhIlLnZpZGVvLnYxLlNjaGVkdWxlQ29uc3VsdGF0aW9uUmVxdWVzdBomLnZpZGVvLnYxLlNjaGVkdWxlQ29uc3VsdGF0aW9uUmVzcG9uc2UiK4LT5JMCJToBKiIgL2FwaS92aWRlby9jb25zdWx0YXRpb24vc2NoZWR1bGUSigEKEkNhbmNlbENvbnN1bHRhdGlvbhIjLnZpZGVvLnYxLkNhbmNlbENvbnN1bHRhdGlvblJlcXVlc3QaJC52aWRlby52MS5DYW5jZWxDb25zdWx0YXRpb25SZXNwb25zZSIpgtPkkwIjOgEqIh4vYXBpL3ZpZGVvL2NvbnN1bHRhdGlvbi9jYW5jZWwSfQoHQ2hlY2tJbhIYLnZpZGVvLnYxLkNoZWNrSW5SZXF1ZXN0GhkudmlkZW8udjEuQ2hlY2tJblJlc3BvbnNlIj2C0+STAjc6ASoiMi9hcGkvdmlkZW8vY29uc3VsdGF0aW9uL3tjb25zdWx0YXRpb25faWR9L2NoZWNrLWluEnoKD0xpc3RXYWl0aW5nUm9vbRIgLnZpZGVvLnYxLkxpc3RXYWl0aW5nUm9vbVJlcXVlc3QaIS52aWRlby52MS5MaXN0V2FpdGluZ1Jvb21SZXNwb25zZSIikAIBgtPkkwIZEhcvYXBpL3ZpZGVvL3dhaXRpbmctcm9vbRKJAQoMQWRtaXRQYXRpZW50Eh0udmlkZW8udjEuQWRtaXRQYXRpZW50UmVxdWVzdBoeLnZpZGVvLnYxLkFkbWl0UGF0aWVudFJlc3BvbnNlIjqC0+STAjQ6ASoiLy9hcGkvdmlkZW8vY29uc3VsdGF0aW9uL3tjb25zdWx0YXRpb25faWR9L2FkbWl0EoYBChFTdGFydENvbnN1bHRhdGlvbhIiLnZpZGVvLnYxLlN0YXJ0Q29uc3VsdGF0aW9uUmVxdWVzdBojLnZpZGVvLnYxLlN0YXJ0Q29uc3VsdGF0aW9uUmVzcG9uc2UiKILT5JMCIjoBKiIdL2FwaS92aWRlby9jb25zdWx0YXRpb24vc3RhcnQSbQoNR2VuZXJhdGVUb2tlbhIeLnZpZGVvLnYxLkdlbmVyYXRlVG9rZW5SZXF1ZXN0Gh8udmlkZW8udjEuR2VuZXJhdGVUb2tlblJlc3BvbnNlIhuC0+STAhU6ASoiEC9hcGkvdmlkZW8vdG9rZW4SfgoPRW5kQ29uc3VsdGF0aW9uEiAudmlkZW8udjEuRW5kQ29uc3VsdGF0aW9uUmVxdWVzdBohLnZpZGVvLnYxLkVuZENvbnN1bHRhdGlvblJlc3BvbnNlIiaC0+STAiA6ASoiGy9hcGkvdmlkZW8vY29uc3VsdGF0aW9uL2VuZBKlAQoVR2V0Q29uc3VsdGF0aW9uU3RhdHVzEiYudmlkZW8udjEuR2V0Q29uc3VsdGF0aW9uU3RhdHVzUmVxdWVzdBonLnZpZGVvLnYxLkdldENvbnN1bHRhdGlvblN0YXR1c1Jlc3BvbnNlIjuQAgGC0+STAjISMC9hcGkvdmlkZW8vY29uc3VsdGF0aW9uL3tjb25zdWx0YXRpb25faWR9L3N0YXR1cxJjChFXYXRjaENvbnN1bHRhdGlvbhIiLnZpZGVvLnYxLldhdGNoQ29uc3VsdGF0aW9uUmVxdWVzdBojLnZpZGVvLnYxLldhdGNoQ29uc3VsdGF0aW9uUmVzcG9uc2UiA5ACATABEmAKEFdhdGNoV2FpdGluZ1Jvb20SIS52aWRlby52MS5XYXRjaFdhaXRpbmdSb29tUmVxdWVzdBoiLnZpZGVvLnYxLldhdGNoV2FpdGluZ1Jvb21SZXNwb25zZSIDkAIBMAESogEKFFJlcG9ydFRlY2huaWNhbElzc3VlEiUudmlkZW8udjEuUmVwb3J0VGVjaG5pY2FsSXNzdWVSZXF1ZXN0GiYudmlkZW8udjEuUmVwb3J0VGVjaG5pY2FsSXNzdWVSZXNwb25zZSI7gtPkkwI1OgEqIjAvYXBpL3ZpZGVvL2NvbnN1bHRhdGlvbi97Y29uc3VsdGF0aW9uX2lkfS9yZXBvcnQSfwoRU2hhcmVNZWRpY2FsSW1hZ2USIi52aWRlby52MS5TaGFyZU1lZGljYWxJbWFnZVJlcXVlc3QaIy52aWRlby52MS5TaGFyZU1lZGljYWxJbWFnZVJlc3BvbnNlIiGC0+STAhs6ASoiFi9hcGkvdmlkZW8vaW1hZ2Uvc2hhcmUSjQEKF0xpc3RDb25zdWx0YXRpb25IaXN0b3J5EigudmlkZW8udjEuTGlzdENvbnN1bHRhdGlvbkhpc3RvcnlSZXF1ZXN0GikudmlkZW8udjEuTGlzdENvbnN1bHRhdGlvbkhpc3RvcnlSZXNwb25zZSIdkAIBgtPkkwIUEhIvYXBpL3ZpZGVvL2hpc3RvcnkShAEKEUdldFByb3ZpZGVyU3RhdHVzEiIudmlkZW8udjEuR2V0UHJvdmlkZXJTdGF0dXNSZXF1ZXN0GiMudmlkZW8udjEuR2V0UHJvdmlkZXJTdGF0dXNSZXNwb25zZSImkAIBgtPkkwIdEhsvYXBpL3ZpZGVvL3Byb3ZpZGVycy9zdGF0dXMSjgEKDVJlY29yZENvbnNlbnQSHi52aWRlby52MS5SZWNvcmRDb25zZW50UmVxdWVzdBofLnZpZGVvLnYxLlJlY29yZENvbnNlbnRSZXNwb25zZSI8gtPkkwI2OgEqIjEvYXBpL3ZpZGVvL2NvbnN1bHRhdGlvbi97Y29uc3VsdGF0aW9uX2lkfS9jb25zZW50EpkBCg5TdGFydFJlY29yZGluZxIfLnZpZGVvLnYxLlN0YXJ0UmVjb3JkaW5nUmVxdWVzdBogLnZpZGVvLnYxLlN0YXJ0UmVjb3JkaW5nUmVzcG9uc2UiRILT5JMCPjoBKiI5L2FwaS92aWRlby9jb25zdWx0YXRpb24ve2NvbnN1bHRhdGlvbl9pZH0vcmVjb3JkaW5nL3N0YXJ0EpUBCg1TdG9wUmVjb3JkaW5nEh4udmlkZW8udjEuU3RvcFJlY29yZGluZ1JlcXVlc3QaHy52aWRlby52MS5TdG9wUmVjb3JkaW5nUmVzcG9uc2UiQ4LT5JMCPToBKiI4L2FwaS92aWRlby9jb25zdWx0YXRpb24ve2NvbnN1bHRhdGlvbl9pZH0vcmVjb3JkaW5nL3N0b3ASdgoQTGlzdEF1ZGl0RW50cmllcxIhLnZpZGVvLnYxLkxpc3RBdWRpdEVudHJpZXNSZXF1ZXN0GiIudmlkZW8udjEuTGlzdEF1ZGl0RW50cmllc1Jlc3BvbnNlIhuQAgGC0+STAhISEC9hcGkvdmlkZW8vYXVkaXRiBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_timestamp, file_video_v1_consultation]);
+  fileDesc("Chx2aWRlby92MS92aWRlb19zZXJ2aWNlLnByb3RvEgh2aWRlby52MSLqAQobU2NoZWR1bGVDb25zdWx0YXRpb25SZXF1ZXN0EhYKDmFwcG9pbnRtZW50X2lkGAEgASgJEhEKCWRvY3Rvcl9pZBgCIAEoCRISCgpwYXRpZW50X2lkGAMgASgJEjMKD3NjaGVkdWxlZF9zdGFydBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoNc2NoZWR1bGVkX2VuZBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJAoIcHJvdmlkZXIYBiABKA4yEi52aWRlby52MS5Qcm92aWRlciJdChxTY2hlZHVsZUNvbnN1bHRhdGlvblJlc3BvbnNlEiwKDGNvbnN1bHRhdGlvbhgBIAEoCzIWLnZpZGVvLnYxLkNvbnN1bHRhdGlvbhIPCgdjcmVhdGVkGAIgASgIIloKGUNhbmNlbENvbnN1bHRhdGlvblJlcXVlc3QSGQoPY29uc3VsdGF0aW9uX2lkGAEgASgJSAASGAoOYXBwb2ludG1lbnRfaWQYAiABKAlIAEIICgZ0YXJnZXQiSgoaQ2FuY2VsQ29uc3VsdGF0aW9uUmVzcG9uc2USLAoMY29uc3VsdGF0aW9uGAEgASgLMhYudmlkZW8udjEuQ29uc3VsdGF0aW9uIikKDkNoZWNrSW5SZXF1ZXN0EhcKD2NvbnN1bHRhdGlvbl9pZBgBIAEoCSJXCg9DaGVja0luUmVzcG9uc2USLAoMY29uc3VsdGF0aW9uGAEgASgLMhYudmlkZW8udjEuQ29uc3VsdGF0aW9uEhYKDnF1ZXVlX3Bvc2l0aW9uGAIgASgNIisKFkxpc3RXYWl0aW5nUm9vbVJlcXVlc3QSEQoJZG9jdG9yX2lkGAEgASgJIkUKF0xpc3RXYWl0aW5nUm9vbVJlc3BvbnNlEioKCHBhdGllbnRzGAEgAygLMhgudmlkZW8udjEuV2FpdGluZ1BhdGllbnQikgIKDldhaXRpbmdQYXRpZW50EhcKD2NvbnN1bHRhdGlvbl9pZBgBIAEoCRIWCg5hcHBvaW50bWVudF9pZBgCIAEoCRISCgpwYXRpZW50X2lkGAMgASgJEhEKCWRvY3Rvcl9pZBgEIAEoCRIxCg1jaGVja2VkX2luX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg53YWl0ZWRfc2Vjb25kcxgGIAEoDRIWCg5xdWV1ZV9wb3NpdGlvbhgHIAEoDRIzCg9zY2hlZHVsZWRfc3RhcnQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGFkbWl0dGVkGAkgASgIIi4KE0FkbWl0UGF0aWVudFJlcXVlc3QSFwoPY29uc3VsdGF0aW9uX2lkGAEgASgJIkQKFEFkbWl0UGF0aWVudFJlc3BvbnNlEiwKDGNvbnN1bHRhdGlvbhgBIAEoCzIWLnZpZGVvLnYxLkNvbnN1bHRhdGlvbiIzChhTdGFydENvbnN1bHRhdGlvblJlcXVlc3QSFwoPY29uc3VsdGF0aW9uX2lkGAEgASgJIloKGVN0YXJ0Q29uc3VsdGF0aW9uUmVzcG9uc2USLAoMY29uc3VsdGF0aW9uGAEgASgLMhYudmlkZW8udjEuQ29uc3VsdGF0aW9uEg8KB3N0YXJ0ZWQYAiABKAgiLwoUR2VuZXJhdGVUb2tlblJlcXVlc3QSFwoPY29uc3VsdGF0aW9uX2lkGAEgASgJItQBChVHZW5lcmF0ZVRva2VuUmVzcG9uc2USDQoFdG9rZW4YASABKAkSEAoIam9pbl91cmwYAiABKAkSJAoIcHJvdmlkZXIYAyABKA4yEi52aWRlby52MS5Qcm92aWRlchIbChNwcm92aWRlcl9zZXNzaW9uX2lkGAQgASgJEi4KCmV4cGlyZXNfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEicKBHJvbGUYBiABKA4yGS52aWRlby52MS5QYXJ0aWNpcGFudFJvbGUiMQoWRW5kQ29uc3VsdGF0aW9uUmVxdWVzdBIXCg9jb25zdWx0YXRpb25faWQYASABKAkiRwoXRW5kQ29uc3VsdGF0aW9uUmVzcG9uc2USLAoMY29uc3VsdGF0aW9uGAEgASgLMhYudmlkZW8udjEuQ29uc3VsdGF0aW9uIjcKHEdldENvbnN1bHRhdGlvblN0YXR1c1JlcXVlc3QSFwoPY29uc3VsdGF0aW9uX2lkGAEgASgJIk0KHUdldENvbnN1bHRhdGlvblN0YXR1c1Jlc3BvbnNlEiwKDGNvbnN1bHRhdGlvbhgBIAEoCzIWLnZpZGVvLnYxLkNvbnN1bHRhdGlvbiIzChhXYXRjaENvbnN1bHRhdGlvblJlcXVlc3QSFwoPY29uc3VsdGF0aW9uX2lkGAEgASgJIqkBChlXYXRjaENvbnN1bHRhdGlvblJlc3BvbnNlEiwKDGNvbnN1bHRhdGlvbhgBIAEoCzIWLnZpZGVvLnYxLkNvbnN1bHRhdGlvbhIyChB0ZWNobmljYWxfaXNzdWVzGAIgAygLMhgudmlkZW8udjEuVGVjaG5pY2FsSXNzdWUSFgoOcXVldWVfcG9zaXRpb24YAyABKA0SEgoKa2VlcF9hbGl2ZRgEIAEoCCIsChdXYXRjaFdhaXRpbmdSb29tUmVxdWVzdBIRCglkb2N0b3JfaWQYASABKAkiWgoYV2F0Y2hXYWl0aW5nUm9vbVJlc3BvbnNlEioKCHBhdGllbnRzGAEgAygLMhgudmlkZW8udjEuV2FpdGluZ1BhdGllbnQSEgoKa2VlcF9hbGl2ZRgCIAEoCCLhAQoOVGVjaG5pY2FsSXNzdWUSEAoIaXNzdWVfaWQYASABKAkSEwoLcmVwb3J0ZXJfaWQYAiABKAkSMAoNcmVwb3J0ZXJfcm9sZRgDIAEoDjIZLnZpZGVvLnYxLlBhcnRpY2lwYW50Um9sZRIwCgppc3N1ZV90eXBlGAQgASgOMhwudmlkZW8udjEuVGVjaG5pY2FsSXNzdWVUeXBlEhMKC2Rlc2NyaXB0aW9uGAUgASgJEi8KC3JlcG9ydGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKWAQobUmVwb3J0VGVjaG5pY2FsSXNzdWVSZXF1ZXN0EhcKD2NvbnN1bHRhdGlvbl9pZBgBIAEoCRIwCgppc3N1ZV90eXBlGAIgASgOMhwudmlkZW8udjEuVGVjaG5pY2FsSXNzdWVUeXBlEhMKC2Rlc2NyaXB0aW9uGAMgASgJEhcKD2lkZW1wb3RlbmN5X2tleRgEIAEoCSJhChxSZXBvcnRUZWNobmljYWxJc3N1ZVJlc3BvbnNlEhAKCGlzc3VlX2lkGAEgASgJEi8KC3JlcG9ydGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJzChhTaGFyZU1lZGljYWxJbWFnZVJlcXVlc3QSFwoPY29uc3VsdGF0aW9uX2lkGAEgASgJEg8KB2NvbnRlbnQYAiABKAwSFAoMY29udGVudF90eXBlGAMgASgJEhcKD2lkZW1wb3RlbmN5X2tleRgEIAEoCSKWAQoZU2hhcmVNZWRpY2FsSW1hZ2VSZXNwb25zZRIQCghpbWFnZV9pZBgBIAEoCRIUCgxjb250ZW50X3R5cGUYAiABKAkSEgoKc2l6ZV9ieXRlcxgDIAEoDRIOCgZzaGEyNTYYBCABKAkSLQoJc2hhcmVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLdAQoeTGlzdENvbnN1bHRhdGlvbkhpc3RvcnlSZXF1ZXN0Ei4KCHN0YXR1c2VzGAEgAygOMhwudmlkZW8udjEuQ29uc3VsdGF0aW9uU3RhdHVzEjIKDnNjaGVkdWxlZF9mcm9tGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxzY2hlZHVsZWRfdG8YAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXBhZ2Vfc2l6ZRgEIAEoDRISCgpwYWdlX3Rva2VuGAUgASgJImkKH0xpc3RDb25zdWx0YXRpb25IaXN0b3J5UmVzcG9uc2USLQoNY29uc3VsdGF0aW9ucxgBIAMoCzIWLnZpZGVvLnYxLkNvbnN1bHRhdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiGgoYR2V0UHJvdmlkZXJTdGF0dXNSZXF1ZXN0IkgKGUdldFByb3ZpZGVyU3RhdHVzUmVzcG9uc2USKwoJcHJvdmlkZXJzGAEgAygLMhgudmlkZW8udjEuUHJvdmlkZXJTdGF0dXMivgEKDlByb3ZpZGVyU3RhdHVzEiQKCHByb3ZpZGVyGAEgASgOMhIudmlkZW8udjEuUHJvdmlkZXISEgoKY29uZmlndXJlZBgCIAEoCBIPCgdoZWFsdGh5GAMgASgIEhIKCmlzX2RlZmF1bHQYBCABKAgSDgoGZGV0YWlsGAUgASgJEhUKDWNpcmN1aXRfc3RhdGUYBiABKAkSEgoKbGFzdF9lcnJvchgHIAEoCRISCgpsYXRlbmN5X21zGAggASgNIskBChdMaXN0QXVkaXRFbnRyaWVzUmVxdWVzdBIQCghhY3Rvcl9pZBgBIAEoCRITCgtyZXNvdXJjZV9pZBgCIAEoCRIOCgZhY3Rpb24YAyABKAkSKAoEZnJvbRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASJgoCdG8YBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXBhZ2Vfc2l6ZRgGIAEoDRISCgpwYWdlX3Rva2VuGAcgASgJIloKGExpc3RBdWRpdEVudHJpZXNSZXNwb25zZRIlCgdlbnRyaWVzGAEgAygLMhQudmlkZW8udjEuQXVkaXRFbnRyeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkihgIKCkF1ZGl0RW50cnkSCgoCaWQYASABKAkSJgoCYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCGFjdG9yX2lkGAMgASgJEhIKCmFjdG9yX3JvbGUYBCABKAkSEQoJY2xpbmljX2lkGAUgASgJEg4KBmFjdGlvbhgGIAEoCRIVCg1yZXNvdXJjZV90eXBlGAcgASgJEhMKC3Jlc291cmNlX2lkGAggASgJEg8KB291dGNvbWUYCSABKAkSEgoKcmVxdWVzdF9pZBgKIAEoCRIWCg5jbGllbnRfYWRkcmVzcxgLIAEoCRISCgp1c2VyX2FnZW50GAwgASgJIi8KFFJlY29yZENvbnNlbnRSZXF1ZXN0EhcKD2NvbnN1bHRhdGlvbl9pZBgBIAEoCSJFChVSZWNvcmRDb25zZW50UmVzcG9uc2USLAoMY29uc3VsdGF0aW9uGAEgASgLMhYudmlkZW8udjEuQ29uc3VsdGF0aW9uIjAKFVN0YXJ0UmVjb3JkaW5nUmVxdWVzdBIXCg9jb25zdWx0YXRpb25faWQYASABKAkiRgoWU3RhcnRSZWNvcmRpbmdSZXNwb25zZRIsCgxjb25zdWx0YXRpb24YASABKAsyFi52aWRlby52MS5Db25zdWx0YXRpb24iLwoUU3RvcFJlY29yZGluZ1JlcXVlc3QSFwoPY29uc3VsdGF0aW9uX2lkGAEgASgJIkUKFVN0b3BSZWNvcmRpbmdSZXNwb25zZRIsCgxjb25zdWx0YXRpb24YASABKAsyFi52aWRlby52MS5Db25zdWx0YXRpb24qvwEKElRlY2huaWNhbElzc3VlVHlwZRIkCiBURUNITklDQUxfSVNTVUVfVFlQRV9VTlNQRUNJRklFRBAAEh4KGlRFQ0hOSUNBTF9JU1NVRV9UWVBFX0FVRElPEAESHgoaVEVDSE5JQ0FMX0lTU1VFX1RZUEVfVklERU8QAhIjCh9URUNITklDQUxfSVNTVUVfVFlQRV9DT05ORUNUSU9OEAMSHgoaVEVDSE5JQ0FMX0lTU1VFX1RZUEVfT1RIRVIQBDKYFAoMVmlkZW9TZXJ2aWNlEpIBChRTY2hlZHVsZUNvbnN1bHRhdGlvbhIlLnZpZGVvLnYxLlNjaGVkdWxlQ29uc3VsdGF0aW9uUmVxdWVzdBomLnZpZGVvLnYxLlNjaGVkdWxlQ29uc3VsdGF0aW9uUmVzcG9uc2UiK4LT5JMCJToBKiIgL2FwaS92aWRlby9jb25zdWx0YXRpb24vc2NoZWR1bGUSigEKEkNhbmNlbENvbnN1bHRhdGlvbhIjLnZpZGVvLnYxLkNhbmNlbENvbnN1bHRhdGlvblJlcXVlc3QaJC52aWRlby52MS5DYW5jZWxDb25zdWx0YXRpb25SZXNwb25zZSIpgtPkkwIjOgEqIh4vYXBpL3ZpZGVvL2NvbnN1bHRhdGlvbi9jYW5jZWwSfQoHQ2hlY2tJbhIYLnZpZGVvLnYxLkNoZWNrSW5SZXF1ZXN0GhkudmlkZW8udjEuQ2hlY2tJblJlc3BvbnNlIj2C0+STAjc6ASoiMi9hcGkvdmlkZW8vY29uc3VsdGF0aW9uL3tjb25zdWx0YXRpb25faWR9L2NoZWNrLWluEnoKD0xpc3RXYWl0aW5nUm9vbRIgLnZpZGVvLnYxLkxpc3RXYWl0aW5nUm9vbVJlcXVlc3QaIS52aWRlby52MS5MaXN0V2FpdGluZ1Jvb21SZXNwb25zZSIikAIBgtPkkwIZEhcvYXBpL3ZpZGVvL3dhaXRpbmctcm9vbRKJAQoMQWRtaXRQYXRpZW50Eh0udmlkZW8udjEuQWRtaXRQYXRpZW50UmVxdWVzdBoeLnZpZGVvLnYxLkFkbWl0UGF0aWVudFJlc3BvbnNlIjqC0+STAjQ6ASoiLy9hcGkvdmlkZW8vY29uc3VsdGF0aW9uL3tjb25zdWx0YXRpb25faWR9L2FkbWl0EoYBChFTdGFydENvbnN1bHRhdGlvbhIiLnZpZGVvLnYxLlN0YXJ0Q29uc3VsdGF0aW9uUmVxdWVzdBojLnZpZGVvLnYxLlN0YXJ0Q29uc3VsdGF0aW9uUmVzcG9uc2UiKILT5JMCIjoBKiIdL2FwaS92aWRlby9jb25zdWx0YXRpb24vc3RhcnQSbQoNR2VuZXJhdGVUb2tlbhIeLnZpZGVvLnYxLkdlbmVyYXRlVG9rZW5SZXF1ZXN0Gh8udmlkZW8udjEuR2VuZXJhdGVUb2tlblJlc3BvbnNlIhuC0+STAhU6ASoiEC9hcGkvdmlkZW8vdG9rZW4SfgoPRW5kQ29uc3VsdGF0aW9uEiAudmlkZW8udjEuRW5kQ29uc3VsdGF0aW9uUmVxdWVzdBohLnZpZGVvLnYxLkVuZENvbnN1bHRhdGlvblJlc3BvbnNlIiaC0+STAiA6ASoiGy9hcGkvdmlkZW8vY29uc3VsdGF0aW9uL2VuZBKlAQoVR2V0Q29uc3VsdGF0aW9uU3RhdHVzEiYudmlkZW8udjEuR2V0Q29uc3VsdGF0aW9uU3RhdHVzUmVxdWVzdBonLnZpZGVvLnYxLkdldENvbnN1bHRhdGlvblN0YXR1c1Jlc3BvbnNlIjuQAgGC0+STAjISMC9hcGkvdmlkZW8vY29uc3VsdGF0aW9uL3tjb25zdWx0YXRpb25faWR9L3N0YXR1cxJjChFXYXRjaENvbnN1bHRhdGlvbhIiLnZpZGVvLnYxLldhdGNoQ29uc3VsdGF0aW9uUmVxdWVzdBojLnZpZGVvLnYxLldhdGNoQ29uc3VsdGF0aW9uUmVzcG9uc2UiA5ACATABEmAKEFdhdGNoV2FpdGluZ1Jvb20SIS52aWRlby52MS5XYXRjaFdhaXRpbmdSb29tUmVxdWVzdBoiLnZpZGVvLnYxLldhdGNoV2FpdGluZ1Jvb21SZXNwb25zZSIDkAIBMAESogEKFFJlcG9ydFRlY2huaWNhbElzc3VlEiUudmlkZW8udjEuUmVwb3J0VGVjaG5pY2FsSXNzdWVSZXF1ZXN0GiYudmlkZW8udjEuUmVwb3J0VGVjaG5pY2FsSXNzdWVSZXNwb25zZSI7gtPkkwI1OgEqIjAvYXBpL3ZpZGVvL2NvbnN1bHRhdGlvbi97Y29uc3VsdGF0aW9uX2lkfS9yZXBvcnQSfwoRU2hhcmVNZWRpY2FsSW1hZ2USIi52aWRlby52MS5TaGFyZU1lZGljYWxJbWFnZVJlcXVlc3QaIy52aWRlby52MS5TaGFyZU1lZGljYWxJbWFnZVJlc3BvbnNlIiGC0+STAhs6ASoiFi9hcGkvdmlkZW8vaW1hZ2Uvc2hhcmUSjQEKF0xpc3RDb25zdWx0YXRpb25IaXN0b3J5EigudmlkZW8udjEuTGlzdENvbnN1bHRhdGlvbkhpc3RvcnlSZXF1ZXN0GikudmlkZW8udjEuTGlzdENvbnN1bHRhdGlvbkhpc3RvcnlSZXNwb25zZSIdkAIBgtPkkwIUEhIvYXBpL3ZpZGVvL2hpc3RvcnkShAEKEUdldFByb3ZpZGVyU3RhdHVzEiIudmlkZW8udjEuR2V0UHJvdmlkZXJTdGF0dXNSZXF1ZXN0GiMudmlkZW8udjEuR2V0UHJvdmlkZXJTdGF0dXNSZXNwb25zZSImkAIBgtPkkwIdEhsvYXBpL3ZpZGVvL3Byb3ZpZGVycy9zdGF0dXMSjgEKDVJlY29yZENvbnNlbnQSHi52aWRlby52MS5SZWNvcmRDb25zZW50UmVxdWVzdBofLnZpZGVvLnYxLlJlY29yZENvbnNlbnRSZXNwb25zZSI8gtPkkwI2OgEqIjEvYXBpL3ZpZGVvL2NvbnN1bHRhdGlvbi97Y29uc3VsdGF0aW9uX2lkfS9jb25zZW50EpkBCg5TdGFydFJlY29yZGluZxIfLnZpZGVvLnYxLlN0YXJ0UmVjb3JkaW5nUmVxdWVzdBogLnZpZGVvLnYxLlN0YXJ0UmVjb3JkaW5nUmVzcG9uc2UiRILT5JMCPjoBKiI5L2FwaS92aWRlby9jb25zdWx0YXRpb24ve2NvbnN1bHRhdGlvbl9pZH0vcmVjb3JkaW5nL3N0YXJ0EpUBCg1TdG9wUmVjb3JkaW5nEh4udmlkZW8udjEuU3RvcFJlY29yZGluZ1JlcXVlc3QaHy52aWRlby52MS5TdG9wUmVjb3JkaW5nUmVzcG9uc2UiQ4LT5JMCPToBKiI4L2FwaS92aWRlby9jb25zdWx0YXRpb24ve2NvbnN1bHRhdGlvbl9pZH0vcmVjb3JkaW5nL3N0b3ASdgoQTGlzdEF1ZGl0RW50cmllcxIhLnZpZGVvLnYxLkxpc3RBdWRpdEVudHJpZXNSZXF1ZXN0GiIudmlkZW8udjEuTGlzdEF1ZGl0RW50cmllc1Jlc3BvbnNlIhuQAgGC0+STAhISEC9hcGkvdmlkZW8vYXVkaXRiBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_timestamp, file_video_v1_consultation]);
 
 /**
  * The video appointment to create a consultation for.
@@ -603,17 +603,45 @@ export const WatchConsultationRequestSchema: GenMessage<WatchConsultationRequest
   messageDesc(file_video_v1_video_service, 19);
 
 /**
- * The consultation, now or after a change.
+ * The consultation, now or after a change; or only the patient's new place in the queue;
+ * or nothing, to keep a quiet stream open.
  *
  * @generated from message video.v1.WatchConsultationResponse
  */
 export type WatchConsultationResponse = Message<"video.v1.WatchConsultationResponse"> & {
   /**
-   * The consultation as it is after the change (its version grows with each).
+   * The consultation as it is after the change (its version grows with each, and no
+   * version comes twice); unset when only the place in the queue moved, and on a
+   * keep-alive.
    *
    * @generated from field: video.v1.Consultation consultation = 1;
    */
   consultation?: Consultation | undefined;
+
+  /**
+   * The technical problems reported so far, oldest first (the latest 20); sent with every
+   * consultation.
+   *
+   * @generated from field: repeated video.v1.TechnicalIssue technical_issues = 2;
+   */
+  technicalIssues: TechnicalIssue[];
+
+  /**
+   * While the consultation's patient waits (checked in, not yet admitted, the
+   * consultation waiting or in progress): their place in the doctor's queue, 1 for the
+   * longest waiting; else 0. On every message but a keep-alive.
+   *
+   * @generated from field: uint32 queue_position = 3;
+   */
+  queuePosition: number;
+
+  /**
+   * True on a message that only keeps a quiet stream open through proxies that cut idle
+   * connections (WATCH_KEEPALIVE_SECONDS after the last message); it carries nothing else.
+   *
+   * @generated from field: bool keep_alive = 4;
+   */
+  keepAlive: boolean;
 };
 
 /**
@@ -646,17 +674,26 @@ export const WatchWaitingRoomRequestSchema: GenMessage<WatchWaitingRoomRequest> 
   messageDesc(file_video_v1_video_service, 21);
 
 /**
- * The waiting room, now or after a change.
+ * The waiting room, now or after a change; or nothing, to keep a quiet stream open.
  *
  * @generated from message video.v1.WatchWaitingRoomResponse
  */
 export type WatchWaitingRoomResponse = Message<"video.v1.WatchWaitingRoomResponse"> & {
   /**
-   * Longest waiting first, each with their place in their doctor's queue.
+   * Longest waiting first, each with their place in their doctor's queue. Empty on a
+   * keep-alive, which says nothing about the waiting room.
    *
    * @generated from field: repeated video.v1.WaitingPatient patients = 1;
    */
   patients: WaitingPatient[];
+
+  /**
+   * True on a message that only keeps a quiet stream open through proxies that cut idle
+   * connections (WATCH_KEEPALIVE_SECONDS after the last message); it carries nothing else.
+   *
+   * @generated from field: bool keep_alive = 2;
+   */
+  keepAlive: boolean;
 };
 
 /**
@@ -665,6 +702,62 @@ export type WatchWaitingRoomResponse = Message<"video.v1.WatchWaitingRoomRespons
  */
 export const WatchWaitingRoomResponseSchema: GenMessage<WatchWaitingRoomResponse> = /*@__PURE__*/
   messageDesc(file_video_v1_video_service, 22);
+
+/**
+ * A technical problem a participant reported.
+ *
+ * @generated from message video.v1.TechnicalIssue
+ */
+export type TechnicalIssue = Message<"video.v1.TechnicalIssue"> & {
+  /**
+   * The report's id.
+   *
+   * @generated from field: string issue_id = 1;
+   */
+  issueId: string;
+
+  /**
+   * Who reported it.
+   *
+   * @generated from field: string reporter_id = 2;
+   */
+  reporterId: string;
+
+  /**
+   * The part the reporter plays in the consultation.
+   *
+   * @generated from field: video.v1.ParticipantRole reporter_role = 3;
+   */
+  reporterRole: ParticipantRole;
+
+  /**
+   * What kind of problem.
+   *
+   * @generated from field: video.v1.TechnicalIssueType issue_type = 4;
+   */
+  issueType: TechnicalIssueType;
+
+  /**
+   * What happened, in the reporter's words.
+   *
+   * @generated from field: string description = 5;
+   */
+  description: string;
+
+  /**
+   * When it was reported.
+   *
+   * @generated from field: google.protobuf.Timestamp reported_at = 6;
+   */
+  reportedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message video.v1.TechnicalIssue.
+ * Use `create(TechnicalIssueSchema)` to create a new message.
+ */
+export const TechnicalIssueSchema: GenMessage<TechnicalIssue> = /*@__PURE__*/
+  messageDesc(file_video_v1_video_service, 23);
 
 /**
  * A participant reports a technical problem.
@@ -709,7 +802,7 @@ export type ReportTechnicalIssueRequest = Message<"video.v1.ReportTechnicalIssue
  * Use `create(ReportTechnicalIssueRequestSchema)` to create a new message.
  */
 export const ReportTechnicalIssueRequestSchema: GenMessage<ReportTechnicalIssueRequest> = /*@__PURE__*/
-  messageDesc(file_video_v1_video_service, 23);
+  messageDesc(file_video_v1_video_service, 24);
 
 /**
  * The recorded report.
@@ -737,7 +830,7 @@ export type ReportTechnicalIssueResponse = Message<"video.v1.ReportTechnicalIssu
  * Use `create(ReportTechnicalIssueResponseSchema)` to create a new message.
  */
 export const ReportTechnicalIssueResponseSchema: GenMessage<ReportTechnicalIssueResponse> = /*@__PURE__*/
-  messageDesc(file_video_v1_video_service, 24);
+  messageDesc(file_video_v1_video_service, 25);
 
 /**
  * A participant shares a medical image.
@@ -783,7 +876,7 @@ export type ShareMedicalImageRequest = Message<"video.v1.ShareMedicalImageReques
  * Use `create(ShareMedicalImageRequestSchema)` to create a new message.
  */
 export const ShareMedicalImageRequestSchema: GenMessage<ShareMedicalImageRequest> = /*@__PURE__*/
-  messageDesc(file_video_v1_video_service, 25);
+  messageDesc(file_video_v1_video_service, 26);
 
 /**
  * The stored image.
@@ -833,7 +926,7 @@ export type ShareMedicalImageResponse = Message<"video.v1.ShareMedicalImageRespo
  * Use `create(ShareMedicalImageResponseSchema)` to create a new message.
  */
 export const ShareMedicalImageResponseSchema: GenMessage<ShareMedicalImageResponse> = /*@__PURE__*/
-  messageDesc(file_video_v1_video_service, 26);
+  messageDesc(file_video_v1_video_service, 27);
 
 /**
  * Lists the caller's consultations.
@@ -884,7 +977,7 @@ export type ListConsultationHistoryRequest = Message<"video.v1.ListConsultationH
  * Use `create(ListConsultationHistoryRequestSchema)` to create a new message.
  */
 export const ListConsultationHistoryRequestSchema: GenMessage<ListConsultationHistoryRequest> = /*@__PURE__*/
-  messageDesc(file_video_v1_video_service, 27);
+  messageDesc(file_video_v1_video_service, 28);
 
 /**
  * One page of consultations.
@@ -912,7 +1005,7 @@ export type ListConsultationHistoryResponse = Message<"video.v1.ListConsultation
  * Use `create(ListConsultationHistoryResponseSchema)` to create a new message.
  */
 export const ListConsultationHistoryResponseSchema: GenMessage<ListConsultationHistoryResponse> = /*@__PURE__*/
-  messageDesc(file_video_v1_video_service, 28);
+  messageDesc(file_video_v1_video_service, 29);
 
 /**
  * Asks how the providers are.
@@ -927,7 +1020,7 @@ export type GetProviderStatusRequest = Message<"video.v1.GetProviderStatusReques
  * Use `create(GetProviderStatusRequestSchema)` to create a new message.
  */
 export const GetProviderStatusRequestSchema: GenMessage<GetProviderStatusRequest> = /*@__PURE__*/
-  messageDesc(file_video_v1_video_service, 29);
+  messageDesc(file_video_v1_video_service, 30);
 
 /**
  * How the providers are.
@@ -948,7 +1041,7 @@ export type GetProviderStatusResponse = Message<"video.v1.GetProviderStatusRespo
  * Use `create(GetProviderStatusResponseSchema)` to create a new message.
  */
 export const GetProviderStatusResponseSchema: GenMessage<GetProviderStatusResponse> = /*@__PURE__*/
-  messageDesc(file_video_v1_video_service, 30);
+  messageDesc(file_video_v1_video_service, 31);
 
 /**
  * How one provider is.
@@ -1019,7 +1112,7 @@ export type ProviderStatus = Message<"video.v1.ProviderStatus"> & {
  * Use `create(ProviderStatusSchema)` to create a new message.
  */
 export const ProviderStatusSchema: GenMessage<ProviderStatus> = /*@__PURE__*/
-  messageDesc(file_video_v1_video_service, 31);
+  messageDesc(file_video_v1_video_service, 32);
 
 /**
  * Lists audit entries of the caller's clinic.
@@ -1083,7 +1176,7 @@ export type ListAuditEntriesRequest = Message<"video.v1.ListAuditEntriesRequest"
  * Use `create(ListAuditEntriesRequestSchema)` to create a new message.
  */
 export const ListAuditEntriesRequestSchema: GenMessage<ListAuditEntriesRequest> = /*@__PURE__*/
-  messageDesc(file_video_v1_video_service, 32);
+  messageDesc(file_video_v1_video_service, 33);
 
 /**
  * One page of audit entries.
@@ -1111,7 +1204,7 @@ export type ListAuditEntriesResponse = Message<"video.v1.ListAuditEntriesRespons
  * Use `create(ListAuditEntriesResponseSchema)` to create a new message.
  */
 export const ListAuditEntriesResponseSchema: GenMessage<ListAuditEntriesResponse> = /*@__PURE__*/
-  messageDesc(file_video_v1_video_service, 33);
+  messageDesc(file_video_v1_video_service, 34);
 
 /**
  * One access to consultation data, as recorded at the time. Entries are never changed.
@@ -1209,7 +1302,7 @@ export type AuditEntry = Message<"video.v1.AuditEntry"> & {
  * Use `create(AuditEntrySchema)` to create a new message.
  */
 export const AuditEntrySchema: GenMessage<AuditEntry> = /*@__PURE__*/
-  messageDesc(file_video_v1_video_service, 34);
+  messageDesc(file_video_v1_video_service, 35);
 
 /**
  * A participant consents to recording.
@@ -1230,7 +1323,7 @@ export type RecordConsentRequest = Message<"video.v1.RecordConsentRequest"> & {
  * Use `create(RecordConsentRequestSchema)` to create a new message.
  */
 export const RecordConsentRequestSchema: GenMessage<RecordConsentRequest> = /*@__PURE__*/
-  messageDesc(file_video_v1_video_service, 35);
+  messageDesc(file_video_v1_video_service, 36);
 
 /**
  * The consultation with the consent recorded.
@@ -1251,7 +1344,7 @@ export type RecordConsentResponse = Message<"video.v1.RecordConsentResponse"> & 
  * Use `create(RecordConsentResponseSchema)` to create a new message.
  */
 export const RecordConsentResponseSchema: GenMessage<RecordConsentResponse> = /*@__PURE__*/
-  messageDesc(file_video_v1_video_service, 36);
+  messageDesc(file_video_v1_video_service, 37);
 
 /**
  * The doctor starts recording.
@@ -1272,7 +1365,7 @@ export type StartRecordingRequest = Message<"video.v1.StartRecordingRequest"> & 
  * Use `create(StartRecordingRequestSchema)` to create a new message.
  */
 export const StartRecordingRequestSchema: GenMessage<StartRecordingRequest> = /*@__PURE__*/
-  messageDesc(file_video_v1_video_service, 37);
+  messageDesc(file_video_v1_video_service, 38);
 
 /**
  * The consultation being recorded.
@@ -1293,7 +1386,7 @@ export type StartRecordingResponse = Message<"video.v1.StartRecordingResponse"> 
  * Use `create(StartRecordingResponseSchema)` to create a new message.
  */
 export const StartRecordingResponseSchema: GenMessage<StartRecordingResponse> = /*@__PURE__*/
-  messageDesc(file_video_v1_video_service, 38);
+  messageDesc(file_video_v1_video_service, 39);
 
 /**
  * The doctor stops recording.
@@ -1314,7 +1407,7 @@ export type StopRecordingRequest = Message<"video.v1.StopRecordingRequest"> & {
  * Use `create(StopRecordingRequestSchema)` to create a new message.
  */
 export const StopRecordingRequestSchema: GenMessage<StopRecordingRequest> = /*@__PURE__*/
-  messageDesc(file_video_v1_video_service, 39);
+  messageDesc(file_video_v1_video_service, 40);
 
 /**
  * The consultation whose recording stopped.
@@ -1335,7 +1428,7 @@ export type StopRecordingResponse = Message<"video.v1.StopRecordingResponse"> & 
  * Use `create(StopRecordingResponseSchema)` to create a new message.
  */
 export const StopRecordingResponseSchema: GenMessage<StopRecordingResponse> = /*@__PURE__*/
-  messageDesc(file_video_v1_video_service, 40);
+  messageDesc(file_video_v1_video_service, 41);
 
 /**
  * The kind of a technical problem.

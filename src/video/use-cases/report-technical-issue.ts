@@ -38,6 +38,8 @@ export async function reportTechnicalIssue(
         if (earlier) return { issueId: earlier.id, reportedAt: earlier.reportedAt };
       }
       if (c.status === 'cancelled') throw failedPrecondition('the consultation is cancelled');
+      // A report is a change of the consultation its watchers see: bump its version.
+      c.updatedAt = deps.clock.now();
       const issue = em.create(TechnicalIssueSchema, {
         id: randomUUID(),
         consultation: c,

@@ -3,26 +3,37 @@ import type { UseCaseDeps } from '../use-case.js';
 import { openWatch } from '../watching.js';
 import { listWaitingRoom, readWaitingRoom, type WaitingPatientView } from './list-waiting-room.js';
 
+/** What one message of the stream says: the waiting room, or only that the stream is alive. */
+export type WaitingRoomUpdate =
+  | { readonly kind: 'list'; readonly patients: readonly WaitingPatientView[] }
+  | { readonly kind: 'keep-alive' };
+
 /**
  * WatchWaitingRoom: the waiting room as ListWaitingRoom answers it, then again each time a
  * consultation of the caller's clinic changes and the list the caller sees is different
  * (a check-in, an admission, a start, a cancellation, a no-show), whichever copy of the
- * service made the change. The opening is audited once, as a list. It runs until the
- * caller goes, the caller's token expires (UNAUTHENTICATED) or the service stops.
+ * service made the change; a quiet stream sends keep-alives. The opening is audited once,
+ * as a list. It runs until the caller goes, the caller's token expires (UNAUTHENTICATED)
+ * or the service stops.
  */
 export async function* watchWaitingRoom(
   deps: UseCaseDeps,
   caller: Caller,
   request: { readonly doctorId: string },
   signal: AbortSignal,
-): AsyncGenerator<WaitingPatientView[]> {
+): AsyncGenerator<WaitingRoomUpdate> {
   const watch = openWatch(deps.watching, caller.principal, signal, (feed, listener) =>
     feed.watchClinic(caller.principal.clinicId, listener),
   );
   try {
     let list = await listWaitingRoom(deps, caller, request);
-    yield list;
-    while (await watch.next()) {
+    yield { kind: 'list', patients: list };
+    for (let step = await watch.next(); step !== 'end'; step = await watch.next()) {
+      if (step === 'keep-alive') {
+        watch.keptAlive();
+        yield { kind: 'keep-alive' };
+        continue;
+      }
       const current = await readWaitingRoom(
         deps.orm.em.fork(),
         caller.principal,
@@ -33,7 +44,7 @@ export async function* watchWaitingRoom(
       if (sameQueue(current, list)) continue;
       list = current;
       watch.sent();
-      yield list;
+      yield { kind: 'list', patients: list };
     }
   } finally {
     watch.close();

@@ -1,0 +1,176 @@
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildWebApp, serveWebApp } from '../../web/bundle.js';
+import { startTestApp, type TestApp } from '../support/app.js';
+import { launchChromium } from '../support/chromium.js';
+import { appointmentId, slot, videoClient } from '../support/clients.js';
+
+/**
+ * The web app (web/) as its users meet it: built, served by the service at /app/, and
+ * used in Chromium by a doctor and a patient at once, each in a browser context of their
+ * own. Every update reaches the other page through the watch streams, without a reload.
+ * Screenshots of both views are left in test-results/web-app/.
+ */
+const ARTIFACTS = fileURLToPath(new URL('../../test-results/web-app/', import.meta.url));
+const STEP_MS = 10_000;
+
+let browser: Browser;
+let app: TestApp;
+let built: string;
+
+beforeAll(async () => {
+  built = await mkdtemp(join(tmpdir(), 'web-app-'));
+  await buildWebApp(built);
+  await mkdir(ARTIFACTS, { recursive: true });
+  browser = await launchChromium();
+  app = await startTestApp({ WEB_APP_DIR: built });
+}, 60_000);
+
+afterAll(async () => {
+  await Promise.allSettled([browser?.close(), app?.stop()]);
+  await rm(built, { recursive: true, force: true });
+});
+
+/** Opens the app in a fresh browser context, signed in with a token for `role`. */
+async function openApp(role: 'doctor' | 'patient', userId: string, query = '', base?: string) {
+  const context = await browser.newContext({ viewport: { width: 1000, height: 760 } });
+  const page = await context.newPage();
+  const problems: string[] = [];
+  page.on('pageerror', (error) => problems.push(error.message));
+  page.on('console', (message) => {
+    if (message.type() === 'error') problems.push(message.text());
+  });
+  await page.goto(`${base ?? `${app.baseUrl}/app/`}${query}#token=${app.token(role, userId)}`);
+  return { page, problems, close: () => context.close() };
+}
+
+const text = (page: Page, test: string) =>
+  page.locator(`[data-test="${test}"]`).first().textContent({ timeout: STEP_MS });
+
+async function schedule(doctorId: string, patientId: string) {
+  const { consultation } = await videoClient(
+    app.baseUrl,
+    app.token('service', 'appointments'),
+  ).scheduleConsultation({ appointmentId: appointmentId('web'), doctorId, patientId, ...slot(5) });
+  return consultation!.id;
+}
+
+describe('the web app in Chromium', () => {
+  it('shows the doctor a patient who checks in within a second, the patient the join link once let in, and both the end', async () => {
+    const id = await schedule('doc-web', 'pat-web');
+    const doctor = await openApp('doctor', 'doc-web');
+    const patient = await openApp('patient', 'pat-web', `?consultation=${id}`);
+    try {
+      // Both pages are live: the doctor's waiting room and the patient's consultation.
+      await doctor.page.getByText('Nobody is waiting.').waitFor({ timeout: STEP_MS });
+      await patient.page.locator('[data-test="stream"].live').waitFor({ timeout: STEP_MS });
+      expect(await text(patient.page, 'status')).toBe('Scheduled');
+      expect(await text(doctor.page, 'who')).toContain('doc-web (doctor, clinic clinic-1)');
+
+      // The patient checks in; the doctor's open page shows them, without a reload.
+      const row = doctor.page.locator(`[data-test="waiting-patient"][data-consultation="${id}"]`);
+      await patient.page.locator('[data-test="check-in"]').click();
+      const clicked = Date.now();
+      await row.waitFor({ timeout: STEP_MS });
+      const shownAfterMs = Date.now() - clicked;
+      expect(shownAfterMs).toBeLessThan(1_000);
+      expect(await row.textContent()).toContain('pat-web');
+      await patient.page.getByText('You are next in the queue').waitFor({ timeout: STEP_MS });
+      await doctor.page.screenshot({ path: join(ARTIFACTS, 'doctor-waiting-room.png') });
+      await patient.page.screenshot({ path: join(ARTIFACTS, 'patient-waiting.png') });
+
+      // The doctor lets them in: the patient's page shows the join link.
+      await row.getByRole('button', { name: 'Let in' }).click();
+      const link = patient.page.locator('[data-test="join-link"]');
+      await link.waitFor({ timeout: STEP_MS });
+      expect(await link.getAttribute('href')).toMatch(/^https?:\/\//);
+      await row.waitFor({ state: 'detached', timeout: STEP_MS });
+
+      // The patient reports a problem; the doctor's consultation panel shows it.
+      const panel = doctor.page.locator(`[data-test="consultation"][data-consultation="${id}"]`);
+      await patient.page
+        .locator('[data-test="report"] input[name="description"]')
+        .fill('echo on my side');
+      await patient.page.locator('[data-test="report"] button').click();
+      await panel.getByText('echo on my side').waitFor({ timeout: STEP_MS });
+
+      // The doctor starts, gets their own link, and ends: both pages show the end.
+      await panel.locator('[data-test="start"]').click();
+      await panel.locator('[data-test="join-link"]').waitFor({ timeout: STEP_MS });
+      await doctor.page.screenshot({ path: join(ARTIFACTS, 'doctor-consultation.png') });
+      await patient.page.screenshot({ path: join(ARTIFACTS, 'patient-let-in.png') });
+      await panel.locator('[data-test="end"]').click();
+      await panel
+        .locator('[data-test="status"]', { hasText: 'Ended' })
+        .waitFor({ timeout: STEP_MS });
+      await patient.page
+        .locator('[data-test="status"]', { hasText: 'Ended' })
+        .waitFor({ timeout: STEP_MS });
+      // A final state ends the stream, and the join link goes.
+      expect(await patient.page.locator('[data-test="join-link"]').count()).toBe(0);
+      await doctor.page.screenshot({ path: join(ARTIFACTS, 'doctor-ended.png') });
+      await patient.page.screenshot({ path: join(ARTIFACTS, 'patient-ended.png') });
+
+      expect(doctor.problems).toEqual([]);
+      expect(patient.problems).toEqual([]);
+    } finally {
+      await Promise.allSettled([doctor.close(), patient.close()]);
+    }
+  }, 90_000);
+
+  it('runs on its own development server against the service, through CORS', async () => {
+    const dev = await serveWebApp(0, join(built, 'dev'));
+    const origin = new URL(dev.url).origin;
+    const service = await startTestApp({ CORS_ALLOWED_ORIGINS: origin });
+    try {
+      const doctor = await openApp(
+        'doctor',
+        'doc-dev',
+        `?service=${encodeURIComponent(service.baseUrl)}`,
+        dev.url,
+      );
+      try {
+        await doctor.page.getByText('Nobody is waiting.').waitFor({ timeout: STEP_MS });
+        expect(doctor.problems).toEqual([]);
+      } finally {
+        await doctor.close();
+      }
+    } finally {
+      await Promise.allSettled([service.stop(), dev.stop()]);
+    }
+  }, 60_000);
+});
+
+describe('/app/ on the service', () => {
+  it('serves the app with a strict Content-Security-Policy, and redirects /app to /app/', async () => {
+    const page = await fetch(`${app.baseUrl}/app/`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toBe('text/html; charset=utf-8');
+    expect(page.headers.get('content-security-policy')).toContain("connect-src 'self'");
+    expect(page.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
+    expect(await page.text()).toContain('<script type="module" src="app.js">');
+    const script = await fetch(`${app.baseUrl}/app/app.js`);
+    expect(script.headers.get('content-type')).toBe('text/javascript; charset=utf-8');
+    const bare = await fetch(`${app.baseUrl}/app`, { redirect: 'manual' });
+    expect([bare.status, bare.headers.get('location')]).toEqual([308, '/app/']);
+    expect((await fetch(`${app.baseUrl}/app/../package.json`)).status).toBe(404);
+    expect((await fetch(`${app.baseUrl}/app/missing.js`)).status).toBe(404);
+  });
+
+  it('says how to build the app when it is not built', async () => {
+    const empty = await startTestApp({ WEB_APP_DIR: join(built, 'nothing-here') });
+    try {
+      const answer = await fetch(`${empty.baseUrl}/app/`);
+      expect(answer.status).toBe(404);
+      expect(await answer.json()).toMatchObject({
+        message: expect.stringContaining('npm run build:web'),
+      });
+    } finally {
+      await empty.stop();
+    }
+  });
+});
