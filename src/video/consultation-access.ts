@@ -21,7 +21,8 @@ export async function loadConsultation(
   const consultation = await em.findOne(
     ConsultationSchema,
     { $and: [{ id: consultationId }, visibleTo(principal)] },
-    { populate: ['participants'] },
+    // With its participants in the same query: one round trip.
+    { populate: ['participants'], strategy: 'joined' },
   );
   if (!consultation) throw notFound('consultation');
   authorize(principal, action, consultation);

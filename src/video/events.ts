@@ -60,8 +60,7 @@ export function eventScope(c: {
 
 /**
  * Adds an event to the unit of work's outbox: it commits with the change it announces,
- * or not at all. The payload is stored as the message's protobuf JSON, exactly as it
- * will be published.
+ * or not at all.
  */
 export function addEvent<T extends EventType>(
   em: EntityManager,
@@ -70,9 +69,22 @@ export function addEvent<T extends EventType>(
   payload: MessageInitShape<(typeof EVENTS)[T]>,
   at: Date,
 ): void {
+  em.create(OutboxMessageSchema, outboxRow(type, scope, payload, at));
+}
+
+/** An outbox message's columns, as the entity and the one-statement writes insert them. */
+export type OutboxRow = ReturnType<typeof outboxRow>;
+
+/** The payload is stored as the message's protobuf JSON, exactly as it will be published. */
+export function outboxRow<T extends EventType>(
+  type: T,
+  scope: EventScope,
+  payload: MessageInitShape<(typeof EVENTS)[T]>,
+  at: Date,
+) {
   const schema: DescMessage = EVENTS[type];
   const message = create(schema, payload as MessageInitShape<DescMessage>);
-  em.create(OutboxMessageSchema, {
+  return {
     id: randomUUID(),
     type,
     key: scope.appointmentId,
@@ -80,5 +92,5 @@ export function addEvent<T extends EventType>(
     clinicId: scope.clinicId,
     payload: toJson(schema, message) as Record<string, unknown>,
     createdAt: at,
-  });
+  };
 }

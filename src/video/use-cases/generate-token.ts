@@ -8,12 +8,13 @@ import {
   type ProviderName,
 } from '../../domain/consultation.js';
 import { failedPrecondition } from '../../domain/errors.js';
-import type { ConsultationEntity } from '../../persistence/entities.js';
-import type { Caller } from '../audit.js';
+import { type ConsultationEntity, OutboxMessageSchema } from '../../persistence/entities.js';
+import { auditRow, type Caller } from '../audit.js';
 import { callerRole, loadConsultation, participant } from '../consultation-access.js';
-import { addEvent, eventScope } from '../events.js';
+import { eventScope, outboxRow } from '../events.js';
 import { toProtoProvider, toProtoRole } from '../proto-enums.js';
 import { ensureProviderSession } from '../provider-session.js';
+import { recordTokenAtVersion } from '../token-record.js';
 import { audited, checkBeforeProviderCall, type UseCaseDeps } from '../use-case.js';
 
 export interface JoinToken {
@@ -28,7 +29,9 @@ export interface JoinToken {
 /**
  * GenerateToken: a participant's join token for the provider session, valid until the
  * join window closes. The token is issued with no transaction open; its record (first
- * token time, the session if new) and its event commit after.
+ * token time, the session if new), its audit entry and its event commit after, in one
+ * statement when the consultation did not change meanwhile (two round trips in all: the
+ * read with its participants, the record).
  */
 export async function generateToken(
   deps: UseCaseDeps,
@@ -59,19 +62,9 @@ export async function generateToken(
     role,
     expiresAt,
   });
-  await audited(deps, caller, action, consultationId, async (em) => {
-    const c = await loadConsultation(em, principal, consultationId, action);
-    mayJoin(c);
-    const now = deps.clock.now();
-    if (!c.providerSessionId) {
-      c.provider = provider;
-      c.providerSessionId = session.sessionId;
-      c.updatedAt = now;
-    }
-    participant(c, role).firstTokenAt ??= now;
-    await em.flush();
-    addEvent(
-      em,
+  const now = deps.clock.now();
+  const tokenEvent = (c: { id: string; appointmentId: string; clinicId: string }) =>
+    outboxRow(
       'video.token.generated',
       eventScope(c),
       {
@@ -83,7 +76,34 @@ export async function generateToken(
       },
       now,
     );
+  // The common case in one statement: nothing changed since the checks above.
+  const recorded = await recordTokenAtVersion(deps.orm.em.fork(), {
+    consultationId,
+    version: before.version,
+    newSession: before.providerSessionId ? undefined : session,
+    participantId: participant(before, role).id,
+    at: now,
+    audit: auditRow(
+      caller,
+      { action, resourceType: 'consultation', outcome: 'allowed', resourceId: consultationId },
+      now,
+    ),
+    event: tokenEvent(before),
   });
+  if (!recorded) {
+    // It changed: load and check it again, and record the token on what it is now.
+    await audited(deps, caller, action, consultationId, async (em) => {
+      const c = await loadConsultation(em, principal, consultationId, action);
+      mayJoin(c);
+      if (!c.providerSessionId) {
+        c.provider = provider;
+        c.providerSessionId = session.sessionId;
+        c.updatedAt = now;
+      }
+      participant(c, role).firstTokenAt ??= now;
+      em.create(OutboxMessageSchema, tokenEvent(c));
+    });
+  }
   return {
     token: credentials.token,
     joinUrl: credentials.joinUrl,
