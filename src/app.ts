@@ -29,6 +29,7 @@ import { createReflectionRoutes } from './rpc/reflection-service.js';
 import { createVideoRoutes } from './rpc/video-routes.js';
 import { createAttendance } from './video/attendance.js';
 import { startChangeFeed } from './video/change-feed.js';
+import { createOutboxSignal } from './video/events.js';
 import { createPageTokens } from './video/pagination.js';
 import { createReconciler } from './video/reconciler.js';
 import { createSweeper } from './video/sweeper.js';
@@ -110,6 +111,7 @@ export async function startApp(
     const watching = createWatching(feed, shutdown.signal, config.watch, (lagMs) =>
       metrics.watchDelivered(lagMs),
     );
+    const outbox = createOutboxSignal();
     const useCases: UseCaseDeps = {
       orm: database.orm,
       providers,
@@ -120,6 +122,7 @@ export async function startApp(
       onReplay: metrics.unitOfWorkReplay,
       onRefusalNotAudited: metrics.refusalNotAudited,
       watching,
+      outbox,
     };
 
     const verifier = createTokenVerifier({
@@ -138,7 +141,7 @@ export async function startApp(
       );
     }
 
-    const messaging = startMessaging(config, { orm: database.orm, useCases, logger });
+    const messaging = startMessaging(config, { orm: database.orm, useCases, logger, outbox });
     const attendance = createAttendance({ orm: database.orm, clock, logger });
     const openViduWebhooks = createOpenViduWebhookReceiver({
       // Without a configured secret nothing can match: every webhook is refused.

@@ -117,12 +117,22 @@ export function createListener(options: {
 
   /** Every accepted connection: what the shutdown deadline destroys, whatever state it is in. */
   const sockets = new Set<net.Socket>();
+  /**
+   * Connections that have not sent a byte yet, such as the spare ones browsers open
+   * ahead of need: nothing is in flight on them, so a stop closes them at once.
+   */
+  const silent = new Set<net.Socket>();
   const server = net.createServer((socket) => {
     sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
+    silent.add(socket);
+    socket.once('close', () => {
+      sockets.delete(socket);
+      silent.delete(socket);
+    });
     // A connection must say something soon: the HTTP/2 preface or a request line.
     socket.setTimeout(limits.headersTimeoutMs, () => socket.destroy());
     socket.once('data', (chunk: Buffer) => {
+      silent.delete(socket);
       socket.setTimeout(0);
       socket.pause();
       socket.unshift(chunk);
@@ -168,6 +178,7 @@ export function createListener(options: {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const session of sessions.keys()) session.close();
       for (const [socket, busy] of h1Connections) if (busy === 0) socket.end();
+      for (const socket of silent) socket.destroy();
       const timer = setTimeout(() => {
         logger.warn({ open: sessions.size + h1Connections.size }, 'shutdown deadline: aborting');
         abort();

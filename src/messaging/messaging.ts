@@ -2,6 +2,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
+import type { OutboxSignal } from '../video/events.js';
 import { EVENT_TYPES } from '../video/events.js';
 import type { UseCaseDeps } from '../video/use-case.js';
 import { createAppointmentConsumer } from './appointment-consumer.js';
@@ -47,7 +48,13 @@ function withTimeout<T>(step: string, promise: Promise<T>, ms = STEP_TIMEOUT_MS)
  */
 export function startMessaging(
   config: Config,
-  deps: { orm: MikroORM; useCases: UseCaseDeps; logger: Logger },
+  deps: {
+    orm: MikroORM;
+    useCases: UseCaseDeps;
+    logger: Logger;
+    /** Rung by the use cases when they committed events. */
+    outbox?: OutboxSignal;
+  },
 ): Messaging {
   const { orm, useCases, logger } = deps;
   const brokers = config.kafka.brokers;
@@ -94,6 +101,7 @@ export function startMessaging(
     topicFor,
     broker: monitor,
     onPublished: () => monitor.reachable(),
+    signal: deps.outbox,
   });
   const consumer = createAppointmentConsumer({
     kafka,

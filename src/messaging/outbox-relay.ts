@@ -1,5 +1,6 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
+import type { OutboxSignal } from '../video/events.js';
 import { type KafkaRecord, toKafkaRecord } from './cloudevents.js';
 import { type Claim, outboxClaims } from './outbox-claims.js';
 
@@ -33,6 +34,8 @@ export interface OutboxRelayOptions {
   readonly broker?: BrokerState | undefined;
   /** Called after each batch the broker acknowledged (proof that it is reachable). */
   readonly onPublished?: (() => void) | undefined;
+  /** Rings when this copy committed events: the relay then looks at once, not at its next poll. */
+  readonly signal?: Pick<OutboxSignal, 'onCommitted'> | undefined;
 }
 
 export interface OutboxBacklog {
@@ -93,6 +96,14 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   let running = false;
   let loop: Promise<void> | undefined;
   let wake: (() => void) | undefined;
+  /** Ends the idle wait between polls early (only that one: not a backoff after failures). */
+  let endIdle: (() => void) | undefined;
+  /** Events were committed since the last claim began: look again before waiting. */
+  let committed = false;
+  options.signal?.onCommitted(() => {
+    committed = true;
+    endIdle?.();
+  });
   /** Aborts the publish in flight when the relay stops. */
   let stopping = new AbortController();
   let held: Claim | undefined;
@@ -232,10 +243,19 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     });
   }
 
+  /** Waits for the next poll, or for this copy to commit events. */
+  async function idle(): Promise<void> {
+    const waiting = pause(options.pollIntervalMs, false);
+    endIdle = wake;
+    await waiting;
+    endIdle = undefined;
+  }
+
   async function run(): Promise<void> {
     let failures = 0;
     while (running) {
       let next: Step;
+      committed = false;
       try {
         next = (await step(stopping.signal)).next;
       } catch (error) {
@@ -257,7 +277,10 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
         failures = 0;
       }
       if (next === 'more') continue;
-      if (next === 'idle') await pause(options.pollIntervalMs, false);
+      if (next === 'idle') {
+        // Events committed while this step ran may have missed its claim.
+        if (!committed) await idle();
+      }
       // Either way woken as soon as the broker is found answering again.
       else if (next === 'waiting') await pause(MAX_BACKOFF_MS, true);
       else {

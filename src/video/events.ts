@@ -69,7 +69,39 @@ export function addEvent<T extends EventType>(
   payload: MessageInitShape<(typeof EVENTS)[T]>,
   at: Date,
 ): void {
-  em.create(OutboxMessageSchema, outboxRow(type, scope, payload, at));
+  addOutboxRow(em, outboxRow(type, scope, payload, at));
+}
+
+/** The units of work that added events: the relay is told once they commit. */
+const withEvents = new WeakSet<EntityManager>();
+
+/** Adds an outbox row made by `outboxRow` to the unit of work. */
+export function addOutboxRow(em: EntityManager, row: OutboxRow): void {
+  em.create(OutboxMessageSchema, row);
+  withEvents.add(em);
+}
+
+/** Whether this unit of work added events. */
+export const addedEvents = (em: EntityManager): boolean => withEvents.has(em);
+
+/**
+ * Tells the outbox relay that events were committed, so that it publishes them at once
+ * instead of at its next poll (the poll stays, for events committed by other copies and
+ * by the background tasks).
+ */
+export interface OutboxSignal {
+  committed(): void;
+  onCommitted(listener: () => void): void;
+}
+
+export function createOutboxSignal(): OutboxSignal {
+  let listener: () => void = () => {};
+  return {
+    committed: () => listener(),
+    onCommitted(next) {
+      listener = next;
+    },
+  };
 }
 
 /** An outbox message's columns, as the entity and the one-statement writes insert them. */

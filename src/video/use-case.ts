@@ -19,6 +19,7 @@ import {
   recordRefusal,
 } from './audit.js';
 import { loadConsultation } from './consultation-access.js';
+import { addedEvents, type OutboxSignal } from './events.js';
 import { recordFirstDelivery } from './inbox.js';
 import type { PageTokens } from './pagination.js';
 import type { Watching } from './watching.js';
@@ -38,6 +39,8 @@ export interface UseCaseDeps {
   readonly onRefusalNotAudited?: (() => void) | undefined;
   /** The change feed and the caps of the watch streams; absent where nothing watches. */
   readonly watching?: Watching | undefined;
+  /** Told after a unit of work committed events (the relay then publishes at once). */
+  readonly outbox?: Pick<OutboxSignal, 'committed'> | undefined;
 }
 
 /** Why a unit of work was replayed: its version check failed, or it was a deadlock's victim. */
@@ -51,12 +54,19 @@ const MAX_ATTEMPTS = 5;
  * race replays the whole unit, which then sees the winner's state and decides again.
  */
 export async function unitOfWork<T>(
-  deps: Pick<UseCaseDeps, 'orm' | 'onReplay'>,
+  deps: Pick<UseCaseDeps, 'orm' | 'onReplay' | 'outbox'>,
   work: (em: EntityManager) => Promise<T>,
 ): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await deps.orm.em.fork().transactional(work);
+      let events = false;
+      const result = await deps.orm.em.fork().transactional(async (em) => {
+        const done = await work(em);
+        events = addedEvents(em);
+        return done;
+      });
+      if (events) deps.outbox?.committed();
+      return result;
     } catch (error) {
       // A lost race: another unit changed the row first, or PostgreSQL chose this one as
       // the victim of a deadlock. Either way, replaying it is safe.

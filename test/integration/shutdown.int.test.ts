@@ -229,3 +229,15 @@ it('exits within SHUTDOWN_TIMEOUT_MS even when calls and Kafka hang', async () =
     await rm(dataDir, { recursive: true, force: true });
   }
 }, 60_000);
+
+it('stops at once, not at its deadline, when a client holds a connection it has sent nothing on', async () => {
+  // Browsers open a spare connection ahead of need; nothing is in flight on it.
+  const app = await startTestApp({ SHUTDOWN_TIMEOUT_MS: '5000' });
+  const spare = net.connect(app.app.port, '127.0.0.1');
+  await new Promise<void>((resolve) => spare.once('connect', () => resolve()));
+  const closed = new Promise<void>((resolve) => spare.once('close', () => resolve()));
+  const started = Date.now();
+  await app.stop();
+  expect(Date.now() - started).toBeLessThan(2_000);
+  await closed;
+});

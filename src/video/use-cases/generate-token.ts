@@ -8,10 +8,10 @@ import {
   type ProviderName,
 } from '../../domain/consultation.js';
 import { failedPrecondition } from '../../domain/errors.js';
-import { type ConsultationEntity, OutboxMessageSchema } from '../../persistence/entities.js';
+import type { ConsultationEntity } from '../../persistence/entities.js';
 import { auditRow, type Caller } from '../audit.js';
 import { callerRole, loadConsultation, participant } from '../consultation-access.js';
-import { eventScope, outboxRow } from '../events.js';
+import { addOutboxRow, eventScope, outboxRow } from '../events.js';
 import { toProtoProvider, toProtoRole } from '../proto-enums.js';
 import { ensureProviderSession } from '../provider-session.js';
 import { recordTokenAtVersion } from '../token-record.js';
@@ -90,7 +90,8 @@ export async function generateToken(
     ),
     event: tokenEvent(before),
   });
-  if (!recorded) {
+  if (recorded) deps.outbox?.committed();
+  else {
     // It changed: load and check it again, and record the token on what it is now.
     await audited(deps, caller, action, consultationId, async (em) => {
       const c = await loadConsultation(em, principal, consultationId, action);
@@ -101,7 +102,7 @@ export async function generateToken(
         c.updatedAt = now;
       }
       participant(c, role).firstTokenAt ??= now;
-      em.create(OutboxMessageSchema, tokenEvent(c));
+      addOutboxRow(em, tokenEvent(c));
     });
   }
   return {
