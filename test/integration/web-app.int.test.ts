@@ -1,9 +1,12 @@
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mintToken } from '../../src/auth/jwt.js';
+import { DEVELOPMENT_JWT_SECRET } from '../../src/config.js';
 import { buildWebApp, serveWebApp } from '../../web/bundle.js';
 import { startTestApp, type TestApp } from '../support/app.js';
 import { launchChromium } from '../support/chromium.js';
@@ -44,8 +47,20 @@ async function openApp(role: 'doctor' | 'patient', userId: string, query = '', b
   page.on('console', (message) => {
     if (message.type() === 'error') problems.push(message.text());
   });
-  await page.goto(`${base ?? `${app.baseUrl}/app/`}${query}#token=${app.token(role, userId)}`);
+  // The doctor's End asks to confirm.
+  page.on('dialog', (dialog) => void dialog.accept());
+  const at = base ?? `${app.baseUrl}/app/`;
+  await page.goto(`${at}${query}#token=${app.token(role, userId)}`);
   return { page, problems, close: () => context.close() };
+}
+
+/** A port nothing listens on now. */
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }
 
 const text = (page: Page, test: string) =>
@@ -121,6 +136,77 @@ describe('the web app in Chromium', () => {
       await Promise.allSettled([doctor.close(), patient.close()]);
     }
   }, 90_000);
+
+  it('follows again by itself after the service restarts, and greys out what it showed meanwhile', async () => {
+    const port = await freePort();
+    const dataDir = await mkdtemp(join(tmpdir(), 'web-app-restart-'));
+    const env = { PORT: String(port), DATA_DIR: dataDir, WEB_APP_DIR: built };
+    let service = await startTestApp(env);
+    try {
+      const base = `${service.baseUrl}/app/`;
+      const { consultation } = await videoClient(
+        service.baseUrl,
+        service.token('service', 'appointments'),
+      ).scheduleConsultation({
+        appointmentId: appointmentId('web-restart'),
+        doctorId: 'doc-restart',
+        patientId: 'pat-restart',
+        ...slot(5),
+      });
+      const id = consultation!.id;
+      const doctor = await openApp('doctor', 'doc-restart', '', base);
+      const patient = await openApp('patient', 'pat-restart', `?consultation=${id}`, base);
+      try {
+        await doctor.page.getByText('Nobody is waiting.').waitFor({ timeout: STEP_MS });
+        await patient.page.locator('[data-test="stream"].live').waitFor({ timeout: STEP_MS });
+
+        await service.stop();
+        await doctor.page.locator('[data-test="waiting-room"].stale').waitFor({ timeout: STEP_MS });
+        await patient.page
+          .locator('[data-test="consultation"].stale')
+          .waitFor({ timeout: STEP_MS });
+        service = await startTestApp(env);
+
+        // Both pages follow again without a reload: a check-in reaches the doctor's.
+        await patient.page.locator('[data-test="stream"].live').waitFor({ timeout: 20_000 });
+        await patient.page.locator('[data-test="check-in"]').click();
+        await doctor.page
+          .locator(`[data-test="waiting-patient"][data-consultation="${id}"]`)
+          .waitFor({ timeout: 20_000 });
+        expect(await doctor.page.locator('[data-test="waiting-room"].stale').count()).toBe(0);
+      } finally {
+        await Promise.allSettled([doctor.close(), patient.close()]);
+      }
+    } finally {
+      await service.stop();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  }, 90_000);
+
+  it('signs the user out when their token expires, saying so', async () => {
+    const context = await browser.newContext();
+    try {
+      const page = await context.newPage();
+      const token = mintToken({
+        secret: DEVELOPMENT_JWT_SECRET,
+        role: 'doctor',
+        userId: 'doc-expiring',
+        clinicId: 'clinic-1',
+        expiresInSeconds: 2,
+      });
+      await page.goto(`${app.baseUrl}/app/#token=${token}`);
+      await page.getByText('Nobody is waiting.').waitFor({ timeout: STEP_MS });
+      const problem = page.locator('[data-test="sign-in-problem"]');
+      await problem.waitFor({ timeout: STEP_MS });
+      expect(await problem.textContent()).toContain('expired');
+      // Pasting a token that has expired already is refused on the spot.
+      await page.locator('input[name="token"]').fill(`$ npm run token\n${token}\n`);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      expect(await problem.textContent()).toContain('That token expired');
+    } finally {
+      await context.close();
+    }
+  });
 
   it('runs on its own development server against the service, through CORS', async () => {
     const dev = await serveWebApp(0, join(built, 'dev'));

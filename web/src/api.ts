@@ -4,6 +4,15 @@ import { VideoService } from '../../gen/video/v1/video_service_pb.js';
 
 export type VideoClient = Client<typeof VideoService>;
 
+/** The signed-in user's connection to the service, for as long as they stay signed in. */
+export interface Session {
+  readonly client: VideoClient;
+  /** Aborted when the user signs out (or is signed out). */
+  readonly signal: AbortSignal;
+  /** Back to the sign-in form, saying why (the token expired, was refused…). */
+  signOut(reason?: string): void;
+}
+
 /** Who the token says the user is (read for display only: the service checks it). */
 export interface Claims {
   readonly userId: string;
@@ -12,6 +21,10 @@ export interface Claims {
   /** When the token expires. */
   readonly expiresAt: Date | undefined;
 }
+
+/** The first thing in `text` shaped like a JWT (so pasting a command's whole output works). */
+export const findToken = (text: string): string | undefined =>
+  /[\w-]+\.[\w-]+\.[\w-]+/.exec(text)?.[0];
 
 /** The claims of a JWT, or undefined if it is not one. */
 export function readClaims(token: string): Claims | undefined {
@@ -48,7 +61,11 @@ export function videoClient(serviceUrl: string, token: string): VideoClient {
 /** What went wrong, for the person in front of the page. */
 export function describeError(error: unknown): string {
   const e = ConnectError.from(error);
-  return `${e.rawMessage} (${Code[e.code]})`;
+  // fetch failed: the service is down, unreachable, or refuses this page's origin (CORS).
+  if (e.code === Code.Unknown || e.code === Code.Unavailable) {
+    return 'the service cannot be reached right now';
+  }
+  return e.rawMessage;
 }
 
 /** The stream's state, as the page shows it. */
@@ -63,40 +80,51 @@ const FINAL = new Set([
   Code.InvalidArgument,
   Code.NotFound,
   Code.PermissionDenied,
-  Code.Unauthenticated,
   Code.FailedPrecondition,
 ]);
 
 /**
- * Follows a server stream until it ends or `signal` aborts. A stream cut by the network,
- * a proxy or a restarting service is opened again (after 1, 2, 4… up to 15 s); its first
- * message is the whole current state, so nothing is missed meanwhile.
+ * Follows a server stream until `finished()` says there is nothing more to follow, the
+ * session ends, or an error another attempt will not cure. A stream that is cut (network,
+ * proxy) or ended by a stopping service is opened again (after 1, 2, 4… up to 15 s); its
+ * first message is the whole current state, so nothing is missed meanwhile. A refused
+ * token signs the user out.
  */
 export async function follow<T>(
+  session: Session,
   open: (signal: AbortSignal) => AsyncIterable<T>,
   onMessage: (message: T) => void,
   onState: (state: StreamState) => void,
-  signal: AbortSignal,
+  finished: () => boolean,
+  signal: AbortSignal = session.signal,
 ): Promise<void> {
   for (let attempt = 0; !signal.aborted; attempt++) {
+    let reason = 'the service closed the stream';
     try {
       for await (const message of open(signal)) {
         attempt = 0;
         onState({ kind: 'live' });
         onMessage(message);
       }
-      onState({ kind: 'ended' });
-      return;
+      if (finished()) {
+        onState({ kind: 'ended' });
+        return;
+      }
     } catch (error) {
       if (signal.aborted) return;
       const e = ConnectError.from(error);
+      if (e.code === Code.Unauthenticated) {
+        session.signOut(`Signed out: ${e.rawMessage}.`);
+        return;
+      }
       if (FINAL.has(e.code)) {
         onState({ kind: 'failed', reason: describeError(e) });
         return;
       }
-      onState({ kind: 'reconnecting', reason: describeError(e) });
-      await pause(Math.min(15_000, 1_000 * 2 ** attempt), signal);
+      reason = describeError(e);
     }
+    onState({ kind: 'reconnecting', reason });
+    await pause(Math.min(15_000, 1_000 * 2 ** attempt), signal);
   }
 }
 
@@ -112,4 +140,17 @@ function pause(ms: number, signal: AbortSignal): Promise<void> {
       { once: true },
     );
   });
+}
+
+/** Runs a call for a button or form, signing out on a refused token; answers its error. */
+export async function attempt(session: Session, call: () => Promise<unknown>) {
+  try {
+    await call();
+    return undefined;
+  } catch (error) {
+    if (ConnectError.from(error).code === Code.Unauthenticated) {
+      session.signOut(`Signed out: ${ConnectError.from(error).rawMessage}.`);
+    }
+    return describeError(error);
+  }
 }

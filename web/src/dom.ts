@@ -43,6 +43,10 @@ export function duration(seconds: number): string {
   return minutes > 0 ? `${minutes} min ${String(rest).padStart(2, '0')} s` : `${rest} s`;
 }
 
-/** A time of day in the browser's locale. */
-export const clockTime = (date: Date | undefined): string =>
-  date ? date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) : '';
+/** A time of day, with its date unless it is today, in the browser's locale. */
+export function when(date: Date | undefined): string {
+  if (!date) return '';
+  const time = date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  if (date.toDateString() === new Date().toDateString()) return time;
+  return `${date.toLocaleDateString([], { weekday: 'short', day: 'numeric', month: 'short' })} ${time}`;
+}

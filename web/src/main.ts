@@ -1,6 +1,6 @@
-import { readClaims, videoClient } from './api.js';
+import { findToken, readClaims, type Session, videoClient } from './api.js';
 import { doctorView } from './doctor.js';
-import { clockTime, h, show } from './dom.js';
+import { h, show, when } from './dom.js';
 import { patientView } from './patient.js';
 
 /**
@@ -20,35 +20,38 @@ const serviceUrl =
 const main = document.getElementById('main') as HTMLElement;
 const who = document.getElementById('who') as HTMLElement;
 
-function start(token: string): void {
-  const claims = readClaims(token);
-  if (!claims) {
+function start(pasted: string): void {
+  const token = findToken(pasted);
+  const claims = token && readClaims(token);
+  if (!token || !claims) {
     signIn('That is not a token (a JWT has three parts separated by dots).');
     return;
   }
-  const session = new AbortController();
-  const client = videoClient(serviceUrl, token);
+  if (claims.expiresAt && claims.expiresAt.getTime() <= Date.now()) {
+    signIn(`That token expired at ${when(claims.expiresAt)}; make a new one.`);
+    return;
+  }
+  const signedIn = new AbortController();
+  const session: Session = {
+    client: videoClient(serviceUrl, token),
+    signal: signedIn.signal,
+    signOut(reason) {
+      if (signedIn.signal.aborted) return;
+      signedIn.abort();
+      signIn(reason);
+    },
+  };
   show(
     who,
     `Signed in as ${claims.userId} (${claims.role}, clinic ${claims.clinicId})`,
-    claims.expiresAt ? ` until ${clockTime(claims.expiresAt)}` : '',
-    ' · ',
-    h(
-      'button',
-      {
-        type: 'button',
-        onclick: () => {
-          session.abort();
-          signIn();
-        },
-      },
-      'Sign out',
-    ),
+    claims.expiresAt ? ` until ${when(claims.expiresAt)}` : '',
+    ' ',
+    h('button', { type: 'button', class: 'quiet', onclick: () => session.signOut() }, 'Sign out'),
   );
   if (claims.role === 'patient') {
-    patientView(main, client, params.get('consultation') ?? undefined, session.signal);
+    patientView(main, session, params.get('consultation') ?? undefined);
   } else {
-    doctorView(main, client, session.signal);
+    doctorView(main, session);
   }
 }
 
@@ -59,6 +62,7 @@ function signIn(problem?: string): void {
     name: 'token',
     placeholder: 'bearer token (JWT)',
     required: true,
+    autocomplete: 'off',
   });
   show(
     main,
@@ -66,11 +70,12 @@ function signIn(problem?: string): void {
       'section',
       {},
       h('h2', {}, 'Sign in'),
+      problem && h('p', { class: 'error', 'data-test': 'sign-in-problem' }, problem),
       h(
         'p',
         {},
         'Paste a development token, for example from ',
-        h('code', {}, 'npm run token -- --role doctor --user d1 --clinic c1'),
+        h('code', {}, 'npm run -s token -- --role doctor --user d1 --clinic c1'),
         '. In production, the platform’s login provides it.',
       ),
       h(
@@ -78,13 +83,12 @@ function signIn(problem?: string): void {
         {
           onsubmit: (event: Event) => {
             event.preventDefault();
-            start(token.value.trim());
+            start(token.value);
           },
         },
         token,
         h('button', { type: 'submit' }, 'Sign in'),
       ),
-      problem && h('p', { class: 'error' }, problem),
     ),
   );
 }

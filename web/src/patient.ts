@@ -1,6 +1,6 @@
 import { ConsultationStatus, ParticipantRole } from '../../gen/video/v1/consultation_pb.js';
 import { TechnicalIssueType } from '../../gen/video/v1/video_service_pb.js';
-import type { VideoClient } from './api.js';
+import type { Session } from './api.js';
 import { type Act, consultationPanel, participantOf } from './consultation.js';
 import { h, show } from './dom.js';
 import { upcomingList } from './upcoming.js';
@@ -10,23 +10,20 @@ import { upcomingList } from './upcoming.js';
  * list), checking in, their live place in the queue, the join link once the doctor lets
  * them in, and reporting a problem or sharing an image.
  */
-export function patientView(
-  root: Element,
-  client: VideoClient,
-  consultationId: string | undefined,
-  signal: AbortSignal,
-): void {
-  const open = (id: string) => show(root, patientPanel(client, id, signal));
+export function patientView(root: Element, session: Session, consultationId?: string): void {
+  const list = () => show(root, upcomingList(session, 'patient', open));
+  const open = (id: string) => show(root, patientPanel(session, id, list));
   if (consultationId) open(consultationId);
-  else show(root, upcomingList(client, open));
+  else list();
 }
 
-function patientPanel(client: VideoClient, consultationId: string, signal: AbortSignal) {
+function patientPanel(session: Session, consultationId: string, back: () => void) {
+  const { client } = session;
   return consultationPanel({
-    client,
+    session,
     consultationId,
     viewer: 'patient',
-    signal,
+    leave: { label: '← Your consultations', go: back },
     mayJoin: ({ consultation }) =>
       consultation.status === ConsultationStatus.IN_PROGRESS ||
       Boolean(participantOf(consultation, ParticipantRole.PATIENT)?.admittedAt),
@@ -45,13 +42,13 @@ function patientPanel(client: VideoClient, consultationId: string, signal: Abort
             ),
           ],
     forms: (act) => [
-      reportForm(client, consultationId, act),
-      imageForm(client, consultationId, act),
+      reportForm(session, consultationId, act),
+      imageForm(session, consultationId, act),
     ],
   });
 }
 
-function reportForm(client: VideoClient, consultationId: string, act: Act): HTMLElement {
+function reportForm(session: Session, consultationId: string, act: Act): HTMLElement {
   const kind = h(
     'select',
     { name: 'issue-type' },
@@ -73,7 +70,7 @@ function reportForm(client: VideoClient, consultationId: string, act: Act): HTML
       onsubmit: (event: Event) => {
         event.preventDefault();
         void act('Report', async () => {
-          await client.reportTechnicalIssue({
+          await session.client.reportTechnicalIssue({
             consultationId,
             issueType: Number(kind.value) as TechnicalIssueType,
             description: description.value,
@@ -91,7 +88,7 @@ function reportForm(client: VideoClient, consultationId: string, act: Act): HTML
   );
 }
 
-function imageForm(client: VideoClient, consultationId: string, act: Act): HTMLElement {
+function imageForm(session: Session, consultationId: string, act: Act): HTMLElement {
   const file = h('input', { type: 'file', name: 'image', accept: 'image/png,image/jpeg,.dcm' });
   const done = h('span', { class: 'muted', 'data-test': 'shared' });
   return h(
@@ -102,7 +99,7 @@ function imageForm(client: VideoClient, consultationId: string, act: Act): HTMLE
         const chosen = file.files?.[0];
         if (!chosen) return;
         void act('Share', async () => {
-          const shared = await client.shareMedicalImage({
+          const shared = await session.client.shareMedicalImage({
             consultationId,
             content: new Uint8Array(await chosen.arrayBuffer()),
             contentType: chosen.type,

@@ -1,17 +1,62 @@
-import { timestampDate } from '@bufbuild/protobuf/wkt';
-import { ConsultationStatus } from '../../gen/video/v1/consultation_pb.js';
-import { describeError, type VideoClient } from './api.js';
-import { clockTime, h, show } from './dom.js';
+import { timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { type Consultation, ConsultationStatus } from '../../gen/video/v1/consultation_pb.js';
+import { attempt, type Session } from './api.js';
+import { h, show, when } from './dom.js';
+
+const STATUS: Partial<Record<ConsultationStatus, string>> = {
+  [ConsultationStatus.SCHEDULED]: 'scheduled',
+  [ConsultationStatus.WAITING]: 'waiting room open',
+  [ConsultationStatus.IN_PROGRESS]: 'in progress',
+};
 
 /**
- * The user's consultations that are not over yet (newest slot first), each with a button
- * that opens it, and a field to open one by its id.
+ * The user's consultations that are not over yet (soonest first), each with a button that
+ * opens it, a Refresh button (the list is read when shown, not followed live), and a field
+ * to open one by its id.
  */
 export function upcomingList(
-  client: VideoClient,
+  session: Session,
+  viewer: 'doctor' | 'patient',
   open: (consultationId: string) => void,
 ): HTMLElement {
-  const list = h('ul', { 'data-test': 'upcoming' }, h('li', { class: 'muted' }, 'loading…'));
+  const list = h('ul', { 'data-test': 'upcoming' });
+  const error = h('p', { class: 'error', role: 'alert' });
+  const item = (c: Consultation) =>
+    h(
+      'li',
+      {},
+      `${when(c.scheduledStart && timestampDate(c.scheduledStart))} · `,
+      viewer === 'doctor' ? `patient ${c.patientId}` : `doctor ${c.doctorId}`,
+      ` · ${STATUS[c.status] ?? ''} `,
+      h('button', { type: 'button', onclick: () => open(c.id) }, 'Open'),
+    );
+  const load = async () => {
+    show(list, h('li', { class: 'muted' }, 'loading…'));
+    show(error);
+    const failed = await attempt(session, async () => {
+      const { consultations } = await session.client.listConsultationHistory({
+        statuses: [
+          ConsultationStatus.SCHEDULED,
+          ConsultationStatus.WAITING,
+          ConsultationStatus.IN_PROGRESS,
+        ],
+        // From half a day back: a consultation under way now is listed, last year's are not.
+        scheduledFrom: timestampFromDate(new Date(Date.now() - 12 * 3_600_000)),
+        pageSize: 50,
+      });
+      // The history is newest first; what comes next is what matters here.
+      const soonest = [...consultations].reverse();
+      show(
+        list,
+        ...(soonest.length === 0 ? [h('li', { class: 'muted' }, 'none')] : soonest.map(item)),
+      );
+    });
+    if (failed) {
+      show(list);
+      show(error, failed);
+    }
+  };
+  void load();
   const id = h('input', { type: 'text', name: 'consultation', placeholder: 'consultation id' });
   const byId = h(
     'form',
@@ -24,30 +69,17 @@ export function upcomingList(
     id,
     h('button', { type: 'submit' }, 'Open'),
   );
-  client
-    .listConsultationHistory({
-      statuses: [
-        ConsultationStatus.SCHEDULED,
-        ConsultationStatus.WAITING,
-        ConsultationStatus.IN_PROGRESS,
-      ],
-      pageSize: 20,
-    })
-    .then(
-      ({ consultations }) =>
-        show(
-          list,
-          ...(consultations.length === 0 ? [h('li', { class: 'muted' }, 'none')] : []),
-          ...consultations.map((c) =>
-            h(
-              'li',
-              {},
-              `${clockTime(c.scheduledStart && timestampDate(c.scheduledStart))} · patient ${c.patientId} · doctor ${c.doctorId} `,
-              h('button', { type: 'button', onclick: () => open(c.id) }, 'Open'),
-            ),
-          ),
-        ),
-      (error: unknown) => show(list, h('li', { class: 'error' }, describeError(error))),
-    );
-  return h('section', {}, h('h2', {}, 'Your consultations'), list, byId);
+  return h(
+    'section',
+    {},
+    h(
+      'h2',
+      {},
+      'Your consultations ',
+      h('button', { type: 'button', class: 'quiet', onclick: () => void load() }, 'Refresh'),
+    ),
+    list,
+    error,
+    byId,
+  );
 }
