@@ -5,6 +5,7 @@ import { Migrator } from '@mikro-orm/migrations';
 import { MikroORM, type Options } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
+import { embeddedTemplates } from './embedded-template.js';
 import { ENTITIES } from './entities.js';
 import { APPEND_ONLY_TABLES, grantServiceRole, roleOf } from './grants.js';
 import { MIGRATIONS } from './migrations/index.js';
@@ -87,13 +88,23 @@ export function ormOptions(
  */
 const EMBEDDED_ACQUIRE_TIMEOUT_MS = 30_000;
 
-export async function openDatabase(config: Config, logger: Logger): Promise<Database> {
+export async function openDatabase(
+  config: Config,
+  logger: Logger,
+  options: { readonly fromTemplate?: boolean } = {},
+): Promise<Database> {
   let embedded: { server: PGLiteSocketServer; db: PGlite } | undefined;
   let clientUrl = config.database.url;
   let poolSize = config.database.poolSize;
   const { acquireTimeoutMs, readinessGraceMs } = config.database;
 
   if (clientUrl === undefined) {
+    // A new folder that will be migrated anyway starts as a copy of a migrated one.
+    if (config.database.migrateOnStart && options.fromTemplate !== false) {
+      await embeddedTemplates(logger).prepare(config.database.dataDir, (dir) =>
+        buildTemplate(config, dir, logger),
+      );
+    }
     await mkdir(config.database.dataDir, { recursive: true });
     const db = await PGlite.create(config.database.dataDir);
     const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: 0, maxConnections: 1 });
@@ -203,6 +214,20 @@ export async function openDatabase(config: Config, logger: Logger): Promise<Data
       }
     },
   };
+}
+
+/** A migrated, closed embedded data folder at `dataDir`: the template new folders copy. */
+async function buildTemplate(config: Config, dataDir: string, logger: Logger): Promise<void> {
+  const database = await openDatabase(
+    { ...config, database: { ...config.database, dataDir } },
+    logger,
+    { fromTemplate: false },
+  );
+  try {
+    await database.migrate();
+  } finally {
+    await database.stop();
+  }
 }
 
 /**
