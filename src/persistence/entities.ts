@@ -54,6 +54,12 @@ export const ConsultationSchema = defineEntity({
       expression:
         'create index "consultation_in_progress_index" on "consultation" ("reconciled_at") where "status" = \'in_progress\'',
     },
+    {
+      // The waiting room's: the consultations still open, whatever the clinic's history.
+      name: 'consultation_open_index',
+      expression:
+        'create index "consultation_open_index" on "consultation" ("clinic_id", "doctor_id") where "status" in (\'waiting\', \'in_progress\')',
+    },
   ],
 });
 export type ConsultationEntity = InferEntity<typeof ConsultationSchema>;

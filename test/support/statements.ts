@@ -8,21 +8,7 @@ type Query = (this: pg.Client, ...args: unknown[]) => unknown;
  * nothing else going on: every client's statements are recorded.
  */
 export async function recordStatements(work: () => Promise<unknown>): Promise<string[]> {
-  const prototype = pg.Client.prototype as unknown as { query: Query };
-  const original = prototype.query;
-  const sent: string[] = [];
-  prototype.query = function (this: pg.Client, ...args: unknown[]) {
-    const [query] = args;
-    const text = typeof query === 'string' ? query : (query as { text?: string })?.text;
-    if (text) sent.push(statementKind(text));
-    return original.apply(this, args);
-  };
-  try {
-    await work();
-  } finally {
-    prototype.query = original;
-  }
-  return sent;
+  return (await recordQueries(work)).map(statementKind);
 }
 
 /** `select consultation`, `insert audit_entry`, `begin`, `with`…: enough to compare two scripts. */
@@ -35,4 +21,23 @@ export function statementKind(sql: string): string {
     /^delete from "?(\w+)"?/.exec(text);
   const verb = text.split(/\s/, 1)[0] ?? '';
   return table ? `${verb} ${table[1]}` : verb;
+}
+
+/** The full text of every statement sent through the pg driver while `work` runs. */
+export async function recordQueries(work: () => Promise<unknown>): Promise<string[]> {
+  const prototype = pg.Client.prototype as unknown as { query: Query };
+  const original = prototype.query;
+  const sent: string[] = [];
+  prototype.query = function (this: pg.Client, ...args: unknown[]) {
+    const [query] = args;
+    const text = typeof query === 'string' ? query : (query as { text?: string })?.text;
+    if (text) sent.push(text);
+    return original.apply(this, args);
+  };
+  try {
+    await work();
+  } finally {
+    prototype.query = original;
+  }
+  return sent;
 }

@@ -11,6 +11,7 @@ import { Migration20261128090000 } from './20261128090000-outbox-claims.js';
 import { Migration20261128090100 } from './20261128090100-inbox-source.js';
 import { Migration20261129060000 } from './20261129060000-idempotency-keys.js';
 import { Migration20261129100000 } from './20261129100000-consultation-changes.js';
+import { Migration20261129120000 } from './20261129120000-open-consultations.js';
 
 /**
  * Every migration, in order. `npm run migration:create` writes new ones; list them here,
@@ -30,4 +31,5 @@ export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261128090100', class: Migration20261128090100 },
   { name: 'Migration20261129060000', class: Migration20261129060000 },
   { name: 'Migration20261129100000', class: Migration20261129100000 },
+  { name: 'Migration20261129120000', class: Migration20261129120000 },
 ];
