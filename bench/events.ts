@@ -28,7 +28,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import { videoClient } from '../test/support/clients.js';
 import { cpuSeconds } from './child.js';
 import { CLINIC, startService, withClient } from './fixture.js';
-import { round } from './load.js';
+import { type LatencySummary, latencySummary, paced } from './load.js';
 
 export interface EventsOptions {
   readonly databaseUrl: string;
@@ -43,14 +43,6 @@ export interface EventsOptions {
   readonly durationMs: number;
   /** How long after the last send events may still arrive or be applied. */
   readonly waitMs: number;
-}
-
-export interface LatencySummary {
-  /** Events measured. */
-  readonly count: number;
-  readonly p50Ms: number;
-  readonly p99Ms: number;
-  readonly maxMs: number;
 }
 
 export interface PublishResult {
@@ -219,9 +211,9 @@ async function measurePublish(
     .map((event) => event.at - event.ceTime);
   return {
     eventsPerSecond: Math.round(latencies.length / ((measureTo - measureFrom) / 1000)),
-    calls: summarize(callMs),
+    calls: latencySummary(callMs),
     serverCpuPercent: Math.round((cpu / measured.seconds) * 100),
-    latency: summarize(latencies),
+    latency: latencySummary(latencies),
     missing: Math.max(0, ok - received.size),
   };
 }
@@ -332,37 +324,17 @@ async function measureConsume(
     return {
       sent: ids.length,
       sentPerSecond: Math.round(ids.length / measured.seconds),
-      ackLatency: summarize(acks),
+      ackLatency: latencySummary(acks),
       applied: applied.length,
       appliedPerSecond:
         rows.size === 0 ? 0 : Math.round(rows.size / ((lastRow - firstSend) / 1000)),
-      latency: summarize(latencies),
-      appliedLatency: summarize(applied),
+      latency: latencySummary(latencies),
+      appliedLatency: latencySummary(applied),
       serverCpuPercent: Math.round((cpu / cpuWindow) * 100),
     };
   } finally {
     await producer.disconnect();
   }
-}
-
-/** Calls `tick(from, to)` with the events due, `rate` per second for `ms`; ~1 ms timer. */
-async function paced(
-  rate: number,
-  ms: number,
-  tick: (from: number, to: number) => void,
-): Promise<{ count: number; seconds: number }> {
-  const total = Math.round((rate * ms) / 1000);
-  const start = performance.now();
-  let done = 0;
-  while (done < total) {
-    const due = Math.min(total, Math.floor(((performance.now() - start) * rate) / 1000) + 1);
-    if (due > done) {
-      tick(done, due);
-      done = due;
-    }
-    await sleep(1);
-  }
-  return { count: total, seconds: (performance.now() - start) / 1000 };
 }
 
 /** `created_at` of the consultations of these appointments, in epoch milliseconds. */
@@ -396,15 +368,4 @@ async function waitForGroup(kafka: Kafka, group: string, timeoutMs = 60_000): Pr
   } finally {
     await admin.disconnect();
   }
-}
-
-/** Nearest-rank percentiles, in milliseconds (Infinity stays Infinity). */
-function summarize(values: readonly number[]): LatencySummary {
-  const sorted = [...values].sort((a, b) => a - b);
-  const at = (q: number) =>
-    sorted.length === 0
-      ? Number.NaN
-      : (sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)] ?? Number.NaN);
-  const ms = (value: number) => (Number.isFinite(value) ? round(value, 2) : value);
-  return { count: sorted.length, p50Ms: ms(at(0.5)), p99Ms: ms(at(0.99)), maxMs: ms(at(1)) };
 }

@@ -66,11 +66,16 @@ function doctorToken(secret: string): string {
   });
 }
 
+/** The patient of consultation n, when seeded with a patient of its own (see seedConsultations). */
+export const ownPatient = (n: number) => `${PATIENT}-${ID_BASE + n}`;
+
 export interface Service {
   readonly process: ChildServer;
   readonly baseUrl: string;
   /** A bearer token of the seeded consultations' doctor. */
   readonly doctorToken: string;
+  /** A bearer token of a patient of the bench's clinic (an hour), signed like the doctor's. */
+  patientToken(userId: string): string;
 }
 
 /**
@@ -94,7 +99,14 @@ export async function startService(
     port: (line) =>
       line.msg === 'listening' && typeof line.port === 'number' ? line.port : undefined,
   });
-  return { process: child, baseUrl: child.url, doctorToken: doctorToken(config.auth.jwtSecret) };
+  const secret = config.auth.jwtSecret;
+  return {
+    process: child,
+    baseUrl: child.url,
+    doctorToken: doctorToken(secret),
+    patientToken: (userId) =>
+      mintToken({ secret, role: 'patient', userId, clinicId: CLINIC, expiresInSeconds: 3600 }),
+  };
 }
 
 export interface InProcessService {
@@ -118,27 +130,38 @@ export async function startServiceInProcess(databaseUrl: string): Promise<InProc
   };
 }
 
-/** `count` consultations in progress, each with its doctor (holding a token) and patient. */
-export async function seedConsultations(databaseUrl: string, count: number): Promise<void> {
+/**
+ * `count` consultations in progress, numbered from `first` (default 1), each with its
+ * doctor (holding a token) and patient. The patient is PATIENT for all of them, or with
+ * `ownPatients` one of its own for each (`ownPatient(n)`): the watch measurement's
+ * watchers are distinct callers, as patients watching their own consultation are.
+ */
+export async function seedConsultations(
+  databaseUrl: string,
+  count: number,
+  options: { readonly first?: number; readonly ownPatients?: boolean } = {},
+): Promise<void> {
   const id = `('00000000-0000-4000-8000-' || (${ID_BASE} + g))::uuid`;
+  const first = options.first ?? 1;
+  const patient = options.ownPatients ? `$3::text || '-' || (${ID_BASE} + g)` : '$3::text';
   await withClient(databaseUrl, async (client) => {
     await client.query(
       `insert into consultation (id, clinic_id, appointment_id, doctor_id, patient_id,
          scheduled_start, scheduled_end, status, provider, provider_session_id, started_at,
          created_at, updated_at)
-       select ${id}, $1, 'bench-apt-' || (${ID_BASE} + g), $2, $3,
+       select ${id}, $1, 'bench-apt-' || (${ID_BASE} + g), $2, ${patient},
          now() - interval '5 minutes', now() + interval '55 minutes', 'in_progress',
          'jitsi', 'bench-room-' || g, now() - interval '5 minutes', now(), now()
-       from generate_series(1, $4::int) as g`,
-      [CLINIC, DOCTOR, PATIENT, count],
+       from generate_series($4::int, $5::int) as g`,
+      [CLINIC, DOCTOR, PATIENT, first, first + count - 1],
     );
     await client.query(
       `insert into participant (id, consultation_id, clinic_id, user_id, role, admitted_at,
          first_token_at)
        select gen_random_uuid(), ${id}, $1, p.user_id, p.role, now(), now()
-       from generate_series(1, $2::int) as g,
-         (values ($3, 'doctor'), ($4, 'patient')) as p(user_id, role)`,
-      [CLINIC, count, DOCTOR, PATIENT],
+       from generate_series($4::int, $5::int) as g,
+         lateral (values ($2, 'doctor'), (${patient}, 'patient')) as p(user_id, role)`,
+      [CLINIC, DOCTOR, PATIENT, first, first + count - 1],
     );
     await client.query('analyze');
   });

@@ -1,8 +1,12 @@
--- GenerateToken's SQL, for pgbench: what the service sends PostgreSQL for one
--- GenerateToken by the doctor of a consultation in progress who already holds a token
--- (the seeded case; see bench/fixture.ts), in the same order and the same shape.
+-- The reference for GenerateToken, for pgbench, frozen: what the service sent PostgreSQL
+-- for one GenerateToken until 2026-11-29 (eight statements), by the doctor of a
+-- consultation in progress who already holds a token (the seeded case; see
+-- bench/fixture.ts), in the same order and the same shape. The service now sends two
+-- (the read with its participants, then one statement for the audit entry and the
+-- event; src/video/token-record.ts); the bench reports them as its round trips and keeps
+-- comparing with this script, so that the ratio measures the change.
 --
--- Where the statements come from (src/video/use-cases/generate-token.ts, generateToken):
+-- Where the statements came from (src/video/use-cases/generate-token.ts until 2026-11-29):
 --   1-2  load() outside any transaction, to issue the provider token with no
 --        transaction open: MikroORM selects the consultation, scoped to the caller's
 --        clinic and (for a doctor) doctor id, then populates its participants with a
@@ -16,7 +20,7 @@
 --        video.token.generated payload as protobuf JSON; MikroORM asks for the bigserial.
 --   8    commit (the flush of 6 and 7 happens at commit).
 -- bench/write-path.ts records the statements the service really sends for one call
--- (through the pg driver) and checks that their kinds and tables match this file.
+-- (through the pg driver) and reports them next to this file's eight.
 --
 -- Why it is equivalent: MikroORM 7 inlines the values and sends each statement as a
 -- simple-protocol query, which is what pgbench's default `-M simple` does with :n

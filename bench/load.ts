@@ -140,3 +140,46 @@ export const round = (value: number, digits: number) => {
   const factor = 10 ** digits;
   return Math.round(value * factor) / factor;
 };
+
+/** A latency distribution (nearest-rank percentiles), in milliseconds. */
+export interface LatencySummary {
+  /** Values measured. */
+  readonly count: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly maxMs: number;
+}
+
+/** Nearest-rank percentiles of `values` (milliseconds; Infinity stays Infinity). */
+export function latencySummary(values: readonly number[]): LatencySummary {
+  const sorted = [...values].sort((a, b) => a - b);
+  const at = (q: number) =>
+    sorted.length === 0
+      ? Number.NaN
+      : (sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)] ?? Number.NaN);
+  const ms = (value: number) => (Number.isFinite(value) ? round(value, 2) : value);
+  return { count: sorted.length, p50Ms: ms(at(0.5)), p99Ms: ms(at(0.99)), maxMs: ms(at(1)) };
+}
+
+/**
+ * Open loop: calls `tick(from, to)` with the calls or events now due, `rate` per second
+ * for `ms` (a ~1 ms timer), never waiting for what they started.
+ */
+export async function paced(
+  rate: number,
+  ms: number,
+  tick: (from: number, to: number) => void,
+): Promise<{ count: number; seconds: number }> {
+  const total = Math.round((rate * ms) / 1000);
+  const start = performance.now();
+  let done = 0;
+  while (done < total) {
+    const due = Math.min(total, Math.floor(((performance.now() - start) * rate) / 1000) + 1);
+    if (due > done) {
+      tick(done, due);
+      done = due;
+    }
+    await sleep(1);
+  }
+  return { count: total, seconds: (performance.now() - start) / 1000 };
+}

@@ -8,11 +8,16 @@
  * bench creates a database of its own there and drops it at the end. With KAFKA_BROKERS
  * set, the event targets are measured too, on that broker (events.ts).
  *
+ * WatchConsultation streams are measured too (watch.ts): many open on one copy of the
+ * service while another copy changes their consultations; `npm run bench -- watch` runs
+ * only that measurement.
+ *
  *   DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres npm run bench
  *   KAFKA_BROKERS=127.0.0.1:9092 DATABASE_URL=... npm run bench
+ *   DATABASE_URL=... npm run bench -- watch
  */
 import { rssBytes } from './child.js';
-import { type EventsResult, type LatencySummary, measureEvents } from './events.js';
+import { type EventsResult, measureEvents } from './events.js';
 import {
   consultationId,
   createBenchDatabase,
@@ -21,11 +26,12 @@ import {
   startService,
   startServiceInProcess,
 } from './fixture.js';
-import type { LoadSummary } from './load.js';
+import type { LatencySummary, LoadSummary } from './load.js';
 import { mib, sampleRss } from './memory.js';
 import { measureRpcOverhead, type RpcOverheadResult } from './rpc-overhead.js';
 import { measureStartup, type StartupRun } from './startup.js';
-import { checkGenerateTokenSql, measureWritePath, type WritePathResult } from './write-path.js';
+import { measureWatch, type WatchResult } from './watch.js';
+import { measureWritePath, recordGenerateTokenSql, type WritePathResult } from './write-path.js';
 
 /** Seconds each measured round lasts (BENCH_SECONDS overrides), after a 2 s warm-up. */
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
@@ -45,14 +51,31 @@ const EVENTS = {
   waitMs: 30_000,
 } as const;
 
+/**
+ * The watch measurement: streams open on copy A, changes through copy B (fixed, as the
+ * design states them; BENCH_SECONDS does not apply). Its consultations are numbered after
+ * the other measurements' (2 × streams of them: the memory measurement opens twice as many).
+ */
+const WATCH = {
+  first: CONSULTATIONS + 1,
+  streams: 1_000,
+  changeRate: 50,
+  warmupMs: 3_000,
+  durationMs: 20_000,
+  deliveryTimeoutMs: 5_000,
+} as const;
+
 const TARGETS = {
   rpcRatio: 0.5,
   rpcP99Ms: 20,
   writeRatio: 0.6,
+  writeRoundTrips: 3,
   rssMiB: 256,
   startupMs: 2_000,
   publishP99Ms: 100,
   consumeP99Ms: 250,
+  watchP99Ms: 200,
+  watchKiBPerStream: 50,
 } as const;
 
 interface Results {
@@ -63,28 +86,38 @@ interface Results {
   readonly rpcRssMiB: number;
   /** …and during both loads (RPC overhead, then write path). */
   readonly rssMiB: number;
-  /** The kinds of statement the service sent for one GenerateToken, in order. */
+  /** The statements (round trips) the service sent for one GenerateToken, in order. */
   readonly statements: readonly string[];
   readonly write: WritePathResult;
   readonly startup: readonly StartupRun[];
   /** Only when KAFKA_BROKERS is set. */
   readonly events: EventsResult | undefined;
+  readonly watch: WatchResult;
 }
 
 async function main(): Promise<void> {
   const serverUrl = process.env.DATABASE_URL;
   if (!serverUrl) throw new Error('set DATABASE_URL to a PostgreSQL server (see bench/README.md)');
+  const only = process.argv.slice(2);
+  if (only.length > 0 && only.join(' ') !== 'watch') {
+    throw new Error(`unknown arguments: ${only.join(' ')} (npm run bench [-- watch])`);
+  }
   const database = await createBenchDatabase(serverUrl);
   let service: Service | undefined;
   try {
+    if (only.length > 0) {
+      reportWatchOnly(await runWatch(database.url));
+      return;
+    }
+
     // In this process first: it migrates the database, and once seeded, shows the SQL
     // of one GenerateToken at the pg driver (which the service's own process cannot).
-    log('migrating, seeding and checking GenerateToken SQL in-process');
+    log('migrating, seeding and recording GenerateToken SQL in-process');
     const inProcess = await startServiceInProcess(database.url);
     let statements: string[];
     try {
       await seedConsultations(database.url, CONSULTATIONS);
-      statements = await checkGenerateTokenSql({
+      statements = await recordGenerateTokenSql({
         serviceUrl: inProcess.baseUrl,
         token: inProcess.doctorToken,
         consultationId: consultationId(1),
@@ -122,6 +155,8 @@ async function main(): Promise<void> {
     await service.process.stop();
     service = undefined;
 
+    const watch = await runWatch(database.url);
+
     let events: EventsResult | undefined;
     const brokers = process.env.KAFKA_BROKERS;
     if (brokers) {
@@ -140,11 +175,19 @@ async function main(): Promise<void> {
 
     log(`startup: ${STARTUP_RUNS} cold starts on the embedded database`);
     const startup = await measureStartup(STARTUP_RUNS);
-    report({ rpc, idleRssMiB, rpcRssMiB, rssMiB, statements, write, startup, events });
+    report({ rpc, idleRssMiB, rpcRssMiB, rssMiB, statements, write, startup, events, watch });
   } finally {
     await service?.process.stop();
     await database.drop();
   }
+}
+
+/** Measurement 5 (watch.ts) on `databaseUrl`: it starts its own two copies of the service. */
+function runWatch(databaseUrl: string): Promise<WatchResult> {
+  log(
+    `watch: ${WATCH.streams} WatchConsultation streams on copy A, ${WATCH.changeRate} changes/s through copy B for ${WATCH.durationMs / 1000} s; memory with 0, ${WATCH.streams}, ${2 * WATCH.streams} streams`,
+  );
+  return measureWatch({ ...WATCH, databaseUrl });
 }
 
 function report(r: Results): void {
@@ -179,6 +222,14 @@ function report(r: Results): void {
       met(write.ratio >= TARGETS.writeRatio),
     ],
     [
+      'GenerateToken round trips to PostgreSQL per call',
+      `${r.statements.length} (${r.statements.join(', ')})`,
+      '8 (bench/generate-token.sql, the reference)',
+      '',
+      `≤ ${TARGETS.writeRoundTrips}`,
+      met(r.statements.length <= TARGETS.writeRoundTrips),
+    ],
+    [
       'Peak RSS of the service process, RPC overhead and write-path loads',
       `${r.rssMiB} MiB (${r.rpcRssMiB} MiB during the RPC overhead load)`,
       `${r.idleRssMiB} MiB (service process right after start, before any load)`,
@@ -195,14 +246,15 @@ function report(r: Results): void {
       met(run.ms < TARGETS.startupMs),
     ]),
     ...eventRows(r.events),
+    ...watchRows(r.watch),
   ];
   console.log(`\nGenerateToken's SQL: ${r.statements.join(', ')}\n`);
-  const [header, ...body] = rows.map((row) => `| ${row.join(' | ')} |`);
-  console.log([header, '|---|---|---|---|---|---|', ...body].join('\n'));
+  printTable(rows);
   const ratios = {
     rpcThroughputRatio: rpc.ratio,
     rpcServiceP99Ms: rpc.service.p99Ms,
     writePathRatio: write.ratio,
+    writeRoundTrips: r.statements.length,
     peakRssMiB: r.rssMiB,
     rpcPeakRssMiB: r.rpcRssMiB,
     idleRssMiB: r.idleRssMiB,
@@ -210,9 +262,11 @@ function report(r: Results): void {
     restartMs: r.startup.map((run) => run.restartMs),
     publishP99Ms: r.events?.publish.latency.p99Ms ?? null,
     consumeP99Ms: finiteOrNull(r.events?.consume.latency.p99Ms),
+    ...watchRatios(r.watch),
     targets: TARGETS,
     detail: {
       rpc,
+      watch: r.watch,
       write: { service: write.service, pgbench: write.pgbench },
       events: r.events && {
         ...r.events,
@@ -232,6 +286,67 @@ function report(r: Results): void {
 }
 
 const met = (ok: boolean) => (ok ? 'met' : '**missed**');
+
+/** The results table in markdown: a header row, then the measurements. */
+function printTable(rows: readonly (readonly string[])[]): void {
+  const [header, ...body] = rows.map((row) => `| ${row.join(' | ')} |`);
+  console.log([header, '|---|---|---|---|---|---|', ...body].join('\n'));
+}
+
+/** `npm run bench -- watch`: the watch measurement's rows and ratios alone. */
+function reportWatchOnly(watch: WatchResult): void {
+  console.log('');
+  printTable([
+    ['Measurement', 'Service', 'Baseline or comparison', 'Ratio', 'Target', 'Result'],
+    ...watchRows(watch),
+  ]);
+  const { watchP99Ms, watchKiBPerStream } = TARGETS;
+  const ratios = { ...watchRatios(watch), targets: { watchP99Ms, watchKiBPerStream } };
+  console.log(`\n${JSON.stringify({ ...ratios, detail: { watch } }, null, 2)}`);
+}
+
+/**
+ * Memory per stream is judged on the larger of the two steps (0 → N and N → 2N streams),
+ * so that a lucky reading of one does not pass it.
+ */
+const kiBPerStream = (w: WatchResult) => Math.max(...w.rssKiBPerStream);
+
+function watchRatios(w: WatchResult) {
+  return { watchP99Ms: w.latency.p99Ms, watchKiBPerStream: kiBPerStream(w) };
+}
+
+/**
+ * Processes outside the run used more than a fifth of a core while it measured: its
+ * latencies are then partly theirs (the copies, PostgreSQL and the bench share the cores).
+ */
+const busyMachine = (w: WatchResult) =>
+  w.cpu.others > 20 ? ` (other processes used ${w.cpu.others}% of a core meanwhile)` : '';
+
+/** Rows of the watch measurement (watch.ts). */
+function watchRows(w: WatchResult): string[][] {
+  const latency = (s: LatencySummary) => `p50 ${s.p50Ms} / p99 ${s.p99Ms} / max ${s.maxMs} ms`;
+  const [none, one, two, back] = w.memory;
+  const mib = (key: 'rssMiB' | 'heapUsedMiB') =>
+    [none, one, two, back].map((sample) => sample?.[key]).join(' / ');
+  return [
+    [
+      `WatchConsultation: change through copy B → view received, ${w.streams} streams open on copy A (${w.connections} HTTP/2 connections), ${w.change} at ${WATCH.changeRate}/s for ${WATCH.durationMs / 1000} s`,
+      `${latency(w.latency)} (${w.latency.count} changes, ${w.changesPerSecond}/s; ${w.beforeAnswer} views before the answer, ${w.missed} not seen within ${WATCH.deliveryTimeoutMs / 1000} s; CPU copy A ${w.cpu.watched}%, copy B ${w.cpu.changing}%, bench process ${w.cpu.bench}%, PostgreSQL ${w.cpu.postgres}%, other processes ${w.cpu.others}%; machine ${w.cpu.machine}% of all cores; event loop delay p99 / max: copy A ${w.eventLoopDelay.watched.p99Ms} / ${w.eventLoopDelay.watched.maxMs} ms, bench ${w.eventLoopDelay.bench.p99Ms} / ${w.eventLoopDelay.bench.maxMs} ms)`,
+      `from the change's send: ${latency(w.fromSend)}; the ${w.change} calls: p50 ${w.calls.p50Ms} / p99 ${w.calls.p99Ms} ms; copy A's own lag (database change → view sent): mean ${w.serviceLag.meanMs} ms, p99 ≤ ${w.serviceLag.p99AtMostMs} ms`,
+      '',
+      `p99 < ${TARGETS.watchP99Ms} ms`,
+      met(w.latency.p99Ms < TARGETS.watchP99Ms && w.missed === 0) + busyMachine(w),
+    ],
+    [
+      'Memory per open WatchConsultation stream, copy A',
+      `${w.rssKiBPerStream[0]} KiB RSS (0 → ${w.streams} streams), ${w.rssKiBPerStream[1]} KiB (${w.streams} → ${2 * w.streams})`,
+      `V8 heap used after a full GC (live): ${w.heapKiBPerStream[0]} / ${w.heapKiBPerStream[1]} KiB per stream; with 0 / ${w.streams} / ${2 * w.streams} / ${w.streams} again streams: RSS ${mib('rssMiB')} MiB, heap used ${mib('heapUsedMiB')} MiB`,
+      '',
+      `< ${TARGETS.watchKiBPerStream} KiB`,
+      met(kiBPerStream(w) < TARGETS.watchKiBPerStream),
+    ],
+  ];
+}
 
 /** Rows of the event measurements; none when they did not run. */
 function eventRows(events: EventsResult | undefined): string[][] {

@@ -1,18 +1,17 @@
 /**
- * Write path: GenerateToken through the service (auth, the reads, the audit and outbox
- * rows, JWT signing) against pgbench running the same SQL (bench/generate-token.sql) on
- * the same database at the same concurrency, alternately. The service runs in a process
- * of its own, so the SQL it sends cannot be watched there: before it starts, the bench
- * runs one GenerateToken against the service started in its own process (`startApp`,
- * same configuration, same database), records the SQL at the pg driver and compares it,
- * statement kind by statement kind, with the pgbench script
- * (`checkGenerateTokenSql`).
+ * Write path: GenerateToken through the service (auth, the read, the audit and outbox
+ * rows, JWT signing) against pgbench running the reference SQL (bench/generate-token.sql:
+ * the eight statements GenerateToken sent until 2026-11-29, frozen so that ratios stay
+ * comparable) on the same database at the same concurrency, alternately. The service
+ * runs in a process of its own, so the SQL it sends cannot be watched there: before it
+ * starts, the bench runs one GenerateToken against the service started in its own
+ * process (`startApp`, same configuration, same database) and records the statements at
+ * the pg driver (`recordGenerateTokenSql`): their number is the round trips per call.
  */
 import { spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import pg from 'pg';
 import { videoClient } from '../test/support/clients.js';
+import { recordStatements } from '../test/support/statements.js';
 import { type LoadSummary, type MeasurementOptions, round, runLoad, summarize } from './load.js';
 import { checked } from './rpc-overhead.js';
 
@@ -69,74 +68,16 @@ export async function measureWritePath(options: WritePathOptions): Promise<Write
 
 /**
  * Runs one GenerateToken against a service in this process (`serviceUrl`, started with
- * `startApp`), records the statements it sends at the pg driver and stops if their kinds
- * and tables no longer match the pgbench script. Answers those kinds, in order.
+ * `startApp`) and answers the statements it sent at the pg driver, by kind and table, in
+ * order: one round trip each.
  */
-export async function checkGenerateTokenSql(options: {
+export function recordGenerateTokenSql(options: {
   readonly serviceUrl: string;
   readonly token: string;
   readonly consultationId: string;
 }): Promise<string[]> {
   const client = videoClient(options.serviceUrl, options.token);
-  const statements = await recordStatements(() =>
-    client.generateToken({ consultationId: options.consultationId }),
-  );
-  const scripted = scriptStatements(await readFile(PGBENCH_SCRIPT, 'utf8'));
-  if (statements.join() !== scripted.join()) {
-    throw new Error(
-      `the service's GenerateToken SQL no longer matches ${PGBENCH_SCRIPT}:\n` +
-        `  service: ${statements.join(', ')}\n  script:  ${scripted.join(', ')}`,
-    );
-  }
-  return statements;
-}
-
-type Query = (this: pg.Client, ...args: unknown[]) => unknown;
-
-/**
- * The statements sent through the pg driver (the one MikroORM uses) while `work` runs,
- * each reduced to its kind and table. Run it with nothing else going on.
- */
-async function recordStatements(work: () => Promise<unknown>): Promise<string[]> {
-  const prototype = pg.Client.prototype as unknown as { query: Query };
-  const original = prototype.query;
-  const sent: string[] = [];
-  prototype.query = function (this: pg.Client, ...args: unknown[]) {
-    const [query] = args;
-    const text = typeof query === 'string' ? query : (query as { text?: string })?.text;
-    if (text) sent.push(statementKind(text));
-    return original.apply(this, args);
-  };
-  try {
-    await work();
-  } finally {
-    prototype.query = original;
-  }
-  return sent;
-}
-
-/** The statements of a pgbench script (meta-commands and comments left out), by kind. */
-function scriptStatements(script: string): string[] {
-  return script
-    .split('\n')
-    .filter((line) => !line.startsWith('--') && !line.startsWith('\\'))
-    .join('\n')
-    .split(';')
-    .map((statement) => statement.trim())
-    .filter((statement) => statement.length > 0)
-    .map(statementKind);
-}
-
-/** `select consultation`, `insert audit_entry`, `begin`…: enough to compare two scripts. */
-function statementKind(sql: string): string {
-  const text = sql.trim().toLowerCase();
-  const table =
-    /^select .*? from "?(\w+)"?/s.exec(text) ??
-    /^insert into "?(\w+)"?/.exec(text) ??
-    /^update "?(\w+)"?/.exec(text) ??
-    /^delete from "?(\w+)"?/.exec(text);
-  const verb = text.split(/\s/, 1)[0] ?? '';
-  return table ? `${verb} ${table[1]}` : verb;
+  return recordStatements(() => client.generateToken({ consultationId: options.consultationId }));
 }
 
 /** pgbench (from PATH, or the PGBENCH variable) with the script, at the same concurrency. */

@@ -24,6 +24,8 @@ export interface ChangeFeed {
   watchConsultation(consultationId: string, listener: ChangeListener): () => void;
   /** Listens to the changes of every consultation of a clinic. */
   watchClinic(clinicId: string, listener: ChangeListener): () => void;
+  /** Listens to the changes of every consultation of one doctor of a clinic. */
+  watchDoctor(clinicId: string, doctorId: string, listener: ChangeListener): () => void;
 }
 
 export const CONSULTATION_CHANNEL = 'consultation_changed';
@@ -38,8 +40,12 @@ export async function startChangeFeed(
 ): Promise<ChangeFeed> {
   const byConsultation = new Map<string, Set<ChangeListener>>();
   const byClinic = new Map<string, Set<ChangeListener>>();
+  const byDoctor = new Map<string, Set<ChangeListener>>();
+  const doctorKey = (clinicId: string, doctorId: string) => `${clinicId}\u0000${doctorId}`;
   const everyone = () =>
-    [...byConsultation.values(), ...byClinic.values()].flatMap((set) => [...set]);
+    [...byConsultation.values(), ...byClinic.values(), ...byDoctor.values()].flatMap((set) => [
+      ...set,
+    ]);
   /** Adds a listener under a key; answers how to remove it. */
   const add = (map: Map<string, Set<ChangeListener>>, key: string, listener: ChangeListener) => {
     const set = map.get(key) ?? new Set<ChangeListener>();
@@ -61,6 +67,8 @@ export async function startChangeFeed(
       }
       for (const listener of byConsultation.get(change.id) ?? []) listener.change(change);
       for (const listener of byClinic.get(change.clinicId) ?? []) listener.change(change);
+      const doctor = byDoctor.get(doctorKey(change.clinicId, change.doctorId));
+      for (const listener of doctor ?? []) listener.change(change);
     },
     resync() {
       for (const listener of everyone()) listener.resync();
@@ -69,5 +77,7 @@ export async function startChangeFeed(
   return {
     watchConsultation: (consultationId, listener) => add(byConsultation, consultationId, listener),
     watchClinic: (clinicId, listener) => add(byClinic, clinicId, listener),
+    watchDoctor: (clinicId, doctorId, listener) =>
+      add(byDoctor, doctorKey(clinicId, doctorId), listener),
   };
 }

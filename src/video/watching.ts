@@ -87,13 +87,16 @@ export function openWatch(
   const wake = wakeUps([signal, watching.stopping, expired]);
   /** When the oldest change not yet sent was made: the delivery lag is measured from it. */
   let pendingSince: number | undefined;
-  const unwatch = subscribe(watching.feed, {
+  const listener: ChangeListener = {
     change(change) {
       pendingSince = Math.min(pendingSince ?? change.at, change.at);
       wake.wake();
     },
     resync: wake.wake,
-  });
+  };
+  const unwatch = subscribe(watching.feed, listener);
+  /** What the stream listens to besides, for a while (see `also`). */
+  const more = new Set<() => void>();
   /** When the stream last sent something: a keep-alive is due `keepAliveMs` after it. */
   let lastSent = Date.now();
   return {
@@ -119,8 +122,22 @@ export function openWatch(
     keptAlive() {
       lastSent = Date.now();
     },
+    /**
+     * Listens to more changes until the answered function is called (or the stream
+     * closes), and reads once more at once: a change made before this began is not missed.
+     */
+    also(subscribeMore: (feed: ChangeFeed, listener: ChangeListener) => () => void) {
+      const stop = subscribeMore(watching.feed, listener);
+      const done = () => {
+        if (more.delete(done)) stop();
+      };
+      more.add(done);
+      wake.wake();
+      return done;
+    },
     close() {
       unwatch();
+      for (const done of [...more]) done();
       wake.close();
       release();
     },

@@ -1,4 +1,3 @@
-import type { EntityManager } from '@mikro-orm/core';
 import {
   FINAL_STATUSES,
   type ParticipantRole,
@@ -57,31 +56,31 @@ export async function* watchConsultation(
   signal: AbortSignal,
 ): AsyncGenerator<ConsultationUpdate> {
   const { consultationId } = request;
-  /** The doctor whose queue the patient waits in, while they wait: their moves wake us. */
-  let waitingFor: string | undefined;
-  const watch = openWatch(deps.watching, caller.principal, signal, (feed, listener) => {
+  const watch = openWatch(deps.watching, caller.principal, signal, (feed, listener) =>
     // Listening before the first read: a change committed meanwhile is not missed.
-    const own = feed.watchConsultation(consultationId, listener);
-    const queue = feed.watchClinic(caller.principal.clinicId, {
-      change(change) {
-        if (change.id !== consultationId && change.doctorId === waitingFor) listener.change(change);
-      },
-      resync() {}, // the consultation's own listener is told already
-    });
-    return () => {
-      own();
+    feed.watchConsultation(consultationId, listener),
+  );
+  /** While the patient waits, the doctor's other consultations move them in the queue. */
+  let queue: (() => void) | undefined;
+  const followQueue = (view: ConsultationView, place: number) => {
+    if (place > 0 && !queue) {
+      queue = watch.also((feed, listener) =>
+        feed.watchDoctor(view.clinicId, view.doctorId, listener),
+      );
+    } else if (place === 0 && queue) {
       queue();
-    };
-  });
+      queue = undefined;
+    }
+  };
+  // Nothing here holds a database session between messages: an open stream costs little.
   try {
     let view = await getConsultationStatus(deps, caller, request);
-    const em = deps.orm.em.fork();
-    let place = await placeInQueue(em, view);
-    waitingFor = place > 0 ? view.doctorId : undefined;
+    let place = await placeInQueue(deps, view);
+    followQueue(view, place);
     yield {
       kind: 'changed',
       consultation: view,
-      technicalIssues: await issues(em, view),
+      technicalIssues: await issues(deps, view),
       queuePosition: place,
     };
     while (!FINAL_STATUSES.has(view.status)) {
@@ -92,26 +91,30 @@ export async function* watchConsultation(
         yield { kind: 'keep-alive' };
         continue;
       }
-      const em = deps.orm.em.fork();
       // The access rules again, as for every read: a caller who may no longer see it is
       // answered NOT_FOUND, and the stream ends.
-      const current = toView(
-        await loadConsultation(em, caller.principal, consultationId, 'consultation.read'),
+      const latest = toView(
+        await loadConsultation(
+          deps.orm.em.fork(),
+          caller.principal,
+          consultationId,
+          'consultation.read',
+        ),
       );
-      const newPlace = await placeInQueue(em, current);
-      waitingFor = newPlace > 0 ? current.doctorId : undefined;
-      if (current.version > view.version) {
-        view = current;
-        place = newPlace;
+      const latestPlace = await placeInQueue(deps, latest);
+      followQueue(latest, latestPlace);
+      if (latest.version > view.version) {
+        view = latest;
+        place = latestPlace;
         watch.sent();
         yield {
           kind: 'changed',
           consultation: view,
-          technicalIssues: await issues(em, view),
+          technicalIssues: await issues(deps, view),
           queuePosition: place,
         };
-      } else if (newPlace !== place) {
-        place = newPlace;
+      } else if (latestPlace !== place) {
+        place = latestPlace;
         watch.sent();
         yield { kind: 'queue', queuePosition: place };
       }
@@ -122,21 +125,23 @@ export async function* watchConsultation(
 }
 
 /** The patient's place in the doctor's queue while they wait; 0 when they do not. */
-async function placeInQueue(em: EntityManager, view: ConsultationView): Promise<number> {
+async function placeInQueue(deps: UseCaseDeps, view: ConsultationView): Promise<number> {
   const patient = view.participants.find((p) => p.role === 'patient');
   if (!patient?.checkedInAt || patient.admittedAt || !WAITING_STATUSES.includes(view.status)) {
     return 0;
   }
-  return queuePosition(em, view, patient.checkedInAt);
+  return queuePosition(deps.orm.em.fork(), view, patient.checkedInAt);
 }
 
 /** The latest technical issues reported on the consultation, oldest first. */
-async function issues(em: EntityManager, view: ConsultationView): Promise<TechnicalIssueView[]> {
-  const latest = await em.find(
-    TechnicalIssueSchema,
-    { consultation: view.id },
-    { orderBy: { reportedAt: 'desc', id: 'desc' }, limit: ISSUES_SHOWN },
-  );
+async function issues(deps: UseCaseDeps, view: ConsultationView): Promise<TechnicalIssueView[]> {
+  const latest = await deps.orm.em
+    .fork()
+    .find(
+      TechnicalIssueSchema,
+      { consultation: view.id },
+      { orderBy: { reportedAt: 'desc', id: 'desc' }, limit: ISSUES_SHOWN },
+    );
   return latest.reverse().map((issue) => ({
     issueId: issue.id,
     reporterId: issue.reporterId,

@@ -22,8 +22,13 @@ export async function* watchWaitingRoom(
   request: { readonly doctorId: string },
   signal: AbortSignal,
 ): AsyncGenerator<WaitingRoomUpdate> {
-  const watch = openWatch(deps.watching, caller.principal, signal, (feed, listener) =>
-    feed.watchClinic(caller.principal.clinicId, listener),
+  const { principal } = caller;
+  // A doctor's queue (or the one a nurse picked) changes with that doctor's consultations.
+  const doctor = principal.role === 'doctor' ? principal.userId : request.doctorId;
+  const watch = openWatch(deps.watching, principal, signal, (feed, listener) =>
+    doctor
+      ? feed.watchDoctor(principal.clinicId, doctor, listener)
+      : feed.watchClinic(principal.clinicId, listener),
   );
   try {
     let list = await listWaitingRoom(deps, caller, request);
@@ -36,7 +41,7 @@ export async function* watchWaitingRoom(
       }
       const current = await readWaitingRoom(
         deps.orm.em.fork(),
-        caller.principal,
+        principal,
         request.doctorId,
         deps.clock.now(),
       );
