@@ -16,7 +16,9 @@
  *   KAFKA_BROKERS=127.0.0.1:9092 DATABASE_URL=... npm run bench
  *   DATABASE_URL=... npm run bench -- watch
  */
-import { rssBytes } from './child.js';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { REPOSITORY_ROOT, rssBytes } from './child.js';
 import { type EventsResult, measureEvents } from './events.js';
 import {
   consultationId,
@@ -71,7 +73,7 @@ const TARGETS = {
   writeRatio: 0.6,
   writeRoundTrips: 3,
   rssMiB: 256,
-  startupMs: 2_000,
+  startupMs: 1_000,
   publishP99Ms: 100,
   consumeP99Ms: 250,
   watchP99Ms: 200,
@@ -283,6 +285,20 @@ function report(r: Results): void {
     },
   };
   console.log(`\n${JSON.stringify(ratios, null, 2)}`);
+  const saved = saveResults(ratios);
+  console.log(`\nsaved in ${saved}: commit it, so that later changes are compared with it`);
+}
+
+/** The full run's figures as bench/results/<date>.json (a later run that day replaces it). */
+function saveResults(ratios: object): string {
+  const dir = join(REPOSITORY_ROOT, 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `${new Date().toISOString().slice(0, 10)}.json`);
+  writeFileSync(
+    file,
+    `${JSON.stringify({ measuredAt: new Date().toISOString(), ...ratios }, null, 2)}\n`,
+  );
+  return file;
 }
 
 const met = (ok: boolean) => (ok ? 'met' : '**missed**');
