@@ -17,7 +17,10 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['test/integration/**/*.int.test.ts'],
-          globalSetup: ['test/support/kafka-global-setup.ts'],
+          globalSetup: [
+            'test/support/kafka-global-setup.ts',
+            'test/support/embedded-template-setup.ts',
+          ],
           testTimeout: 30_000,
           hookTimeout: 300_000,
           // Two cores: keep database-heavy files from starving each other.
