@@ -11,6 +11,7 @@ import { buildWebApp, serveWebApp } from '../../web/bundle.js';
 import { startTestApp, type TestApp } from '../support/app.js';
 import { launchChromium } from '../support/chromium.js';
 import { appointmentId, slot, videoClient } from '../support/clients.js';
+import { createTestDatabase, serverForSeveralCopies } from '../support/database.js';
 
 /**
  * The web app (web/) as its users meet it: built, served by the service at /app/, and
@@ -139,9 +140,16 @@ describe('the web app in Chromium', () => {
 
   it('follows again by itself after the service restarts, and greys out what it showed meanwhile', async () => {
     const port = await freePort();
+    // The same database before and after: a PostgreSQL database both starts share, or
+    // the embedded engine's folder.
+    const shared = serverForSeveralCopies ? await createTestDatabase() : undefined;
     const dataDir = await mkdtemp(join(tmpdir(), 'web-app-restart-'));
-    const env = { PORT: String(port), DATA_DIR: dataDir, WEB_APP_DIR: built };
-    let service = await startTestApp(env);
+    const env = {
+      PORT: String(port),
+      WEB_APP_DIR: built,
+      ...(shared ? {} : { DATA_DIR: dataDir }),
+    };
+    let service = await startTestApp(env, shared);
     try {
       const base = `${service.baseUrl}/app/`;
       const { consultation } = await videoClient(
@@ -165,7 +173,7 @@ describe('the web app in Chromium', () => {
         await patient.page
           .locator('[data-test="consultation"].stale')
           .waitFor({ timeout: STEP_MS });
-        service = await startTestApp(env);
+        service = await startTestApp(env, shared);
 
         // Both pages follow again without a reload: a check-in reaches the doctor's.
         await patient.page.locator('[data-test="stream"].live').waitFor({ timeout: 20_000 });
@@ -179,6 +187,7 @@ describe('the web app in Chromium', () => {
       }
     } finally {
       await service.stop();
+      await shared?.drop();
       await rm(dataDir, { recursive: true, force: true });
     }
   }, 90_000);
