@@ -66,6 +66,9 @@ export function createWatching(
   };
 }
 
+/** How long a stream waits before it reads again after the database failed a read. */
+const RETRY_MS = 1_000;
+
 /**
  * One open watch stream of `principal`: its place under the caps, what wakes it (a change
  * of what it watches, a resync, the caller going, the service stopping, the token
@@ -99,6 +102,7 @@ export function openWatch(
   const more = new Set<() => void>();
   /** When the stream last sent something: a keep-alive is due `keepAliveMs` after it. */
   let lastSent = Date.now();
+  let retry: NodeJS.Timeout | undefined;
   return {
     /**
      * Waits for something to read again ('read'), for a quiet spell long enough to send a
@@ -135,7 +139,16 @@ export function openWatch(
       wake.wake();
       return done;
     },
+    /**
+     * The database could not be read just now (a blip): read again a moment later, with no
+     * change needed to wake the stream. A blip ends no stream.
+     */
+    retryLater() {
+      clearTimeout(retry);
+      retry = setTimeout(wake.wake, RETRY_MS);
+    },
     close() {
+      clearTimeout(retry);
       unwatch();
       for (const done of [...more]) done();
       wake.close();

@@ -3,6 +3,7 @@ import {
   type ParticipantRole,
   type TechnicalIssueKind,
 } from '../../domain/consultation.js';
+import { isDatabaseUnavailable } from '../../persistence/database-errors.js';
 import { TechnicalIssueSchema } from '../../persistence/entities.js';
 import type { Caller } from '../audit.js';
 import { loadConsultation } from '../consultation-access.js';
@@ -93,15 +94,24 @@ export async function* watchConsultation(
       }
       // The access rules again, as for every read: a caller who may no longer see it is
       // answered NOT_FOUND, and the stream ends.
-      const latest = toView(
-        await loadConsultation(
-          deps.orm.em.fork(),
-          caller.principal,
-          consultationId,
-          'consultation.read',
-        ),
-      );
-      const latestPlace = await placeInQueue(deps, latest);
+      let latest: ConsultationView;
+      let latestPlace: number;
+      try {
+        latest = toView(
+          await loadConsultation(
+            deps.orm.em.fork(),
+            caller.principal,
+            consultationId,
+            'consultation.read',
+          ),
+        );
+        latestPlace = await placeInQueue(deps, latest);
+      } catch (error) {
+        // A database blip ends no stream: read again a moment later.
+        if (!isDatabaseUnavailable(error)) throw error;
+        watch.retryLater();
+        continue;
+      }
       followQueue(latest, latestPlace);
       if (latest.version > view.version) {
         view = latest;

@@ -1,3 +1,4 @@
+import { isDatabaseUnavailable } from '../../persistence/database-errors.js';
 import type { Caller } from '../audit.js';
 import type { UseCaseDeps } from '../use-case.js';
 import { openWatch } from '../watching.js';
@@ -39,12 +40,20 @@ export async function* watchWaitingRoom(
         yield { kind: 'keep-alive' };
         continue;
       }
-      const current = await readWaitingRoom(
-        deps.orm.em.fork(),
-        principal,
-        request.doctorId,
-        deps.clock.now(),
-      );
+      let current: WaitingPatientView[];
+      try {
+        current = await readWaitingRoom(
+          deps.orm.em.fork(),
+          principal,
+          request.doctorId,
+          deps.clock.now(),
+        );
+      } catch (error) {
+        // A database blip ends no stream: read again a moment later.
+        if (!isDatabaseUnavailable(error)) throw error;
+        watch.retryLater();
+        continue;
+      }
       // Who waits and in which order; the waiting times alone grow with the clock.
       if (sameQueue(current, list)) continue;
       list = current;
