@@ -74,11 +74,11 @@ export async function loadWebApp(dir: string, logger: Logger): Promise<WebApp> {
   } else {
     logger.info({ dir: root }, 'the web app is not built (npm run build:web); /app/ says so');
   }
-  const json = (status: number, message: string): WebAppAnswer => {
+  const notFound = (message: string): WebAppAnswer => {
     const body = Buffer.from(JSON.stringify({ code: 'not_found', message }));
-    return { status, headers: { 'content-type': 'application/json' }, body };
+    return { status: 404, headers: { 'content-type': 'application/json' }, body };
   };
-  const notBuilt = json(404, 'the web app is not built here: run `npm run build:web`');
+  const notBuilt = notFound('the web app is not built here: run `npm run build:web`');
   const redirect: WebAppAnswer = {
     status: 308,
     headers: { location: `${PREFIX}/` },
@@ -89,7 +89,7 @@ export async function loadWebApp(dir: string, logger: Logger): Promise<WebApp> {
       if (path === PREFIX) return redirect;
       if (!path.startsWith(`${PREFIX}/`)) return undefined;
       if (!index) return notBuilt;
-      return files.get(path) ?? json(404, `no file ${path} in the web app`);
+      return files.get(path) ?? notFound(`no file ${path} in the web app`);
     },
   };
 }

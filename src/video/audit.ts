@@ -66,6 +66,32 @@ export async function insertAuditEntry(
 /** An audit entry's columns, as the entity and the one-statement reads write them. */
 export type AuditRow = ReturnType<typeof auditRow>;
 
+/**
+ * For statements that insert an audit entry with SQL of their own (`insert into
+ * audit_entry (${AUDIT_INSERT.columns}) select ${AUDIT_INSERT.values} from …`): its
+ * columns, a placeholder for each, and the row's values in that order.
+ */
+export const AUDIT_INSERT = {
+  columns:
+    'id, at, actor_id, actor_role, clinic_id, action, resource_type, resource_id, outcome, target_clinic_id, request_id, client_address, user_agent',
+  values: Array.from({ length: 13 }, () => '?').join(', '),
+  params: (a: AuditRow): unknown[] => [
+    a.id,
+    a.at,
+    a.actorId,
+    a.actorRole,
+    a.clinicId,
+    a.action,
+    a.resourceType,
+    a.resourceId,
+    a.outcome,
+    a.targetClinicId,
+    a.requestId,
+    a.clientAddress,
+    a.userAgent,
+  ],
+} as const;
+
 export function auditRow(caller: Caller, record: AuditRecord, at: Date) {
   return {
     id: randomUUID(),

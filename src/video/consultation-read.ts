@@ -1,6 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Principal } from '../domain/access.js';
-import type { AuditRow } from './audit.js';
+import { AUDIT_INSERT, type AuditRow } from './audit.js';
 import {
   type ConsultationFields,
   type ConsultationView,
@@ -32,31 +32,13 @@ export async function readConsultationAudited(
     `with c as (
        select * from consultation where id = ? and clinic_id = ? ${ownership}
      ), entry as (
-       insert into audit_entry (id, at, actor_id, actor_role, clinic_id, action, resource_type,
-         resource_id, outcome, request_id, client_address, user_agent)
-       select ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? from c
+       insert into audit_entry (${AUDIT_INSERT.columns}) select ${AUDIT_INSERT.values} from c
      )
      select c.*, coalesce(
        (select json_agg(p order by p.role) from participant p where p.consultation_id = c.id),
        '[]') as participants
      from c`,
-    [
-      consultationId,
-      principal.clinicId,
-      ...owner,
-      audit.id,
-      audit.at,
-      audit.actorId,
-      audit.actorRole,
-      audit.clinicId,
-      audit.action,
-      audit.resourceType,
-      audit.resourceId,
-      audit.outcome,
-      audit.requestId,
-      audit.clientAddress,
-      audit.userAgent,
-    ],
+    [consultationId, principal.clinicId, ...owner, ...AUDIT_INSERT.params(audit)],
   );
   const [row] = rows;
   return row && toView(row);

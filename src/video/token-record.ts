@@ -1,6 +1,6 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { ProviderName } from '../domain/consultation.js';
-import type { AuditRow } from './audit.js';
+import { AUDIT_INSERT, type AuditRow } from './audit.js';
 import type { OutboxRow } from './events.js';
 
 /** What GenerateToken writes once the provider issued the token. */
@@ -44,9 +44,7 @@ export async function recordTokenAtVersion(em: EntityManager, r: TokenRecord): P
        update participant set first_token_at = ?
        where id = ? and first_token_at is null and exists (select from c)
      ), entry as (
-       insert into audit_entry (id, at, actor_id, actor_role, clinic_id, action, resource_type,
-         resource_id, outcome, target_clinic_id, request_id, client_address, user_agent)
-       select ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? from c
+       insert into audit_entry (${AUDIT_INSERT.columns}) select ${AUDIT_INSERT.values} from c
      ), event as (
        insert into outbox_message (id, type, key, subject, clinic_id, payload, created_at)
        select ?, ?, ?, ?, ?, ?::jsonb, ? from c
@@ -56,19 +54,7 @@ export async function recordTokenAtVersion(em: EntityManager, r: TokenRecord): P
       ...checkedParams,
       r.at,
       r.participantId,
-      audit.id,
-      audit.at,
-      audit.actorId,
-      audit.actorRole,
-      audit.clinicId,
-      audit.action,
-      audit.resourceType,
-      audit.resourceId,
-      audit.outcome,
-      audit.targetClinicId,
-      audit.requestId,
-      audit.clientAddress,
-      audit.userAgent,
+      ...AUDIT_INSERT.params(audit),
       event.id,
       event.type,
       event.key,

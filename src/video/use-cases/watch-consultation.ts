@@ -78,12 +78,7 @@ export async function* watchConsultation(
     let view = await getConsultationStatus(deps, caller, request);
     let place = await placeInQueue(deps, view);
     followQueue(view, place);
-    yield {
-      kind: 'changed',
-      consultation: view,
-      technicalIssues: await issues(deps, view),
-      queuePosition: place,
-    };
+    yield await changed(deps, view, place);
     while (!FINAL_STATUSES.has(view.status)) {
       const step = await watch.next();
       if (step === 'end') return;
@@ -117,12 +112,7 @@ export async function* watchConsultation(
         view = latest;
         place = latestPlace;
         watch.sent();
-        yield {
-          kind: 'changed',
-          consultation: view,
-          technicalIssues: await issues(deps, view),
-          queuePosition: place,
-        };
+        yield await changed(deps, view, place);
       } else if (latestPlace !== place) {
         place = latestPlace;
         watch.sent();
@@ -132,6 +122,20 @@ export async function* watchConsultation(
   } finally {
     watch.close();
   }
+}
+
+/** The message of a changed consultation: the view, its latest issues, the patient's place. */
+async function changed(
+  deps: UseCaseDeps,
+  view: ConsultationView,
+  place: number,
+): Promise<ConsultationUpdate> {
+  return {
+    kind: 'changed',
+    consultation: view,
+    technicalIssues: await issues(deps, view),
+    queuePosition: place,
+  };
 }
 
 /** The patient's place in the doctor's queue while they wait; 0 when they do not. */
