@@ -56,7 +56,7 @@ const EVENTS = {
 /**
  * The watch measurement: streams open on copy A, changes through copy B (fixed, as the
  * design states them; BENCH_SECONDS does not apply). Its consultations are numbered after
- * the other measurements' (2 × streams of them: the memory measurement opens twice as many).
+ * the other measurements' (3 × streams of them: the memory measurement opens three times as many).
  */
 const WATCH = {
   first: CONSULTATIONS + 1,
@@ -322,10 +322,12 @@ function reportWatchOnly(watch: WatchResult): void {
 }
 
 /**
- * Memory per stream is judged on the larger of the two steps (0 → N and N → 2N streams),
- * so that a lucky reading of one does not pass it.
+ * Memory per stream is judged on the larger of the two later steps (N → 2N and 2N → 3N
+ * streams), so that a lucky reading of one does not pass it. The first step (0 → N) is
+ * shown but not judged: it also holds what A compiles and optimises once, which stays
+ * when the streams close (bench/README.md, 2026-11-29).
  */
-const kiBPerStream = (w: WatchResult) => Math.max(...w.rssKiBPerStream);
+const kiBPerStream = (w: WatchResult) => Math.max(w.rssKiBPerStream[1], w.rssKiBPerStream[2]);
 
 function watchRatios(w: WatchResult) {
   return { watchP99Ms: w.latency.p99Ms, watchKiBPerStream: kiBPerStream(w) };
@@ -341,9 +343,9 @@ const busyMachine = (w: WatchResult) =>
 /** Rows of the watch measurement (watch.ts). */
 function watchRows(w: WatchResult): string[][] {
   const latency = (s: LatencySummary) => `p50 ${s.p50Ms} / p99 ${s.p99Ms} / max ${s.maxMs} ms`;
-  const [none, one, two, back] = w.memory;
-  const mib = (key: 'rssMiB' | 'heapUsedMiB') =>
-    [none, one, two, back].map((sample) => sample?.[key]).join(' / ');
+  const mib = (key: 'rssMiB' | 'heapUsedMiB') => w.memory.map((sample) => sample[key]).join(' / ');
+  const [first, second, third] = w.rssKiBPerStream;
+  const n = w.streams;
   return [
     [
       `WatchConsultation: change through copy B → view received, ${w.streams} streams open on copy A (${w.connections} HTTP/2 connections), ${w.change} at ${WATCH.changeRate}/s for ${WATCH.durationMs / 1000} s`,
@@ -355,8 +357,8 @@ function watchRows(w: WatchResult): string[][] {
     ],
     [
       'Memory per open WatchConsultation stream, copy A',
-      `${w.rssKiBPerStream[0]} KiB RSS (0 → ${w.streams} streams), ${w.rssKiBPerStream[1]} KiB (${w.streams} → ${2 * w.streams})`,
-      `V8 heap used after a full GC (live): ${w.heapKiBPerStream[0]} / ${w.heapKiBPerStream[1]} KiB per stream; with 0 / ${w.streams} / ${2 * w.streams} / ${w.streams} again streams: RSS ${mib('rssMiB')} MiB, heap used ${mib('heapUsedMiB')} MiB`,
+      `${second} KiB RSS (${n} → ${2 * n} streams), ${third} KiB (${2 * n} → ${3 * n}); the first ${n}: ${first} KiB`,
+      `V8 heap used after a full GC (live): ${w.heapKiBPerStream.join(' / ')} KiB per stream; with 0 / ${n} / ${2 * n} / ${3 * n} / ${n} again streams: RSS ${mib('rssMiB')} MiB, heap used ${mib('heapUsedMiB')} MiB`,
       '',
       `< ${TARGETS.watchKiBPerStream} KiB`,
       met(kiBPerStream(w) < TARGETS.watchKiBPerStream),

@@ -7,6 +7,7 @@ import type { TokenVerifier } from '../auth/jwt.js';
 import { DomainError, type DomainErrorCode } from '../domain/errors.js';
 import { databaseUnavailable } from '../persistence/database-errors.js';
 import { kClientAddress, kPrincipal, kRequestId } from './context.js';
+import { mappedStream } from './mapped-stream.js';
 import { type RuleOptions, validate } from './validation.js';
 
 /** Services anyone may call without a token: load balancers and tooling use them. */
@@ -85,15 +86,12 @@ export function createErrorInterceptor(logger: Logger): Interceptor {
       const res = await next(req);
       if (!res.stream) return res;
       // A stream's failure comes while it answers: the same mapping, message by message.
-      const messages = res.message;
-      async function* answered() {
-        try {
-          yield* messages;
-        } catch (error) {
-          throw mapped(error, requestId);
-        }
-      }
-      return { ...res, message: answered() };
+      const message = mappedStream(
+        res.message,
+        (message) => message,
+        (error) => mapped(error, requestId),
+      );
+      return { ...res, message };
     } catch (error) {
       throw mapped(error, requestId);
     }

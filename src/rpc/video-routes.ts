@@ -29,11 +29,13 @@ import { stopRecording } from '../video/use-cases/stop-recording.js';
 import { watchConsultation } from '../video/use-cases/watch-consultation.js';
 import { watchWaitingRoom } from '../video/use-cases/watch-waiting-room.js';
 import { kClientAddress, kPrincipal, kRequestId } from './context.js';
+import { mappedStream } from './mapped-stream.js';
 import {
   fromTimestamp,
   toProtoConsultation,
-  toProtoTechnicalIssue,
+  toProtoConsultationUpdate,
   toProtoWaitingPatient,
+  toProtoWaitingRoomUpdate,
   toTimestamp,
 } from './mappers.js';
 
@@ -103,32 +105,17 @@ export function createVideoRoutes(deps: UseCaseDeps) {
         return { consultation: toProtoConsultation(consultation) };
       },
 
-      async *watchWaitingRoom(req, ctx) {
-        for await (const update of watchWaitingRoom(deps, caller(ctx), req, ctx.signal)) {
-          yield update.kind === 'keep-alive'
-            ? { keepAlive: true }
-            : { patients: update.patients.map(toProtoWaitingPatient) };
-        }
-      },
+      watchWaitingRoom: (req, ctx) =>
+        mappedStream(
+          watchWaitingRoom(deps, caller(ctx), req, ctx.signal),
+          toProtoWaitingRoomUpdate,
+        ),
 
-      async *watchConsultation(req, ctx) {
-        for await (const update of watchConsultation(deps, caller(ctx), req, ctx.signal)) {
-          switch (update.kind) {
-            case 'keep-alive':
-              yield { keepAlive: true };
-              break;
-            case 'queue':
-              yield { queuePosition: update.queuePosition };
-              break;
-            case 'changed':
-              yield {
-                consultation: toProtoConsultation(update.consultation),
-                technicalIssues: update.technicalIssues.map(toProtoTechnicalIssue),
-                queuePosition: update.queuePosition,
-              };
-          }
-        }
-      },
+      watchConsultation: (req, ctx) =>
+        mappedStream(
+          watchConsultation(deps, caller(ctx), req, ctx.signal),
+          toProtoConsultationUpdate,
+        ),
 
       async getConsultationStatus(req, ctx) {
         const consultation = await getConsultationStatus(deps, caller(ctx), req);

@@ -1,4 +1,5 @@
 import {
+  type ConsultationStatus,
   FINAL_STATUSES,
   type ParticipantRole,
   type TechnicalIssueKind,
@@ -63,60 +64,46 @@ export async function* watchConsultation(
   );
   /** While the patient waits, the doctor's other consultations move them in the queue. */
   let queue: (() => void) | undefined;
-  const followQueue = (view: ConsultationView, place: number) => {
-    if (place > 0 && !queue) {
-      queue = watch.also((feed, listener) =>
-        feed.watchDoctor(view.clinicId, view.doctorId, listener),
-      );
-    } else if (place === 0 && queue) {
-      queue();
-      queue = undefined;
-    }
+  const sent: Sent = {
+    version: 0,
+    status: 'scheduled',
+    place: 0,
+    followQueue(view, place) {
+      if (place > 0 && !queue) {
+        queue = watch.also((feed, listener) =>
+          feed.watchDoctor(view.clinicId, view.doctorId, listener),
+        );
+      } else if (place === 0 && queue) {
+        queue();
+        queue = undefined;
+      }
+    },
   };
-  // Nothing here holds a database session between messages: an open stream costs little.
+  // Nothing here holds a database session between messages, nor a view: each message is
+  // made by a function of its own, and only `sent` stays (a suspended generator keeps its
+  // locals, and a thousand streams stay open for hours).
   try {
-    let view = await getConsultationStatus(deps, caller, request);
-    let place = await placeInQueue(deps, view);
-    followQueue(view, place);
-    yield await changed(deps, view, place);
-    while (!FINAL_STATUSES.has(view.status)) {
+    yield await opening(deps, caller, request, sent);
+    while (!FINAL_STATUSES.has(sent.status)) {
       const step = await watch.next();
       if (step === 'end') return;
       if (step === 'keep-alive') {
         watch.keptAlive();
-        yield { kind: 'keep-alive' };
+        yield KEEP_ALIVE;
         continue;
       }
-      // The access rules again, as for every read: a caller who may no longer see it is
-      // answered NOT_FOUND, and the stream ends.
-      let latest: ConsultationView;
-      let latestPlace: number;
+      let news: ConsultationUpdate | undefined;
       try {
-        latest = toView(
-          await loadConsultation(
-            deps.orm.em.fork(),
-            caller.principal,
-            consultationId,
-            'consultation.read',
-          ),
-        );
-        latestPlace = await placeInQueue(deps, latest);
+        news = await readAgain(deps, caller, consultationId, sent);
       } catch (error) {
         // A database blip ends no stream: read again a moment later.
         if (!isDatabaseUnavailable(error)) throw error;
         watch.retryLater();
         continue;
       }
-      followQueue(latest, latestPlace);
-      if (latest.version > view.version) {
-        view = latest;
-        place = latestPlace;
+      if (news) {
         watch.sent();
-        yield await changed(deps, view, place);
-      } else if (latestPlace !== place) {
-        place = latestPlace;
-        watch.sent();
-        yield { kind: 'queue', queuePosition: place };
+        yield news;
       }
     }
   } finally {
@@ -124,18 +111,68 @@ export async function* watchConsultation(
   }
 }
 
+const KEEP_ALIVE: ConsultationUpdate = { kind: 'keep-alive' };
+
+/** What the stream last sent, and how it follows the queue while the patient waits. */
+interface Sent {
+  version: number;
+  status: ConsultationStatus;
+  place: number;
+  followQueue(view: ConsultationView, place: number): void;
+}
+
+/** The first message: the consultation as GetConsultationStatus answers it (audited). */
+async function opening(
+  deps: UseCaseDeps,
+  caller: Caller,
+  request: { readonly consultationId: string },
+  sent: Sent,
+): Promise<ConsultationUpdate> {
+  const view = await getConsultationStatus(deps, caller, request);
+  return show(deps, view, await placeInQueue(deps, view), sent);
+}
+
+/**
+ * The consultation read again after a wake-up, with the access rules again, as for every
+ * read (a caller who may no longer see it is answered NOT_FOUND, and the stream ends): the
+ * message to send, if there is news (a newer version, or only a new place in the queue).
+ */
+async function readAgain(
+  deps: UseCaseDeps,
+  caller: Caller,
+  consultationId: string,
+  sent: Sent,
+): Promise<ConsultationUpdate | undefined> {
+  const view = toView(
+    await loadConsultation(
+      deps.orm.em.fork(),
+      caller.principal,
+      consultationId,
+      'consultation.read',
+    ),
+  );
+  const place = await placeInQueue(deps, view);
+  if (view.version > sent.version) return show(deps, view, place, sent);
+  sent.followQueue(view, place);
+  if (place === sent.place) return undefined;
+  sent.place = place;
+  return { kind: 'queue', queuePosition: place };
+}
+
 /** The message of a changed consultation: the view, its latest issues, the patient's place. */
-async function changed(
+async function show(
   deps: UseCaseDeps,
   view: ConsultationView,
   place: number,
+  sent: Sent,
 ): Promise<ConsultationUpdate> {
-  return {
-    kind: 'changed',
-    consultation: view,
-    technicalIssues: await issues(deps, view),
-    queuePosition: place,
-  };
+  const technicalIssues = await issues(deps, view);
+  // Only once the message is whole: a read that failed has sent nothing.
+  sent.followQueue(view, place);
+  sent.version = view.version;
+  sent.status = view.status;
+  sent.place = place;
+  return { kind: 'changed', consultation: view, technicalIssues, queuePosition: place };
 }
 
 /** The patient's place in the doctor's queue while they wait; 0 when they do not. */
