@@ -60,6 +60,12 @@ export const ConsultationSchema = defineEntity({
       expression:
         'create index "consultation_open_index" on "consultation" ("clinic_id", "doctor_id") where "status" in (\'waiting\', \'in_progress\')',
     },
+    {
+      // The sweeper's: the consultations not finished yet, by scheduled end.
+      name: 'consultation_unfinished_index',
+      expression:
+        'create index "consultation_unfinished_index" on "consultation" ("scheduled_end") where "status" in (\'scheduled\', \'waiting\', \'in_progress\')',
+    },
   ],
 });
 export type ConsultationEntity = InferEntity<typeof ConsultationSchema>;

@@ -55,7 +55,7 @@ export interface KeysetQuery<K extends string> {
   readonly limit: number;
 }
 
-export type KeysetAfter<K extends string> = {
+export type KeysetAfter<K extends string> = { readonly [key in K]: { readonly $lte: Date } } & {
   readonly $or: [
     { readonly [key in K]: { readonly $lt: Date } },
     { readonly [key in K]: Date } & { readonly id: { readonly $lt: string } },
@@ -77,7 +77,10 @@ export async function keysetPage<T extends { readonly id: string }, K extends st
 ): Promise<{ items: T[]; nextPageToken: string }> {
   const limit = pageSize(request.pageSize);
   const cursor = pageTokens.decode(request.pageToken, scope);
+  // `time <= cursor` says the same as the `$or` on its own, but unlike it bounds the index
+  // scan: the page is read from the cursor on, not from the newest row down to it.
   const after = cursor && {
+    [timeKey]: { $lte: cursor.time },
     $or: [{ [timeKey]: { $lt: cursor.time } }, { [timeKey]: cursor.time, id: { $lt: cursor.id } }],
   };
   const orderBy = { [timeKey]: 'desc', id: 'desc' };

@@ -46,12 +46,17 @@ export function createReconciler(deps: {
     const leaseBefore = new Date(now.getTime() - deps.intervalMs);
     return orm.em.fork().transactional(async (em) => {
       const rows = await em.execute<ClaimedRow[]>(
+        // The candidates come from two small sets, each read through its own partial
+        // index, so a pass costs what is open now, not the history (an OR of the two
+        // conditions over consultation read every row).
         `select id, provider, provider_session_id, ended_at from consultation
-          where provider_session_id is not null
+          where id in (
+                  select id from consultation where status = 'in_progress'
+                  union
+                  -- over, but someone still counts as connected: a leave was missed
+                  select consultation_id from provider_connection where left_at is null)
+            and provider_session_id is not null
             and (reconciled_at is null or reconciled_at < ?)
-            and (status = 'in_progress'
-              -- over, but someone still counts as connected: a leave was missed
-              or id in (select consultation_id from provider_connection where left_at is null))
           order by reconciled_at nulls first
           limit ?
           for update skip locked`,

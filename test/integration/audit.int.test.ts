@@ -1,3 +1,4 @@
+import { timestampMs } from '@bufbuild/protobuf/wkt';
 import { Code } from '@connectrpc/connect';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
@@ -108,6 +109,22 @@ describe('audit trail', () => {
     });
     const fromOther = mine.entries.filter((e) => e.clinicId === 'clinic-2');
     expect(fromOther).toHaveLength(16);
+    // In pages of 5, the same entries in the same order, newest first: the clinic's own
+    // and the other clinic's attempts (read apart, merged) each once, across the pages.
+    const paged: string[] = [];
+    let pageToken = '';
+    do {
+      const page = await as('clinic_admin', 'admin-a').listAuditEntries({
+        resourceId: id,
+        pageSize: 5,
+        pageToken,
+      });
+      paged.push(...page.entries.map((e) => e.id));
+      pageToken = page.nextPageToken;
+    } while (pageToken);
+    expect(paged).toEqual(mine.entries.map((e) => e.id));
+    const times = mine.entries.map((e) => (e.at ? timestampMs(e.at) : Number.NaN));
+    expect(times).toEqual([...times].sort((a, b) => b - a));
     expect(fromOther.every((e) => e.outcome !== 'allowed')).toBe(true);
     // Attempts on a consultation that does not exist belong to no clinic but the caller's.
     const none = await as('clinic_admin', 'admin-a').listAuditEntries({ resourceId: missing });

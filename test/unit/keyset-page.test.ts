@@ -24,13 +24,16 @@ const ROWS: Row[] = [1, 2, 3, 3, 4, 5, 6].map((minute, i) => ({
 function fetchFrom(rows: readonly Row[], seen: KeysetQuery<'at'>[]) {
   return async (query: KeysetQuery<'at'>) => {
     seen.push(query);
+    const bound = query.after?.at.$lte;
     const after = query.after?.$or;
     return rows
       .filter(
         (row) =>
           !after ||
-          row.at < after[0].at.$lt ||
-          (row.at.getTime() === after[1].at.getTime() && row.id < after[1].id.$lt),
+          (bound !== undefined &&
+            row.at <= bound &&
+            (row.at < after[0].at.$lt ||
+              (row.at.getTime() === after[1].at.getTime() && row.id < after[1].id.$lt))),
       )
       .sort((a, b) => b.at.getTime() - a.at.getTime() || (a.id < b.id ? 1 : -1))
       .slice(0, query.limit);
@@ -65,6 +68,8 @@ describe('keysetPage', () => {
     expect(seen[0]).toEqual({ after: undefined, orderBy: { at: 'desc', id: 'desc' }, limit: 4 });
     // The cursor is the page's last row: its time, and its id for rows of the same time.
     expect(seen[1]?.after).toEqual({
+      // The bound that lets the database start its index scan at the cursor.
+      at: { $lte: ROWS[4]!.at },
       $or: [{ at: { $lt: ROWS[4]!.at } }, { at: ROWS[4]!.at, id: { $lt: uuid(5) } }],
     });
   });

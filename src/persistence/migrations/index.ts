@@ -12,6 +12,7 @@ import { Migration20261128090100 } from './20261128090100-inbox-source.js';
 import { Migration20261129060000 } from './20261129060000-idempotency-keys.js';
 import { Migration20261129100000 } from './20261129100000-consultation-changes.js';
 import { Migration20261129120000 } from './20261129120000-open-consultations.js';
+import { Migration20261129150000 } from './20261129150000-unfinished-consultations.js';
 
 /**
  * Every migration, in order. `npm run migration:create` writes new ones; list them here,
@@ -32,4 +33,5 @@ export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261129060000', class: Migration20261129060000 },
   { name: 'Migration20261129100000', class: Migration20261129100000 },
   { name: 'Migration20261129120000', class: Migration20261129120000 },
+  { name: 'Migration20261129150000', class: Migration20261129150000 },
 ];

@@ -32,9 +32,7 @@ export async function listAuditEntries(
     if (request.from && request.to && request.to < request.from) {
       throw invalidArgument('to', 'must not be before from');
     }
-    const where: FilterQuery<AuditEntryEntity>[] = [
-      { $or: [{ clinicId: principal.clinicId }, { targetClinicId: principal.clinicId }] },
-    ];
+    const where: FilterQuery<AuditEntryEntity>[] = [];
     if (request.actorId) where.push({ actorId: request.actorId });
     if (request.resourceId) where.push({ resourceId: request.resourceId });
     if (request.action) where.push({ action: request.action });
@@ -58,9 +56,30 @@ export async function listAuditEntries(
       scope,
       'at',
       (entry: AuditEntryEntity) => entry.at,
-      ({ after, orderBy, limit }) =>
-        em.find(AuditEntrySchema, { $and: after ? [...where, after] : where }, { orderBy, limit }),
+      async ({ after, orderBy, limit }) => {
+        // The clinic's own entries, then what others attempted on its consultations: two
+        // index range scans of a page each, merged here. One query with `clinic_id = ? or
+        // target_clinic_id = ?` cannot be read in order from either index, so PostgreSQL
+        // read and sorted the clinic's whole trail for every page.
+        const page = (clinic: FilterQuery<AuditEntryEntity>) =>
+          em.find(
+            AuditEntrySchema,
+            { $and: [clinic, ...where, ...(after ? [after] : [])] },
+            { orderBy, limit },
+          );
+        const own = await page({ clinicId: principal.clinicId });
+        const targeted = await page({
+          targetClinicId: principal.clinicId,
+          clinicId: { $ne: principal.clinicId },
+        });
+        return [...own, ...targeted].sort(newestFirst).slice(0, limit);
+      },
     );
     return { entries: page.items, nextPageToken: page.nextPageToken };
   });
+}
+
+/** The trail's order: newest first, then by id (as PostgreSQL orders uuids: their hex). */
+function newestFirst(a: AuditEntryEntity, b: AuditEntryEntity): number {
+  return b.at.getTime() - a.at.getTime() || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0);
 }
