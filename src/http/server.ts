@@ -115,6 +115,9 @@ export function createHttpServer(options: HttpServerOptions): HttpServer {
     if (req.method === 'GET' && path === '/healthz') {
       return sendJson(res, 200, { status: 'ok' });
     }
+    if ((req.method === 'GET' || req.method === 'HEAD') && path === '/') {
+      return void sendRoot(req, res, options.webApp !== undefined);
+    }
     if (req.method === 'GET' || req.method === 'HEAD') {
       const page = options.webApp?.answer(path);
       if (page) {
@@ -257,6 +260,33 @@ function sendJson(res: JsonResponse, status: number, body: unknown): void {
  * Connect protocol (HTTP 500 → 400 with a JSON error), gRPC (grpc-status 13 → 3 in the
  * trailers) and gRPC-Web (the same, in the trailer frame at the end of the body).
  */
+/** What the service serves besides its API, for whoever opens its address. */
+const ROOT_LINKS = {
+  app: '/app/',
+  docs: '/docs',
+  openapi: '/openapi.json',
+  health: '/healthz',
+  ready: '/readyz',
+  metrics: '/metrics',
+};
+
+/**
+ * `/`: a browser goes on to the web app (or the API reference when the service has no
+ * app); anything else is told, in JSON, where things are.
+ */
+function sendRoot(
+  req: http.IncomingMessage | http2.Http2ServerRequest,
+  res: JsonResponse & { writeHead: http.ServerResponse['writeHead'] },
+  hasWebApp: boolean,
+) {
+  if ((req.headers.accept ?? '').includes('text/html')) {
+    res.writeHead(302, { location: hasWebApp ? ROOT_LINKS.app : ROOT_LINKS.docs });
+    return res.end('');
+  }
+  const { app, ...rest } = ROOT_LINKS;
+  sendJson(res, 200, { service: 'video-service', links: hasWebApp ? ROOT_LINKS : rest });
+}
+
 function undecodableBodiesAsInvalidArgument(handler: UniversalHandler): UniversalHandler {
   const isParseFailure = (message: string | null | undefined) =>
     /^parse binary: /.test(decodeURIComponent(message ?? ''));

@@ -256,6 +256,20 @@ describe('/app/ on the service', () => {
     expect((await fetch(`${app.baseUrl}/app/missing.js`)).status).toBe(404);
   });
 
+  it('sends a browser that opens the service’s address on to the app; others get the links', async () => {
+    const browser = await fetch(`${app.baseUrl}/`, {
+      redirect: 'manual',
+      headers: { accept: 'text/html,application/xhtml+xml' },
+    });
+    expect([browser.status, browser.headers.get('location')]).toEqual([302, '/app/']);
+    const other = await fetch(`${app.baseUrl}/`);
+    expect(other.status).toBe(200);
+    expect(await other.json()).toMatchObject({
+      service: 'video-service',
+      links: { app: '/app/', docs: '/docs', openapi: '/openapi.json', health: '/healthz' },
+    });
+  });
+
   it('says how to build the app when it is not built', async () => {
     const empty = await startTestApp({ WEB_APP_DIR: join(built, 'nothing-here') });
     try {
