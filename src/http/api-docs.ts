@@ -44,6 +44,11 @@ const INIT = `window.ui = SwaggerUIBundle({
 });
 `;
 
+const referencePage = (): StaticFile => ({
+  contentType: 'text/html; charset=utf-8',
+  body: Buffer.from(PAGE),
+});
+
 export interface ApiDocs {
   /** The file at this path, or undefined when the path is not one of the documents'. */
   file(path: string): Promise<StaticFile> | undefined;
@@ -57,30 +62,38 @@ export interface ApiDocs {
  */
 export function createApiDocs(): ApiDocs {
   const swaggerUi = dirname(createRequire(import.meta.url).resolve('swagger-ui-dist/package.json'));
-  const json = Buffer.from(`${JSON.stringify(openApiDocument, null, 2)}\n`);
-  const cache = new Map<string, Promise<StaticFile>>([
-    ['/openapi.json', Promise.resolve({ contentType: 'application/json', body: json })],
+  // Made on first request, not at start: writing the document as YAML takes tens of
+  // milliseconds, which every start would pay.
+  const documents = new Map<string, () => StaticFile>([
     [
-      '/openapi.yaml',
-      Promise.resolve({
-        contentType: 'application/yaml',
-        body: Buffer.from(stringify(openApiDocument)),
+      '/openapi.json',
+      () => ({
+        contentType: 'application/json',
+        body: Buffer.from(`${JSON.stringify(openApiDocument, null, 2)}\n`),
       }),
     ],
     [
-      '/docs',
-      Promise.resolve({ contentType: 'text/html; charset=utf-8', body: Buffer.from(PAGE) }),
+      '/openapi.yaml',
+      () => ({ contentType: 'application/yaml', body: Buffer.from(stringify(openApiDocument)) }),
     ],
+    ['/docs', referencePage],
+    ['/docs/', referencePage],
     [
       '/docs/init.js',
-      Promise.resolve({ contentType: 'text/javascript; charset=utf-8', body: Buffer.from(INIT) }),
+      () => ({ contentType: 'text/javascript; charset=utf-8', body: Buffer.from(INIT) }),
     ],
   ]);
-  cache.set('/docs/', cache.get('/docs') as Promise<StaticFile>);
+  const cache = new Map<string, Promise<StaticFile>>();
   return {
     file(path) {
       const cached = cache.get(path);
       if (cached) return cached;
+      const document = documents.get(path);
+      if (document) {
+        const made = Promise.resolve(document());
+        cache.set(path, made);
+        return made;
+      }
       const name = path.startsWith('/docs/') ? path.slice('/docs/'.length) : '';
       const contentType = SWAGGER_UI_FILES[name];
       if (!contentType) return undefined;
