@@ -97,7 +97,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
             ...(options.audience ? { audience: options.audience } : {}),
           });
           checkLifetime(payload, options);
-          return principalOf(payload);
+          return principalOf(payload, options.clockSkewSeconds);
         } catch (error) {
           if (error instanceof DomainError) throw error;
           lastError = error;
@@ -111,7 +111,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
 }
 
 /** Reads the caller out of verified claims; a token without them proves nobody. */
-function principalOf(claims: JWTPayload): Principal {
+function principalOf(claims: JWTPayload, clockSkewSeconds: number): Principal {
   const userId = claims.sub;
   const roles = Array.isArray(claims.roles) ? claims.roles : [];
   const role = [claims.role, ...roles].find((r): r is Role => ROLES.includes(r as Role));
@@ -123,7 +123,8 @@ function principalOf(claims: JWTPayload): Principal {
   if (!isExternalId(clinicId, LIMITS.clinicId)) {
     throw unauthenticated('token has no valid clinic_id claim');
   }
-  const expiresAt = typeof claims.exp === 'number' ? new Date(claims.exp * 1000) : undefined;
+  const expiresAt =
+    typeof claims.exp === 'number' ? new Date((claims.exp + clockSkewSeconds) * 1000) : undefined;
   return { userId, role, clinicId, expiresAt };
 }
 

@@ -14,7 +14,10 @@ export interface Principal {
   readonly userId: string;
   readonly role: Role;
   readonly clinicId: string;
-  /** When the token that proved it expires: a stream it opened ends then. */
+  /**
+   * When the service stops accepting the token that proved it (its `exp`, plus the clock
+   * skew the service allows, as for every call): a stream it opened ends then.
+   */
   readonly expiresAt?: Date | undefined;
 }
 

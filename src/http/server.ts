@@ -279,12 +279,19 @@ function sendRoot(
   res: JsonResponse & { writeHead: http.ServerResponse['writeHead'] },
   hasWebApp: boolean,
 ) {
+  // The answer depends on Accept (and, as every answer here, on Origin for CORS): a cache
+  // must not give one client the other's.
   if ((req.headers.accept ?? '').includes('text/html')) {
-    res.writeHead(302, { location: hasWebApp ? ROOT_LINKS.app : ROOT_LINKS.docs });
+    res.writeHead(302, {
+      location: hasWebApp ? ROOT_LINKS.app : ROOT_LINKS.docs,
+      vary: 'Origin, Accept',
+    });
     return res.end('');
   }
   const { app, ...rest } = ROOT_LINKS;
-  sendJson(res, 200, { service: 'video-service', links: hasWebApp ? ROOT_LINKS : rest });
+  const body = JSON.stringify({ service: 'video-service', links: hasWebApp ? ROOT_LINKS : rest });
+  res.writeHead(200, { 'content-type': 'application/json', vary: 'Origin, Accept' });
+  res.end(body);
 }
 
 function undecodableBodiesAsInvalidArgument(handler: UniversalHandler): UniversalHandler {

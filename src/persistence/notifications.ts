@@ -46,7 +46,13 @@ export function serverNotifications(url: string, logger: Logger): Notifications 
       next.on('notification', (message) => {
         if (message.payload !== undefined) listeners.get(message.channel)?.notify(message.payload);
       });
-      next.on('error', (error) => logger.warn({ err: error }, 'notifications: connection lost'));
+      // A connection the server ends reports it twice (the server's message, then the
+      // socket closing): one log line per lost connection.
+      let lost = false;
+      next.on('error', (error) => {
+        if (!lost) logger.warn({ err: error }, 'notifications: connection lost');
+        lost = true;
+      });
       next.on('end', () => {
         if (client !== next || stopped) return;
         client = undefined;

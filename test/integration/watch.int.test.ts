@@ -257,21 +257,32 @@ describe('WatchConsultation', () => {
     }
   });
 
-  it('ends the stream with UNAUTHENTICATED when the caller’s token expires', async () => {
-    const id = await schedule(t, 'pat-w-exp');
-    const token = mintToken({
-      secret: DEVELOPMENT_JWT_SECRET,
-      role: 'patient',
-      userId: 'pat-w-exp',
-      clinicId: 'clinic-1',
-      expiresInSeconds: 2,
-    });
-    const started = Date.now();
-    const stream = watch(videoClient(t.baseUrl, token), id);
-    expect(await stream.until(1)).toHaveLength(1);
-    expect(await stream.ended).toBe(Code.Unauthenticated);
-    // At the token's exp (whole seconds), not long after.
-    expect(Date.now() - started).toBeLessThan(3_500);
+  it('ends the stream with UNAUTHENTICATED once the service would refuse the caller’s token', async () => {
+    // A second of clock skew allowed: the token is accepted until a second past its exp,
+    // for a call as for a stream.
+    const app = await startTestApp({ AUTH_CLOCK_SKEW_SECONDS: '1' });
+    try {
+      const id = await schedule(app, 'pat-w-exp');
+      const token = mintToken({
+        secret: DEVELOPMENT_JWT_SECRET,
+        role: 'patient',
+        userId: 'pat-w-exp',
+        clinicId: 'clinic-1',
+        expiresInSeconds: 2,
+      });
+      const { exp } = JSON.parse(
+        Buffer.from(token.split('.')[1] ?? '', 'base64url').toString(),
+      ) as { exp: number };
+      const refusedFrom = (exp + 1) * 1000;
+      const stream = watch(videoClient(app.baseUrl, token), id);
+      expect(await stream.until(1)).toHaveLength(1);
+      expect(await stream.ended).toBe(Code.Unauthenticated);
+      // Not at exp, while a call with the token would still be answered; soon after the skew.
+      expect(Date.now()).toBeGreaterThanOrEqual(refusedFrom);
+      expect(Date.now()).toBeLessThan(refusedFrom + 1_500);
+    } finally {
+      await app.stop();
+    }
   });
 
   it('stops within SHUTDOWN_TIMEOUT_MS even when a watcher stopped reading its stream', async () => {

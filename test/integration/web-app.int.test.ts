@@ -264,6 +264,7 @@ describe('/app/ on the service', () => {
     expect([browser.status, browser.headers.get('location')]).toEqual([302, '/app/']);
     const other = await fetch(`${app.baseUrl}/`);
     expect(other.status).toBe(200);
+    for (const answer of [browser, other]) expect(answer.headers.get('vary')).toMatch(/accept/i);
     expect(await other.json()).toMatchObject({
       service: 'video-service',
       links: { app: '/app/', docs: '/docs', openapi: '/openapi.json', health: '/healthz' },
