@@ -11,7 +11,8 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { type App, startApp } from '../src/app.js';
 import { mintToken } from '../src/auth/jwt.js';
-import { loadConfig } from '../src/config.js';
+import { type Config, loadConfig } from '../src/config.js';
+import type { Role } from '../src/domain/access.js';
 import { createLogger } from '../src/logger.js';
 import { type ChildServer, startChildServer } from './child.js';
 
@@ -55,16 +56,17 @@ const serviceEnv = (databaseUrl: string, logLevel: string) => ({
   RECONCILE_INTERVAL_MS: '3600000',
 });
 
-/** A bearer token of the seeded consultations' doctor, signed with the configured secret. */
-function doctorToken(secret: string): string {
-  return mintToken({
-    secret,
-    role: 'doctor',
-    userId: DOCTOR,
-    clinicId: CLINIC,
-    expiresInSeconds: 3600,
-  });
+/** The configuration the bench's service runs with (serviceEnv), logging off: for in-process parts. */
+export const benchConfig = (databaseUrl: string): Config =>
+  loadConfig(serviceEnv(databaseUrl, 'silent'));
+
+/** A bearer token of a user of the bench's clinic (an hour), signed with the configured secret. */
+function clinicToken(secret: string, role: Role, userId: string): string {
+  return mintToken({ secret, role, userId, clinicId: CLINIC, expiresInSeconds: 3600 });
 }
+
+/** A bearer token of the seeded consultations' doctor, signed with the configured secret. */
+const doctorToken = (secret: string) => clinicToken(secret, 'doctor', DOCTOR);
 
 /** The patient of consultation n, when seeded with a patient of its own (see seedConsultations). */
 export const ownPatient = (n: number) => `${PATIENT}-${ID_BASE + n}`;
@@ -76,6 +78,8 @@ export interface Service {
   readonly doctorToken: string;
   /** A bearer token of a patient of the bench's clinic (an hour), signed like the doctor's. */
   patientToken(userId: string): string;
+  /** A bearer token of any user of the bench's clinic (an hour), signed like the doctor's. */
+  token(role: Role, userId: string): string;
 }
 
 /**
@@ -104,8 +108,8 @@ export async function startService(
     process: child,
     baseUrl: child.url,
     doctorToken: doctorToken(secret),
-    patientToken: (userId) =>
-      mintToken({ secret, role: 'patient', userId, clinicId: CLINIC, expiresInSeconds: 3600 }),
+    patientToken: (userId) => clinicToken(secret, 'patient', userId),
+    token: (role, userId) => clinicToken(secret, role, userId),
   };
 }
 
@@ -113,6 +117,8 @@ export interface InProcessService {
   readonly app: App;
   readonly baseUrl: string;
   readonly doctorToken: string;
+  /** A bearer token of any user of the bench's clinic (an hour), signed like the doctor's. */
+  token(role: Role, userId: string): string;
 }
 
 /**
@@ -121,12 +127,14 @@ export interface InProcessService {
  * call sends at the pg driver (see write-path.ts). Stop it before starting the child.
  */
 export async function startServiceInProcess(databaseUrl: string): Promise<InProcessService> {
-  const config = loadConfig(serviceEnv(databaseUrl, 'silent'));
+  const config = benchConfig(databaseUrl);
   const app = await startApp(config, createLogger(config.logLevel));
+  const secret = config.auth.jwtSecret;
   return {
     app,
     baseUrl: `http://127.0.0.1:${app.port}`,
-    doctorToken: doctorToken(config.auth.jwtSecret),
+    doctorToken: doctorToken(secret),
+    token: (role, userId) => clinicToken(secret, role, userId),
   };
 }
 

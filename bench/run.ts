@@ -12,13 +12,20 @@
  * service while another copy changes their consultations; `npm run bench -- watch` runs
  * only that measurement.
  *
+ * `npm run bench -- scale` runs only the scale measurement (scale.ts): every call and
+ * background pass on a database with a clinic's two years of history against the same on
+ * one without, in the same run; BENCH_SCALE_PLANS=<file> also writes the SQL of each on the
+ * seeded database, with its plans, into that file.
+ *
  *   DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres npm run bench
  *   KAFKA_BROKERS=127.0.0.1:9092 DATABASE_URL=... npm run bench
  *   DATABASE_URL=... npm run bench -- watch
+ *   DATABASE_URL=... [BENCH_SCALE_PLANS=/tmp/plans.txt] npm run bench -- scale
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPOSITORY_ROOT, rssBytes } from './child.js';
+import type { CpuShares } from './cpu.js';
 import { type EventsResult, measureEvents } from './events.js';
 import {
   consultationId,
@@ -31,6 +38,7 @@ import {
 import type { LatencySummary, LoadSummary } from './load.js';
 import { mib, sampleRss } from './memory.js';
 import { measureRpcOverhead, type RpcOverheadResult } from './rpc-overhead.js';
+import { measureScale, type ScaleResult, type ScaleStep } from './scale.js';
 import { measureStartup, type StartupRun } from './startup.js';
 import { measureWatch, type WatchResult } from './watch.js';
 import { measureWritePath, recordGenerateTokenSql, type WritePathResult } from './write-path.js';
@@ -67,6 +75,22 @@ const WATCH = {
   deliveryTimeoutMs: 5_000,
 } as const;
 
+/**
+ * The scale measurement (scale.ts): the history of one clinic, and how many calls of each
+ * step are timed on each database (rounds × per round; a batch stops early after its
+ * budget, so a step that takes seconds is timed fewer times rather than for minutes).
+ */
+const SCALE = {
+  history: { consultations: 100_000, auditEntries: 1_000_000, days: 730 },
+  rounds: 4,
+  visitsPerRound: 100,
+  readsPerRound: 150,
+  passesPerRound: 40,
+  batchBudgetMs: 20_000,
+  warmupCalls: 20,
+  depth: { history: 25_000, audit: 10_000 },
+} as const;
+
 const TARGETS = {
   rpcRatio: 0.5,
   rpcP99Ms: 20,
@@ -78,6 +102,7 @@ const TARGETS = {
   consumeP99Ms: 250,
   watchP99Ms: 200,
   watchKiBPerStream: 50,
+  scaleRatio: 1.2,
 } as const;
 
 interface Results {
@@ -100,14 +125,20 @@ interface Results {
 async function main(): Promise<void> {
   const serverUrl = process.env.DATABASE_URL;
   if (!serverUrl) throw new Error('set DATABASE_URL to a PostgreSQL server (see bench/README.md)');
-  const only = process.argv.slice(2);
-  if (only.length > 0 && only.join(' ') !== 'watch') {
-    throw new Error(`unknown arguments: ${only.join(' ')} (npm run bench [-- watch])`);
+  const only = process.argv.slice(2).join(' ');
+  if (only !== '' && only !== 'watch' && only !== 'scale') {
+    throw new Error(`unknown arguments: ${only} (npm run bench [-- watch | -- scale])`);
+  }
+  if (only === 'scale') {
+    reportScale(
+      await measureScale({ ...SCALE, serverUrl, plansFile: process.env.BENCH_SCALE_PLANS }),
+    );
+    return;
   }
   const database = await createBenchDatabase(serverUrl);
   let service: Service | undefined;
   try {
-    if (only.length > 0) {
+    if (only === 'watch') {
       reportWatchOnly(await runWatch(database.url));
       return;
     }
@@ -289,11 +320,14 @@ function report(r: Results): void {
   console.log(`\nsaved in ${saved}: commit it, so that later changes are compared with it`);
 }
 
-/** The full run's figures as bench/results/<date>.json (a later run that day replaces it). */
-function saveResults(ratios: object): string {
+/**
+ * A run's figures as bench/results/<date><suffix>.json (a later run that day replaces it):
+ * the full run's without a suffix, the scale measurement's with `-scale`.
+ */
+function saveResults(ratios: object, suffix = ''): string {
   const dir = join(REPOSITORY_ROOT, 'bench', 'results');
   mkdirSync(dir, { recursive: true });
-  const file = join(dir, `${new Date().toISOString().slice(0, 10)}.json`);
+  const file = join(dir, `${new Date().toISOString().slice(0, 10)}${suffix}.json`);
   writeFileSync(
     file,
     `${JSON.stringify({ measuredAt: new Date().toISOString(), ...ratios }, null, 2)}\n`,
@@ -303,10 +337,11 @@ function saveResults(ratios: object): string {
 
 const met = (ok: boolean) => (ok ? 'met' : '**missed**');
 
-/** The results table in markdown: a header row, then the measurements. */
+/** A results table in markdown: a header row, then the measurements. */
 function printTable(rows: readonly (readonly string[])[]): void {
   const [header, ...body] = rows.map((row) => `| ${row.join(' | ')} |`);
-  console.log([header, '|---|---|---|---|---|---|', ...body].join('\n'));
+  const rule = `|${'---|'.repeat(rows[0]?.length ?? 0)}`;
+  console.log([header, rule, ...body].join('\n'));
 }
 
 /** `npm run bench -- watch`: the watch measurement's rows and ratios alone. */
@@ -392,6 +427,96 @@ function eventRows(events: EventsResult | undefined): string[][] {
       met(consume.latency.p99Ms < TARGETS.consumeP99Ms),
     ],
   ];
+}
+
+/**
+ * `npm run bench -- scale`: each step's latency on both databases and their ratio, judged
+ * on p50 and p99 alike; then the steps' statements that read many rows on the seeded
+ * database (with BENCH_SCALE_PLANS), and the figures as JSON, saved as
+ * bench/results/<date>-scale.json.
+ */
+function reportScale(r: ScaleResult): void {
+  const latency = (s: LatencySummary) => `${s.p50Ms} / ${s.p99Ms} ms`;
+  const calls = (step: ScaleStep) =>
+    step.empty.count === step.seeded.count
+      ? `${step.empty.count}`
+      : `${step.empty.count} / ${step.seeded.count}`;
+  const rows = [
+    [
+      'Step (calls per database)',
+      'Empty p50 / p99',
+      'Seeded p50 / p99',
+      'Ratio p50',
+      'Ratio p99',
+      'Target',
+      'Result',
+    ],
+    ...r.steps.map((step) => [
+      `${step.step} (${calls(step)})`,
+      latency(step.empty),
+      latency(step.seeded),
+      `${step.p50Ratio}`,
+      `${step.p99Ratio}`,
+      `≤ ${TARGETS.scaleRatio}`,
+      met(scaleMet(step)),
+    ]),
+  ];
+  const { empty, seeded } = r.depths;
+  console.log(
+    `\nSeeded: ${describeRows(r.rows.seeded)} (seeded in ${r.seedSeconds} s). Empty: ${describeRows(r.rows.empty)}.`,
+  );
+  console.log(
+    `Deep pages after row ${seeded.history} (history) and ${seeded.audit} (audit trail) on the seeded database, ${empty.history} and ${empty.audit} on the empty one.`,
+  );
+  console.log(
+    `Service code: ${r.source.commit}${r.source.uncommitted.length > 0 ? `, with uncommitted changes: ${r.source.uncommitted.join(', ')}` : ''}.`,
+  );
+  console.log(`CPU while the calls were timed: ${describeCpu(r.cpu.calls)}.`);
+  console.log(`CPU while the passes were timed: ${describeCpu(r.cpu.passes)}.\n`);
+  printTable(rows);
+  for (const line of heavyStatements(r)) console.log(line);
+  const missed = r.steps.filter((step) => !scaleMet(step)).map((step) => step.step);
+  const figures = {
+    scaleMissed: missed,
+    scaleRatios: Object.fromEntries(
+      r.steps.map((step) => [step.step, { p50: step.p50Ratio, p99: step.p99Ratio }]),
+    ),
+    targets: { scaleRatio: TARGETS.scaleRatio },
+    detail: { ...r, plans: r.plans ?? null },
+  };
+  console.log(`\n${JSON.stringify(figures, null, 2)}`);
+  console.log(`\nsaved in ${saveResults(figures, '-scale')} (${r.seconds} s in all)`);
+}
+
+/** The run's CPU use and the rest of the machine's, warning when the rest was busy. */
+function describeCpu(cpu: CpuShares): string {
+  const busy =
+    cpu.others > 20 ? ' (**other processes were busy: the p99s are partly theirs**)' : '';
+  return `bench process ${cpu.bench}%, services ${cpu.services}%, PostgreSQL ${cpu.postgres}%, other processes ${cpu.others}% of a core; machine ${cpu.machine}% of all cores${busy}`;
+}
+
+/** Both ratios within the target. */
+const scaleMet = (step: ScaleStep) =>
+  step.p50Ratio <= TARGETS.scaleRatio && step.p99Ratio <= TARGETS.scaleRatio;
+
+const describeRows = (rows: Readonly<Record<string, number>>) =>
+  Object.entries(rows)
+    .map(([table, count]) => `${count} ${table}`)
+    .join(', ');
+
+/** For each step that missed, what its plans show (only when BENCH_SCALE_PLANS was set). */
+function heavyStatements(r: ScaleResult): string[] {
+  if (!r.plans) return [];
+  const lines = r.steps
+    .filter((step) => !scaleMet(step))
+    .map((step) => {
+      const plan = r.plans?.[step.step];
+      const heavy = plan && plan.heavy.length > 0 ? plan.heavy.join('; ') : 'none';
+      return `- ${step.step}: ${heavy}`;
+    });
+  return lines.length > 0
+    ? ['\nMissed steps, their plan nodes that read ≥ 1 000 rows on the seeded database:', ...lines]
+    : [];
 }
 
 const finiteOrNull = (value: number | undefined) =>
