@@ -120,6 +120,9 @@ export const ProviderConnectionSchema = defineEntity({
       expression:
         'create index "provider_connection_open_index" on "provider_connection" ("consultation_id") where "left_at" is null',
     },
+    // A participant's connections (attendance totals), a consultation's (the reconciler).
+    { properties: ['participant'] },
+    { properties: ['consultation'] },
   ],
 });
 export type ProviderConnectionEntity = InferEntity<typeof ProviderConnectionSchema>;
@@ -145,6 +148,8 @@ export const TechnicalIssueSchema = defineEntity({
       expression:
         'create unique index "technical_issue_idempotency_key_unique" on "technical_issue" ("consultation_id", "reporter_id", "idempotency_key") where "idempotency_key" is not null',
     },
+    // A consultation's latest issues (each WatchConsultation view).
+    { properties: ['consultation', 'reportedAt'] },
   ],
 });
 export type TechnicalIssueEntity = InferEntity<typeof TechnicalIssueSchema>;

@@ -9,6 +9,7 @@ import { listAuditEntries } from '../../src/video/use-cases/list-audit-entries.j
 import { listConsultationHistory } from '../../src/video/use-cases/list-consultation-history.js';
 import { readWaitingRoom } from '../../src/video/use-cases/list-waiting-room.js';
 import { scheduleConsultation } from '../../src/video/use-cases/schedule-consultation.js';
+import { latestTechnicalIssues } from '../../src/video/use-cases/watch-consultation.js';
 import { appointmentId } from '../support/clients.js';
 import { recordQueries } from '../support/statements.js';
 import { callerOf, openTestUseCases, type TestUseCases } from '../support/use-cases.js';
@@ -16,8 +17,8 @@ import { callerOf, openTestUseCases, type TestUseCases } from '../support/use-ca
 /**
  * Each call must cost what it answers, not what the clinic ever had. On a clinic with a
  * long history (20,000 closed consultations, each with a provider session both
- * participants joined and left, whose patients checked in and were never let in, the
- * worst case for the waiting room; 20,000 audit
+ * participants joined and left and a technical issue, whose patients checked in and were
+ * never let in, the worst case for the waiting room; 20,000 audit
  * entries; 20,000 events already sent) and three patients waiting now: the waiting
  * room's queries and the background passes read only the open rows, and a page of a list
  * reads about a page, however deep. No plan reads a table whole. The plans are
@@ -78,6 +79,14 @@ beforeAll(async () => {
        'past-connection-' || p.id, c.scheduled_start, c.ended_at, 'disconnect'
      from participant p join consultation c on c.id = p.consultation_id
      where c.clinic_id = ?`,
+    [CLINIC],
+  );
+  await u.sql(
+    `insert into technical_issue (id, consultation_id, clinic_id, reporter_id, reporter_role,
+       issue_type, description, reported_at)
+     select gen_random_uuid(), c.id, c.clinic_id, c.patient_id, 'patient', 'video',
+       'frozen picture', c.scheduled_start + interval '5 minutes'
+     from consultation c where c.clinic_id = ?`,
     [CLINIC],
   );
   for (let n = 1; n <= WAITING; n++) {
@@ -288,6 +297,51 @@ describe('the background passes on a clinic with a long history', () => {
   it('counts the outbox backlog from the pending events only', async () => {
     const claims = outboxClaims(u.database.orm, { batchSize: 100, leaseMs: 10_000 });
     const plans = await plansOf(() => claims.backlog(), /^select count\(\*\)/is);
+    expectLiveSetOnly(plans);
+  });
+});
+
+describe('what belongs to one consultation, on a clinic with a long history', () => {
+  const past = async () => {
+    const [row] = await u.sql<{ id: string; session: string; patient: string }>(
+      `select c.id, c.provider_session_id as session, p.id as patient
+         from consultation c join participant p on p.consultation_id = c.id and p.role = 'patient'
+        where c.clinic_id = ? and c.appointment_id = 'past-7'`,
+      [CLINIC],
+    );
+    return row!;
+  };
+
+  it("recomputes a participant's attendance from that participant's connections only", async () => {
+    const consultation = await past();
+    const attendance = createAttendance({
+      orm: u.database.orm,
+      clock: u.deps.clock,
+      logger: u.deps.logger,
+    });
+    let outcome = '';
+    const plans = await plansOf(async () => {
+      outcome = await attendance.recordConnection({
+        eventId: `late-join-${consultation.id}`,
+        provider: 'jitsi',
+        sessionId: consultation.session,
+        connectionId: `late-connection-${consultation.id}`,
+        participantId: consultation.patient,
+        kind: 'joined',
+        at: new Date(),
+      });
+    }, /^select .* from "provider_connection"/is);
+    expect(outcome).toBe('applied');
+    expectLiveSetOnly(plans);
+  });
+
+  it('reads the latest technical issues of the consultation only', async () => {
+    const consultation = await past();
+    let issues = 0;
+    const plans = await plansOf(async () => {
+      issues = (await latestTechnicalIssues(u.deps, consultation.id)).length;
+    }, /^select .* from "technical_issue"/is);
+    expect(issues).toBe(1);
     expectLiveSetOnly(plans);
   });
 });

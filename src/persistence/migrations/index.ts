@@ -13,6 +13,7 @@ import { Migration20261129060000 } from './20261129060000-idempotency-keys.js';
 import { Migration20261129100000 } from './20261129100000-consultation-changes.js';
 import { Migration20261129120000 } from './20261129120000-open-consultations.js';
 import { Migration20261129150000 } from './20261129150000-unfinished-consultations.js';
+import { Migration20261129160000 } from './20261129160000-lookups-by-owner.js';
 
 /**
  * Every migration, in order. `npm run migration:create` writes new ones; list them here,
@@ -34,4 +35,5 @@ export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261129100000', class: Migration20261129100000 },
   { name: 'Migration20261129120000', class: Migration20261129120000 },
   { name: 'Migration20261129150000', class: Migration20261129150000 },
+  { name: 'Migration20261129160000', class: Migration20261129160000 },
 ];

@@ -166,7 +166,7 @@ async function show(
   place: number,
   sent: Sent,
 ): Promise<ConsultationUpdate> {
-  const technicalIssues = await issues(deps, view);
+  const technicalIssues = await latestTechnicalIssues(deps, view.id);
   // Only once the message is whole: a read that failed has sent nothing.
   sent.followQueue(view, place);
   sent.version = view.version;
@@ -185,12 +185,15 @@ async function placeInQueue(deps: UseCaseDeps, view: ConsultationView): Promise<
 }
 
 /** The latest technical issues reported on the consultation, oldest first. */
-async function issues(deps: UseCaseDeps, view: ConsultationView): Promise<TechnicalIssueView[]> {
+export async function latestTechnicalIssues(
+  deps: UseCaseDeps,
+  consultationId: string,
+): Promise<TechnicalIssueView[]> {
   const latest = await deps.orm.em
     .fork()
     .find(
       TechnicalIssueSchema,
-      { consultation: view.id },
+      { consultation: consultationId },
       { orderBy: { reportedAt: 'desc', id: 'desc' }, limit: ISSUES_SHOWN },
     );
   return latest.reverse().map((issue) => ({
