@@ -32,6 +32,12 @@ export function createMetrics(sources: {
 }): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  // The two outbox gauges are collected together: one backlog query serves both.
+  let backlog: ReturnType<typeof sources.outbox> | undefined;
+  const outbox = () =>
+    (backlog ??= sources.outbox().finally(() => {
+      backlog = undefined;
+    }));
 
   const latency = new Histogram({
     name: 'rpc_server_duration_seconds',
@@ -45,7 +51,7 @@ export function createMetrics(sources: {
     help: 'Committed events not yet published to Kafka',
     registers: [registry],
     async collect() {
-      this.set((await sources.outbox()).pending);
+      this.set((await outbox()).pending);
     },
   });
   new Gauge({
@@ -53,7 +59,7 @@ export function createMetrics(sources: {
     help: 'Age of the oldest event waiting in the outbox (0 when none waits)',
     registers: [registry],
     async collect() {
-      this.set((await sources.outbox()).oldestAgeSeconds);
+      this.set((await outbox()).oldestAgeSeconds);
     },
   });
   new Gauge({
