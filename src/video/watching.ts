@@ -100,7 +100,7 @@ export class WatchStream implements ChangeListener {
   readonly caller: string;
   readonly #watching: Watching;
   readonly #signal: AbortSignal;
-  /** When the caller's token expires (ms since the epoch); Infinity when it does not. */
+  /** When the service stops accepting the caller's token (ms since the epoch); or never. */
   readonly #expiresAt: number;
   readonly #unwatch: () => void;
   /** What the stream listens to besides, for a while (see `also`). */
