@@ -31,7 +31,9 @@ beforeAll(async () => {
   await buildWebApp(built);
   await mkdir(ARTIFACTS, { recursive: true });
   browser = await launchChromium();
-  app = await startTestApp({ WEB_APP_DIR: built });
+  // A second of clock skew allowed (30 by default): the service refuses an expired
+  // token, and so ends the page's streams, a second after its exp.
+  app = await startTestApp({ WEB_APP_DIR: built, AUTH_CLOCK_SKEW_SECONDS: '1' });
 }, 60_000);
 
 afterAll(async () => {
