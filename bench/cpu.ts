@@ -2,8 +2,8 @@
  * Who used the machine's CPU while a measurement ran (Linux /proc): the bench's own
  * process, the service processes it started, the PostgreSQL processes serving its
  * databases, and everything else ("others": another workload on the same cores, whose
- * share makes latencies partly its own). watch.ts reads the same sources for its one
- * database.
+ * share makes latencies partly its own). watch.ts reads the same sources, through
+ * `postgresCpuSeconds` and `machineCpu`, for its one database.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { cpuSeconds } from './child.js';
@@ -19,7 +19,7 @@ export interface CpuShares {
 }
 
 /** Clock ticks per second of /proc/stat (USER_HZ: 100 on Linux). */
-const CLOCK_TICKS = 100;
+export const CLOCK_TICKS = 100;
 
 /**
  * Starts reading: `stop()` answers the shares since. `services` are the pids of the
@@ -72,7 +72,7 @@ export function startCpuMeter(
  * and its own processes (checkpointer, WAL writer…), and the sessions and autovacuum
  * workers of those databases. A process that exits meanwhile takes its time along.
  */
-function postgresCpuSeconds(databases: readonly string[]): Map<number, number> {
+export function postgresCpuSeconds(databases: readonly string[]): Map<number, number> {
   const seconds = new Map<number, number>();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
@@ -94,7 +94,7 @@ function postgresCpuSeconds(databases: readonly string[]): Map<number, number> {
 }
 
 /** The machine's CPU time so far (/proc/stat, all cores), busy and in all, in ticks. */
-function machineCpu(): { busy: number; total: number } {
+export function machineCpu(): { busy: number; total: number } {
   const line = readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '';
   // cpu user nice system idle iowait irq softirq steal…: idle and iowait are not busy.
   const ticks = line.trim().split(/\s+/).slice(1, 9).map(Number);

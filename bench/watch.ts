@@ -30,13 +30,13 @@
  * BENCH_WATCH_PROFILE=<file> also records A's CPU profile over the measured window (a
  * `.cpuprofile`, for Chrome DevTools or speedscope).
  */
-import { readdirSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { ConnectError } from '@connectrpc/connect';
 import { TechnicalIssueType } from '../gen/video/v1/video_service_pb.js';
 import { type VideoClient, videoClient } from '../test/support/clients.js';
 import { cpuSeconds, rssBytes } from './child.js';
+import { CLOCK_TICKS, machineCpu, postgresCpuSeconds } from './cpu.js';
 import {
   consultationId,
   ownPatient,
@@ -251,13 +251,13 @@ async function measureDelivery(
     watched: cpuSeconds(a.process.pid),
     changing: cpuSeconds(b.process.pid),
     bench: process.cpuUsage(),
-    postgres: postgresCpuSeconds(database),
+    postgres: postgresCpuSeconds([database]),
     machine: machineCpu(),
   };
   const window = await changes.run(watchers, options.changeRate, options.durationMs, true);
   const bench = process.cpuUsage(from.bench);
   const machine = machineCpu();
-  const postgres = postgresCpuSeconds(database);
+  const postgres = postgresCpuSeconds([database]);
   const percent = (seconds: number) => Math.round((seconds / window.seconds) * 100);
   const watched = cpuSeconds(a.process.pid) - from.watched;
   const changing = cpuSeconds(b.process.pid) - from.changing;
@@ -302,46 +302,6 @@ async function measureDelivery(
       bench: { p99Ms: ms(benchLoop.percentile(99)), maxMs: ms(benchLoop.max) },
     },
   };
-}
-
-/** Clock ticks per second of /proc/stat (USER_HZ: 100 on Linux). */
-const CLOCK_TICKS = 100;
-
-/**
- * CPU time so far, by pid, of the PostgreSQL processes that serve `database`: the server
- * and its own processes (checkpointer, WAL writer…), and the sessions and autovacuum
- * workers of that database. Sessions of other databases (another workload on the same
- * server) are left to the "others". A process that exits meanwhile takes its time along.
- */
-function postgresCpuSeconds(database: string): Map<number, number> {
-  const seconds = new Map<number, number>();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      if (!readFileSync(`/proc/${entry}/stat`, 'utf8').includes('(postgres)')) continue;
-      // The process title: `postgres: [<cluster>: ]<user> <database> <host>(<port>)
-      // <state>` for a session (`[local]` over a Unix socket), `postgres: [<cluster>: ]
-      // autovacuum worker <database>` for a worker (Debian puts `15/main: ` in front).
-      const title = readFileSync(`/proc/${entry}/cmdline`, 'utf8').replaceAll('\0', ' ');
-      const of =
-        /^postgres: (?:\S+: )?\S+ (\S+) (?:\S+\(\d+\)|\[local\])/.exec(title)?.[1] ??
-        /^postgres: (?:\S+: )?autovacuum worker (\S+)/.exec(title)?.[1];
-      if (of !== undefined && of !== database) continue;
-      seconds.set(Number(entry), cpuSeconds(Number(entry)));
-    } catch {
-      // Gone meanwhile.
-    }
-  }
-  return seconds;
-}
-
-/** The machine's CPU time so far (/proc/stat, all cores), busy and in all, in ticks. */
-function machineCpu(): { busy: number; total: number } {
-  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '';
-  // cpu user nice system idle iowait irq softirq steal …: idle and iowait are not busy.
-  const ticks = line.trim().split(/\s+/).slice(1, 9).map(Number);
-  const total = ticks.reduce((sum, t) => sum + t, 0);
-  return { busy: total - (ticks[3] ?? 0) - (ticks[4] ?? 0), total };
 }
 
 /** A change made here: the version it made, when it was sent and answered. */
