@@ -28,7 +28,11 @@
  * every loop, far beyond the default 50 calls per second and caller, and a throttled soak
  * would measure the limiter, not the service. The sweeps and reconciliations run hourly
  * (fixture.ts), so only the soak's calls reach the database; there is no Kafka broker, so
- * the outbox rows stay pending (counted too).
+ * the outbox rows stay pending (counted too). On a PostgreSQL server that runs with
+ * `autovacuum = off` (some test servers do; it is on by default) the bench applies the
+ * daemon's rules to its database every minute itself (autovacuum.ts) and reports what
+ * that did: without it nothing analyzes the growing tables, and a long run measures the
+ * planner guessing at tables it believes empty.
  *
  * Every minute one line: the calls that succeeded in it (those that finished in it; the
  * calls still out when the run ends are not counted), the failed ones by code, the
@@ -55,6 +59,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { type CallOptions, Code, ConnectError } from '@connectrpc/connect';
 import type pg from 'pg';
 import { slot, type VideoClient, videoClient } from '../test/support/clients.js';
+import { type AutovacuumWork, autovacuumIsOn, startAutovacuumStandIn } from './autovacuum.js';
 import { rssBytes } from './child.js';
 import { type CpuShares, startCpuMeter } from './cpu.js';
 import {
@@ -200,6 +205,11 @@ interface SoakRecord {
   readonly firstErrors: Readonly<Record<string, string>>;
   /** Whether the run ended before its time (Ctrl-C, the service gone), and why. */
   readonly endedEarly: string | undefined;
+  /**
+   * Whether the server's autovacuum daemon ran; when it did not, the vacuums and analyses
+   * the bench's stand-in did by the daemon's rules (autovacuum.ts).
+   */
+  readonly autovacuum: { readonly server: boolean; readonly standIn?: readonly AutovacuumWork[] };
   /** Missing when the run has too few minutes to compare. */
   readonly verdict: Verdict | undefined;
 }
@@ -300,6 +310,13 @@ async function soak(
   const database = new URL(databaseUrl).pathname.slice(1);
   const startedAt = new Date().toISOString();
   const rssAtStartBytes = rssBytes(pid);
+  const serverAutovacuum = await autovacuumIsOn(counter);
+  if (!serverAutovacuum) {
+    log(
+      'autovacuum is off on this server: the bench applies its rules to the database every minute',
+    );
+  }
+  const standIn = serverAutovacuum ? undefined : await startAutovacuumStandIn(databaseUrl);
   const client = videoClient(service.baseUrl);
   const recorder = new Recorder();
   const minutes: MinuteRecord[] = [];
@@ -345,6 +362,7 @@ async function soak(
     process.removeListener('SIGINT', interrupt);
     await Promise.all(loops);
   }
+  const autovacuum = { server: serverAutovacuum, standIn: await standIn?.stop() };
   return {
     startedAt,
     options: { minutes: options.minutes, callers: options.callers, paceMs: options.paceMs },
@@ -357,6 +375,7 @@ async function soak(
     minutes,
     firstErrors: recorder.firstErrors,
     endedEarly,
+    autovacuum,
     verdict: verdictOf(minutes),
   };
 }
@@ -640,10 +659,21 @@ function report(record: SoakRecord): void {
   );
   console.log(tableHeader());
   for (const m of record.minutes) console.log(tableRow(cellsOf(m)));
+  console.log(`\n${autovacuumText(record.autovacuum)}`);
   console.log(`\n${verdictText(record)}`);
   for (const [code, first] of Object.entries(record.firstErrors)) {
     console.log(`- first ${code}: ${first}`);
   }
+}
+
+function autovacuumText({ server, standIn = [] }: SoakRecord['autovacuum']): string {
+  if (server) return "Autovacuum: the server's daemon.";
+  const total = (action: AutovacuumWork['action']) => {
+    const done = standIn.filter((w) => w.action === action);
+    const ms = done.reduce((sum, w) => sum + w.ms, 0);
+    return `${done.length} × ${action} (${round(ms / 1000, 1)} s)`;
+  };
+  return `Autovacuum: off on the server; the bench's stand-in did ${total('vacuum analyze')}, ${total('analyze')}.`;
 }
 
 function verdictText(record: SoakRecord): string {

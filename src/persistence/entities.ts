@@ -45,9 +45,10 @@ export const ConsultationSchema = defineEntity({
   uniques: [{ properties: ['clinicId', 'appointmentId'] }],
   indexes: [
     { properties: ['provider', 'providerSessionId'] },
-    { properties: ['clinicId', 'doctorId', 'scheduledStart'] },
-    { properties: ['clinicId', 'patientId', 'scheduledStart'] },
-    { properties: ['clinicId', 'scheduledStart'] },
+    // The history's keyset pages, in their order (time, then id: migration 20261129170000).
+    { properties: ['clinicId', 'doctorId', 'scheduledStart', 'id'] },
+    { properties: ['clinicId', 'patientId', 'scheduledStart', 'id'] },
+    { properties: ['clinicId', 'scheduledStart', 'id'] },
     {
       // The reconciler's work: consultations in progress, least recently reconciled first.
       name: 'consultation_in_progress_index',
@@ -148,8 +149,8 @@ export const TechnicalIssueSchema = defineEntity({
       expression:
         'create unique index "technical_issue_idempotency_key_unique" on "technical_issue" ("consultation_id", "reporter_id", "idempotency_key") where "idempotency_key" is not null',
     },
-    // A consultation's latest issues (each WatchConsultation view).
-    { properties: ['consultation', 'reportedAt'] },
+    // A consultation's latest issues (each WatchConsultation view), newest first.
+    { properties: ['consultation', 'reportedAt', 'id'] },
   ],
 });
 export type TechnicalIssueEntity = InferEntity<typeof TechnicalIssueSchema>;
@@ -205,14 +206,15 @@ export const AuditEntrySchema = defineEntity({
     userAgent: p.string().length(256).nullable(),
   },
   indexes: [
-    { properties: ['clinicId', 'at'] },
-    { properties: ['clinicId', 'resourceId', 'at'] },
-    { properties: ['clinicId', 'actorId', 'at'] },
+    // The trail's keyset pages, in their order (time, then id: migration 20261129170000).
+    { properties: ['clinicId', 'at', 'id'] },
+    { properties: ['clinicId', 'resourceId', 'at', 'id'] },
+    { properties: ['clinicId', 'actorId', 'at', 'id'] },
     {
-      properties: ['targetClinicId', 'at'],
-      name: 'audit_entry_target_clinic_id_at_index',
+      properties: ['targetClinicId', 'at', 'id'],
+      name: 'audit_entry_target_clinic_id_at_id_index',
       expression:
-        'create index "audit_entry_target_clinic_id_at_index" on "audit_entry" ("target_clinic_id", "at") where "target_clinic_id" is not null',
+        'create index "audit_entry_target_clinic_id_at_id_index" on "audit_entry" ("target_clinic_id", "at", "id") where "target_clinic_id" is not null',
     },
   ],
   // Declared so that generated migrations keep it; created by the audit-trail migration

@@ -14,6 +14,7 @@ import { Migration20261129100000 } from './20261129100000-consultation-changes.j
 import { Migration20261129120000 } from './20261129120000-open-consultations.js';
 import { Migration20261129150000 } from './20261129150000-unfinished-consultations.js';
 import { Migration20261129160000 } from './20261129160000-lookups-by-owner.js';
+import { Migration20261129170000 } from './20261129170000-keyset-order-indexes.js';
 
 /**
  * Every migration, in order. `npm run migration:create` writes new ones; list them here,
@@ -36,4 +37,5 @@ export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261129120000', class: Migration20261129120000 },
   { name: 'Migration20261129150000', class: Migration20261129150000 },
   { name: 'Migration20261129160000', class: Migration20261129160000 },
+  { name: 'Migration20261129170000', class: Migration20261129170000 },
 ];
