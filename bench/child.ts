@@ -1,6 +1,7 @@
 /**
- * A server in a Node process of its own: `node --import tsx <script>` from the
- * repository root, with the environment given (and nothing else of the bench's but
+ * A server in a Node process of its own: `node <nodeArgs> <script>` from the repository
+ * root (TypeScript through `--import tsx` unless other arguments are given), with the
+ * environment given (and nothing else of the bench's but
  * PATH), its port read from the first JSON line on stdout that carries one. Its other
  * output is drained and discarded (the last bit of stderr is kept for error messages).
  * `stop()` sends SIGTERM and waits for the process to exit.
@@ -23,6 +24,8 @@ export interface ChildServer {
 export interface ChildServerOptions {
   /** The script, relative to the repository root. */
   readonly script: string;
+  /** Node's own arguments, before the script; `--import tsx` when not given. */
+  readonly nodeArgs?: readonly string[];
   readonly env: Readonly<Record<string, string>>;
   /** The port, if this JSON line of stdout announces it. */
   readonly port: (line: Record<string, unknown>) => number | undefined;
@@ -30,7 +33,8 @@ export interface ChildServerOptions {
 }
 
 export function startChildServer(options: ChildServerOptions): Promise<ChildServer> {
-  const child = spawn(process.execPath, ['--import', 'tsx', options.script], {
+  const nodeArgs = options.nodeArgs ?? ['--import', 'tsx'];
+  const child = spawn(process.execPath, [...nodeArgs, options.script], {
     cwd: REPOSITORY_ROOT,
     env: { PATH: process.env.PATH ?? '', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],

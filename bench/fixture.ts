@@ -1,20 +1,23 @@
 /**
  * What the measurements share: a database of the bench's own on the PostgreSQL server
- * that DATABASE_URL names, the real service run on it as `src/main.ts` in a Node process
- * of its own (migrated), and
+ * that DATABASE_URL names, the real service run on it in a Node process of its own
+ * (migrated), compiled and started as in production, and
  * consultations seeded with plain SQL so that the service and pgbench address the same
  * rows by ids both can compute: consultation n (1 ≤ n ≤ count) has the id
  * `00000000-0000-4000-8000-<100000000000 + n>`, is in progress since 5 minutes, its
  * doctor already holds a token (so GenerateToken updates nothing, only inserts).
  */
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import pg from 'pg';
 import { type App, startApp } from '../src/app.js';
 import { mintToken } from '../src/auth/jwt.js';
 import { type Config, loadConfig } from '../src/config.js';
 import type { Role } from '../src/domain/access.js';
 import { createLogger } from '../src/logger.js';
-import { type ChildServer, startChildServer } from './child.js';
+import { type ChildServer, REPOSITORY_ROOT, startChildServer } from './child.js';
 
 export const CLINIC = 'bench-clinic';
 export const DOCTOR = 'bench-doctor';
@@ -83,9 +86,60 @@ export interface Service {
 }
 
 /**
- * The service as `npm start` runs it, in a Node process of its own:
- * `node --import tsx src/main.ts` from the repository root, configured by its
- * environment alone. LOG_LEVEL is `info` because its `listening` log line (JSON on
+ * How the service is started: as it runs in production (the default), or as `npm start`
+ * runs it in development (`BENCH_SERVICE=tsx`: the TypeScript compiled at load by tsx).
+ */
+const SERVICE_FORM = process.env.BENCH_SERVICE === 'tsx' ? 'tsx' : 'production';
+
+/**
+ * The production form: the compiled JavaScript, with the Node arguments of `npm run serve`
+ * (package.json), which the Docker image's CMD repeats. Read from package.json, so the
+ * bench measures what is documented; compiled once per bench process.
+ */
+function productionCommand(): { nodeArgs: string[]; script: string } {
+  const manifest = JSON.parse(readFileSync(join(REPOSITORY_ROOT, 'package.json'), 'utf8')) as {
+    scripts: Record<string, string>;
+  };
+  const [node, ...args] = (manifest.scripts.serve ?? '').split(/\s+/);
+  const script = args.pop();
+  if (node !== 'node' || !script?.endsWith('.js')) {
+    throw new Error(`package.json's serve script is not "node [options] <file>.js": ${node}`);
+  }
+  return { nodeArgs: args, script };
+}
+
+let compiled: Promise<void> | undefined;
+/** `tsc -p tsconfig.build.json`, once: the production form runs its output. */
+function compileOnce(): Promise<void> {
+  compiled ??= new Promise<void>((resolve, reject) => {
+    const tsc = join(REPOSITORY_ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
+    execFile(
+      process.execPath,
+      [tsc, '-p', 'tsconfig.build.json'],
+      { cwd: REPOSITORY_ROOT },
+      (error, stdout) =>
+        error ? reject(new Error(`compiling the service failed:\n${stdout}`)) : resolve(),
+    );
+  });
+  return compiled;
+}
+
+/** What the child runs: the compiled service as in production, or `src/main.ts` through tsx. */
+export async function serviceCommand(): Promise<{ nodeArgs?: string[]; script: string }> {
+  if (SERVICE_FORM === 'tsx') return { script: 'src/main.ts' };
+  await compileOnce();
+  return productionCommand();
+}
+
+/** Says how the child runs, for the bench's log lines. */
+export const serviceFormText = () =>
+  SERVICE_FORM === 'tsx'
+    ? 'node --import tsx src/main.ts (npm start; BENCH_SERVICE=tsx)'
+    : `the compiled service as \`npm run serve\` runs it`;
+
+/**
+ * The service in a Node process of its own, from the repository root, as it runs in
+ * production (`serviceCommand`), configured by its environment alone. LOG_LEVEL is `info` because its `listening` log line (JSON on
  * stdout) tells the port; that also writes a log line per call, which the bench drains
  * and discards. The token is minted here with the configuration's secret, the default
  * development secret the child uses too (AUTH_JWT_SECRET is not passed). `extraEnv` adds
@@ -98,7 +152,7 @@ export async function startService(
   const env = { ...serviceEnv(databaseUrl, 'info'), ...extraEnv };
   const config = loadConfig(env);
   const child = await startChildServer({
-    script: 'src/main.ts',
+    ...(await serviceCommand()),
     env,
     port: (line) =>
       line.msg === 'listening' && typeof line.port === 'number' ? line.port : undefined,

@@ -20,6 +20,7 @@
  *   DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres npm run bench
  *   KAFKA_BROKERS=127.0.0.1:9092 DATABASE_URL=... npm run bench
  *   DATABASE_URL=... npm run bench -- watch
+ *   DATABASE_URL=... npm run bench -- startup
  *   DATABASE_URL=... [BENCH_SCALE_PLANS=/tmp/plans.txt] npm run bench -- scale
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -32,6 +33,7 @@ import {
   createBenchDatabase,
   type Service,
   seedConsultations,
+  serviceFormText,
   startService,
   startServiceInProcess,
 } from './fixture.js';
@@ -126,8 +128,18 @@ async function main(): Promise<void> {
   const serverUrl = process.env.DATABASE_URL;
   if (!serverUrl) throw new Error('set DATABASE_URL to a PostgreSQL server (see bench/README.md)');
   const only = process.argv.slice(2).join(' ');
-  if (only !== '' && only !== 'watch' && only !== 'scale') {
-    throw new Error(`unknown arguments: ${only} (npm run bench [-- watch | -- scale])`);
+  if (only !== '' && only !== 'watch' && only !== 'scale' && only !== 'startup') {
+    throw new Error(
+      `unknown arguments: ${only} (npm run bench [-- watch | -- scale | -- startup])`,
+    );
+  }
+  if (only === 'startup') {
+    for (const run of await measureStartup(STARTUP_RUNS)) {
+      console.log(
+        `start to ready, embedded, fresh folder: ${run.ms} ms (RSS ${run.rssMiB} MiB); restart on it: ${run.restartMs} ms (target < ${TARGETS.startupMs} ms)`,
+      );
+    }
+    return;
   }
   if (only === 'scale') {
     reportScale(
@@ -159,7 +171,7 @@ async function main(): Promise<void> {
       await inProcess.app.stop();
     }
 
-    log('starting the service: node --import tsx src/main.ts');
+    log(`starting the service: ${serviceFormText()}`);
     service = await startService(database.url);
     const idleRssMiB = mib(rssBytes(service.process.pid));
     const consultationIds = Array.from({ length: CONSULTATIONS }, (_, i) => consultationId(i + 1));

@@ -37,6 +37,7 @@ import {
   type BenchDatabase,
   createBenchDatabase,
   type Service,
+  serviceFormText,
   startService,
   startServiceInProcess,
   withClient,
@@ -149,7 +150,7 @@ export async function measureScale(options: ScaleOptions): Promise<ScaleResult> 
   };
   try {
     const seeding = await prepareDatabases(databases, options.history);
-    log('starting the service on each database: node --import tsx src/main.ts');
+    log(`starting the service on each database: ${serviceFormText()}`);
     const window = historyWindow();
     const targets: Targets = [
       await openTarget('empty', databases.empty, window),

@@ -20,8 +20,8 @@
  * 7 060 calls/min (p99 110 ms) as the rows grew; this tool shows whether the rate, the
  * tail and the service's memory now stay flat.
  *
- * The service runs as `npm start` runs it, in a Node process of its own (`startService`,
- * fixture.ts) on a fresh database of the bench's own (`createBenchDatabase`), migrated by
+ * The service runs as in production (`npm run serve`), in a Node process of its own
+ * (`startService`, fixture.ts) on a fresh database of the bench's own (`createBenchDatabase`), migrated by
  * the service on start and dropped at the end, failed or interrupted run or not.
  * RATE_LIMIT_REQUESTS=0 turns the per-caller rate limit off (fixture.ts sets it; the soak
  * passes it again): the service principal alone makes two calls of every iteration of

@@ -1,89 +1,84 @@
 /**
- * Start to ready with the embedded database: each run is a fresh Node process (so the
- * WebAssembly engine and every module start cold) that calls `startApp` with no
- * DATABASE_URL and a new, empty DATA_DIR, and times the call until it resolves (PGlite
- * creates its data folder, the migrations run, the port is bound). Module loading
- * happens before the clock starts. For comparison, the same process then starts the
- * service once more on the folder the first start left (what every later start does).
+ * Start to ready with the embedded database, as a user sees it: each run starts the
+ * service as it runs in production (`serviceCommand`, fixture.ts: the compiled code with
+ * the Node arguments of `npm run serve`) in a new Node process with no DATABASE_URL and a
+ * new, empty DATA_DIR, and times it from the spawn to its `listening` log line: Node's
+ * own start, loading the modules, the embedded engine's data folder and start, the
+ * migrations, binding the port. Then the same again on the folder the first start left,
+ * in a new process too: what every later start does.
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
-import { startApp } from '../src/app.js';
-import { loadConfig } from '../src/config.js';
-import { createLogger } from '../src/logger.js';
+import { REPOSITORY_ROOT, rssBytes } from './child.js';
+import { serviceCommand } from './fixture.js';
 
 export interface StartupRun {
-  /** Start to ready on a new, empty data folder. */
+  /** Spawn to ready on a new, empty data folder. */
   readonly ms: number;
-  /** RSS of that process right after that start, in MiB. */
+  /** RSS of that process once it was ready, in MiB. */
   readonly rssMiB: number;
-  /** Start to ready again, on the folder the first start created. */
+  /** Spawn to ready again, in a new process, on the folder the first start created. */
   readonly restartMs: number;
 }
-
-const THIS_FILE = fileURLToPath(import.meta.url);
-const CHILD_FLAG = '--startup-child';
 
 /** `runs` cold starts, one after the other. */
 export async function measureStartup(runs: number): Promise<StartupRun[]> {
   const results: StartupRun[] = [];
-  for (let i = 0; i < runs; i++) results.push(await startInChild());
+  for (let i = 0; i < runs; i++) {
+    const dataDir = await mkdtemp(join(tmpdir(), 'video-bench-startup-'));
+    try {
+      const first = await timedStart(dataDir);
+      const again = await timedStart(dataDir);
+      results.push({ ms: first.ms, rssMiB: first.rssMiB, restartMs: again.ms });
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  }
   return results;
 }
 
-function startInChild(): Promise<StartupRun> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', THIS_FILE, CHILD_FLAG], {
-      cwd: join(dirname(THIS_FILE), '..'),
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-    });
-    child.on('error', reject);
-    child.on('close', (code) => {
-      const line = output.trim().split('\n').at(-1) ?? '';
-      if (code === 0) resolve(JSON.parse(line) as StartupRun);
-      else reject(new Error(`startup run exited ${code}: ${output}`));
-    });
+/** Spawns the service on `dataDir`, times it until it is listening, then stops it. */
+async function timedStart(dataDir: string): Promise<{ ms: number; rssMiB: number }> {
+  const { nodeArgs = ['--import', 'tsx'], script } = await serviceCommand();
+  const env = {
+    PATH: process.env.PATH ?? '',
+    DATA_DIR: dataDir,
+    LOG_LEVEL: 'info',
+    PORT: '0',
+    HOST: '127.0.0.1',
+    RATE_LIMIT_REQUESTS: '0',
+  };
+  const started = performance.now();
+  const child = spawn(process.execPath, [...nodeArgs, script], {
+    cwd: REPOSITORY_ROOT,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
-}
-
-/** In the child: a timed start on a fresh data folder, a timed restart, then clean up. */
-async function startOnce(): Promise<StartupRun> {
-  const dataDir = await mkdtemp(join(tmpdir(), 'video-bench-startup-'));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString()).slice(-4000);
+  });
   try {
-    const config = loadConfig({
-      DATA_DIR: dataDir,
-      LOG_LEVEL: 'silent',
-      PORT: '0',
-      HOST: '127.0.0.1',
-      RATE_LIMIT_REQUESTS: '0',
+    const ms = await new Promise<number>((resolve, reject) => {
+      let pending = '';
+      child.stdout.on('data', (chunk: Buffer) => {
+        pending += chunk.toString();
+        if (pending.includes('"msg":"listening"')) resolve(performance.now() - started);
+        else pending = pending.slice(-200);
+      });
+      void exited.then(() =>
+        reject(new Error(`the service exited before it was ready\n${stderr}`)),
+      );
     });
-    const logger = createLogger(config.logLevel);
-    const timedStart = async () => {
-      const started = performance.now();
-      const app = await startApp(config, logger);
-      return { app, ms: Math.round(performance.now() - started) };
-    };
-    const first = await timedStart();
-    const rssMiB = Math.round(process.memoryUsage.rss() / 2 ** 20);
-    await first.app.stop();
-    const again = await timedStart();
-    await again.app.stop();
-    return { ms: first.ms, rssMiB, restartMs: again.ms };
+    const pid = child.pid;
+    if (pid === undefined) throw new Error('the service has no pid');
+    return { ms: Math.round(ms), rssMiB: Math.round(rssBytes(pid) / 2 ** 20) };
   } finally {
-    await rm(dataDir, { recursive: true, force: true });
+    child.kill('SIGTERM');
+    await exited;
   }
-}
-
-if (process.argv.includes(CHILD_FLAG)) {
-  console.log(JSON.stringify(await startOnce()));
-  // Whatever the engine leaves scheduled must not hold the measurement up.
-  process.exit(0);
 }

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { cp, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { cpSync } from 'node:fs';
+import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
@@ -47,7 +48,10 @@ export function embeddedTemplates(
           );
         }
         await mkdir(dirname(dataDir), { recursive: true });
-        await cp(template, staging, { recursive: true });
+        // cpSync, not the promise cp: the template holds about a thousand small files, which
+        // the promise version copies one by one through the event loop in close to a
+        // second, cpSync natively in well under a tenth of one. Nothing is served yet.
+        cpSync(template, staging, { recursive: true });
         await rename(staging, dataDir);
         return 'copied';
       } catch (error) {

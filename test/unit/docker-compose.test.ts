@@ -58,3 +58,13 @@ describe('docker-compose.yml', () => {
     expect(config.database.migrateOnStart).toBe(true);
   });
 });
+
+describe('the production command', () => {
+  it('is the same in the Docker image as in `npm run serve`, which the bench measures', () => {
+    const manifest = JSON.parse(read('package.json')) as { scripts: Record<string, string> };
+    const cmd = /^CMD (\[.*\])$/m.exec(read('Dockerfile'))?.[1];
+    expect(cmd).toBeDefined();
+    expect((JSON.parse(cmd!) as string[]).join(' ')).toBe(manifest.scripts.serve);
+    expect(manifest.scripts.serve).toMatch(/^node .*dist\/src\/main\.js$/);
+  });
+});
