@@ -20,6 +20,11 @@
  *    the committing transaction, just before the row is inserted and committed) minus the
  *    send stamp. Read from PostgreSQL after the run.
  *
+ * 3. `appointment.created` sustained: a backlog of `drainEvents` events sent as fast as the
+ *    producer goes (batches of 500), while the service consumes; rows per second over the
+ *    span of their rows' `created_at` (first to last), which is the consumer's rate while
+ *    it has a backlog, since the sends finish long before the rows do.
+ *
  * Both processes run on the same machine, so their clocks are one clock; `ce_time` and
  * `Date.now()` have millisecond resolution.
  */
@@ -43,6 +48,8 @@ export interface EventsOptions {
   readonly durationMs: number;
   /** How long after the last send events may still arrive or be applied. */
   readonly waitMs: number;
+  /** The backlog of appointment.created whose draining measures the sustained rate. */
+  readonly drainEvents: number;
 }
 
 export interface PublishResult {
@@ -80,10 +87,22 @@ export interface ConsumeResult {
   readonly serverCpuPercent: number;
 }
 
+export interface DrainResult {
+  readonly events: number;
+  /** First send to the last acknowledgement of the backlog. */
+  readonly sendSeconds: number;
+  /** First row to last row of the backlog (`created_at`). */
+  readonly applySeconds: number;
+  readonly rowsPerSecond: number;
+  /** CPU use of the service's process from the first send until the last row. */
+  readonly serverCpuPercent: number;
+}
+
 export interface EventsResult {
   readonly topicPrefix: string;
   readonly publish: PublishResult;
   readonly consume: ConsumeResult;
+  readonly drain: DrainResult;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -121,7 +140,8 @@ export async function measureEvents(options: EventsOptions): Promise<EventsResul
       options,
     );
     const consume = await measureConsume(kafka, prefix, pid, options);
-    return { topicPrefix: prefix, publish, consume };
+    const drain = await measureDrain(kafka, prefix, pid, options);
+    return { topicPrefix: prefix, publish, consume, drain };
   } finally {
     await service.process.stop();
   }
@@ -238,26 +258,7 @@ async function measureConsume(
     const at = Date.now();
     const messages = appointmentIds.map((appointmentId) => {
       if (measured) sentAt.set(appointmentId, at);
-      return {
-        key: appointmentId,
-        value: JSON.stringify({
-          appointmentId,
-          clinicId: CLINIC,
-          doctorId: 'bench-events-doctor',
-          patientId: 'bench-events-patient',
-          scheduledStart: new Date(start + 3_600_000).toISOString(),
-          scheduledEnd: new Date(start + 5_400_000).toISOString(),
-          appointmentType: 'VIDEO',
-        }),
-        headers: {
-          ce_specversion: '1.0',
-          ce_id: randomUUID(),
-          ce_source: '/appointments',
-          ce_type: 'appointment.created',
-          ce_time: new Date(at).toISOString(),
-          'content-type': 'application/json',
-        },
-      };
+      return appointmentCreated(appointmentId, start, at);
     });
     const call = producer.send({ topic, acks: -1, messages }).then(
       () => {
@@ -331,6 +332,78 @@ async function measureConsume(
       latency: latencySummary(latencies),
       appliedLatency: latencySummary(applied),
       serverCpuPercent: Math.round((cpu / cpuWindow) * 100),
+    };
+  } finally {
+    await producer.disconnect();
+  }
+}
+
+/** An `appointment.created` record, a video appointment an hour after `start`. */
+function appointmentCreated(appointmentId: string, start: number, at: number) {
+  return {
+    key: appointmentId,
+    value: JSON.stringify({
+      appointmentId,
+      clinicId: CLINIC,
+      doctorId: 'bench-events-doctor',
+      patientId: 'bench-events-patient',
+      scheduledStart: new Date(start + 3_600_000).toISOString(),
+      scheduledEnd: new Date(start + 5_400_000).toISOString(),
+      appointmentType: 'VIDEO',
+    }),
+    headers: {
+      ce_specversion: '1.0',
+      ce_id: randomUUID(),
+      ce_source: '/appointments',
+      ce_type: 'appointment.created',
+      ce_time: new Date(at).toISOString(),
+      'content-type': 'application/json',
+    },
+  };
+}
+
+/** Sends a backlog as fast as the producer goes, and times the service's draining of it. */
+async function measureDrain(
+  kafka: Kafka,
+  prefix: string,
+  pid: number,
+  options: EventsOptions,
+): Promise<DrainResult> {
+  const topic = `${prefix}appointment.created`;
+  const producer = kafka.producer();
+  await producer.connect();
+  const run = randomBytes(3).toString('hex');
+  const ids = Array.from({ length: options.drainEvents }, (_, i) => `bench-ev-${run}-d-${i}`);
+  try {
+    const cpuFrom = cpuSeconds(pid);
+    const started = performance.now();
+    const start = Date.now();
+    const sends = [];
+    for (let i = 0; i < ids.length; i += 500) {
+      const messages = ids.slice(i, i + 500).map((id) => appointmentCreated(id, start, Date.now()));
+      sends.push(producer.send({ topic, acks: -1, messages }));
+    }
+    await Promise.all(sends);
+    const sendSeconds = (performance.now() - started) / 1000;
+    const deadline = Date.now() + options.waitMs + options.drainEvents;
+    let rows = new Map<string, number>();
+    for (;;) {
+      rows = await createdAt(options.databaseUrl, ids);
+      if (rows.size >= ids.length) break;
+      if (Date.now() > deadline) {
+        throw new Error(`only ${rows.size} of ${ids.length} backlog events made a row in time`);
+      }
+      await sleep(250);
+    }
+    const cpuPercent = ((cpuSeconds(pid) - cpuFrom) / ((performance.now() - started) / 1000)) * 100;
+    const times = [...rows.values()];
+    const applySeconds = (Math.max(...times) - Math.min(...times)) / 1000;
+    return {
+      events: ids.length,
+      sendSeconds: Math.round(sendSeconds * 100) / 100,
+      applySeconds: Math.round(applySeconds * 100) / 100,
+      rowsPerSecond: Math.round(ids.length / applySeconds),
+      serverCpuPercent: Math.round(cpuPercent),
     };
   } finally {
     await producer.disconnect();

@@ -21,6 +21,7 @@
  *   KAFKA_BROKERS=127.0.0.1:9092 DATABASE_URL=... npm run bench
  *   DATABASE_URL=... npm run bench -- watch
  *   DATABASE_URL=... npm run bench -- startup
+ *   KAFKA_BROKERS=127.0.0.1:9092 DATABASE_URL=... npm run bench -- events
  *   DATABASE_URL=... [BENCH_SCALE_PLANS=/tmp/plans.txt] npm run bench -- scale
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -61,6 +62,7 @@ const EVENTS = {
   warmupMs: 2_000,
   durationMs: 10_000,
   waitMs: 30_000,
+  drainEvents: 20_000,
 } as const;
 
 /**
@@ -102,6 +104,7 @@ const TARGETS = {
   startupMs: 1_000,
   publishP99Ms: 100,
   consumeP99Ms: 250,
+  consumeRowsPerSecond: 1_500,
   watchP99Ms: 200,
   watchKiBPerStream: 50,
   scaleRatio: 1.2,
@@ -128,9 +131,9 @@ async function main(): Promise<void> {
   const serverUrl = process.env.DATABASE_URL;
   if (!serverUrl) throw new Error('set DATABASE_URL to a PostgreSQL server (see bench/README.md)');
   const only = process.argv.slice(2).join(' ');
-  if (only !== '' && only !== 'watch' && only !== 'scale' && only !== 'startup') {
+  if (!['', 'watch', 'scale', 'startup', 'events'].includes(only)) {
     throw new Error(
-      `unknown arguments: ${only} (npm run bench [-- watch | -- scale | -- startup])`,
+      `unknown arguments: ${only} (npm run bench [-- watch | scale | startup | events])`,
     );
   }
   if (only === 'startup') {
@@ -152,6 +155,10 @@ async function main(): Promise<void> {
   try {
     if (only === 'watch') {
       reportWatchOnly(await runWatch(database.url));
+      return;
+    }
+    if (only === 'events') {
+      reportEventsOnly(await runEvents(database.url));
       return;
     }
 
@@ -203,20 +210,8 @@ async function main(): Promise<void> {
     const watch = await runWatch(database.url);
 
     let events: EventsResult | undefined;
-    const brokers = process.env.KAFKA_BROKERS;
-    if (brokers) {
-      log(
-        `events on ${brokers}: GenerateToken ${EVENTS.publishRate}/s, then appointment.created ${EVENTS.consumeRate}/s, ${EVENTS.durationMs / 1000} s each`,
-      );
-      events = await measureEvents({
-        ...EVENTS,
-        databaseUrl: database.url,
-        brokers,
-        consultationIds,
-      });
-    } else {
-      log('KAFKA_BROKERS is not set: the event measurements are skipped');
-    }
+    if (process.env.KAFKA_BROKERS) events = await runEvents(database.url, consultationIds);
+    else log('KAFKA_BROKERS is not set: the event measurements are skipped');
 
     log(`startup: ${STARTUP_RUNS} cold starts on the embedded database`);
     const startup = await measureStartup(STARTUP_RUNS);
@@ -307,6 +302,7 @@ function report(r: Results): void {
     restartMs: r.startup.map((run) => run.restartMs),
     publishP99Ms: r.events?.publish.latency.p99Ms ?? null,
     consumeP99Ms: finiteOrNull(r.events?.consume.latency.p99Ms),
+    consumeRowsPerSecond: r.events?.drain.rowsPerSecond ?? null,
     ...watchRatios(r.watch),
     targets: TARGETS,
     detail: {
@@ -357,6 +353,34 @@ function printTable(rows: readonly (readonly string[])[]): void {
 }
 
 /** `npm run bench -- watch`: the watch measurement's rows and ratios alone. */
+/**
+ * The event measurements on KAFKA_BROKERS. Alone (`-- events`), the database is migrated
+ * by a first start of the service and seeded here.
+ */
+async function runEvents(databaseUrl: string, seeded?: readonly string[]): Promise<EventsResult> {
+  const brokers = process.env.KAFKA_BROKERS;
+  if (!brokers) throw new Error('set KAFKA_BROKERS to measure the events (see bench/README.md)');
+  let consultationIds = seeded;
+  if (!consultationIds) {
+    await (await startService(databaseUrl)).process.stop();
+    await seedConsultations(databaseUrl, CONSULTATIONS);
+    consultationIds = Array.from({ length: CONSULTATIONS }, (_, i) => consultationId(i + 1));
+  }
+  log(
+    `events on ${brokers}: GenerateToken ${EVENTS.publishRate}/s, then appointment.created ${EVENTS.consumeRate}/s, ${EVENTS.durationMs / 1000} s each`,
+  );
+  return measureEvents({ ...EVENTS, databaseUrl, brokers, consultationIds });
+}
+
+function reportEventsOnly(events: EventsResult): void {
+  console.log('');
+  printTable([
+    ['Measurement', 'Service', 'Baseline or comparison', 'Ratio', 'Target', 'Result'],
+    ...eventRows(events),
+  ]);
+  console.log(`\n${JSON.stringify({ detail: { events } }, null, 2)}`);
+}
+
 function reportWatchOnly(watch: WatchResult): void {
   console.log('');
   printTable([
@@ -416,7 +440,7 @@ function watchRows(w: WatchResult): string[][] {
 /** Rows of the event measurements; none when they did not run. */
 function eventRows(events: EventsResult | undefined): string[][] {
   if (!events) return [];
-  const { publish, consume } = events;
+  const { publish, consume, drain } = events;
   const ms = (value: number) =>
     Number.isFinite(value) ? `${value}` : `> ${EVENTS.waitMs / 1000} s`;
   const latency = (s: LatencySummary) =>
@@ -437,6 +461,14 @@ function eventRows(events: EventsResult | undefined): string[][] {
       '',
       `p99 < ${TARGETS.consumeP99Ms} ms`,
       met(consume.latency.p99Ms < TARGETS.consumeP99Ms),
+    ],
+    [
+      `appointment.created, a backlog of ${drain.events} drained`,
+      `${drain.rowsPerSecond} rows/s (${drain.applySeconds} s from the first row to the last; server process CPU ${drain.serverCpuPercent}%)`,
+      `sent in ${drain.sendSeconds} s`,
+      '',
+      `≥ ${TARGETS.consumeRowsPerSecond} rows/s`,
+      met(drain.rowsPerSecond >= TARGETS.consumeRowsPerSecond),
     ],
   ];
 }

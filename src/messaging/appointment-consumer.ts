@@ -1,6 +1,6 @@
 import { setTimeout as wait } from 'node:timers/promises';
 import { fromJson, type JsonValue } from '@bufbuild/protobuf';
-import type { Consumer, Kafka, KafkaMessage, Producer } from 'kafkajs';
+import type { Consumer, EachBatchPayload, Kafka, KafkaMessage, Producer } from 'kafkajs';
 import type { Logger } from 'pino';
 import {
   AppointmentCancelledSchema,
@@ -10,10 +10,18 @@ import {
 import { DomainError } from '../domain/errors.js';
 import { fromTimestamp } from '../rpc/mappers.js';
 import { type Caller, EventAlreadyHandled } from '../video/audit.js';
+import { addedEvents } from '../video/events.js';
 import type { UseCaseDeps } from '../video/use-case.js';
 import { cancelConsultation } from '../video/use-cases/cancel-consultation.js';
 import { rescheduleConsultation } from '../video/use-cases/reschedule-consultation.js';
-import { scheduleConsultation } from '../video/use-cases/schedule-consultation.js';
+import {
+  type ScheduleConsultationRequest,
+  scheduleConsultation,
+} from '../video/use-cases/schedule-consultation.js';
+import {
+  type InboxCaller,
+  scheduleConsultations,
+} from '../video/use-cases/schedule-consultations.js';
 import { cloudEventAttributes } from './cloudevents.js';
 
 /** The appointment events this service reacts to (topic = type, with the prefix). */
@@ -29,6 +37,21 @@ export const APPOINTMENT_EVENTS_ACTOR = 'appointment-events';
 
 const ID = /^[A-Za-z0-9._:@|-]{1,64}$/;
 const MAX_BACKOFF_MS = 30_000;
+/**
+ * The most events of a fetched batch applied in one transaction: a commit per chunk, not
+ * per event, while a poison event costs at most this many events applied a second time.
+ */
+const CHUNK = 100;
+/**
+ * The events applied in a shared transaction. A cancellation may close a live
+ * consultation's provider session, which it does after its own commit: inside a batch that
+ * would come before the batch commits, or even when it rolls back. Cancellations are few;
+ * each keeps a transaction of its own.
+ */
+const APPLIED_TOGETHER: ReadonlySet<AppointmentEventType> = new Set([
+  'appointment.created',
+  'appointment.rescheduled',
+]);
 
 export interface AppointmentConsumerOptions {
   readonly kafka: Kafka;
@@ -59,8 +82,12 @@ class PoisonMessage extends Error {
  * Each event is applied once: its source and id (CloudEvents `ce_source` and `ce_id`, which
  * together identify an event; else the topic and the record's topic/partition/offset) go
  * into the inbox in the same transaction as its effect, and offsets are committed
- * only after the handler returns. Transient failures are retried with backoff; a message
- * that cannot succeed goes to `<topic>.dlq` with the reason in its headers.
+ * only after that transaction committed. The events of a fetched batch are applied in
+ * order in one transaction (per CHUNK): its inbox rows, effects, audit entries and outbox
+ * events commit together. When that transaction fails for any reason, it rolls back and
+ * the events are applied again one by one, each in its own: transient failures are
+ * retried with backoff, and a message that cannot succeed goes to `<topic>.dlq` with the
+ * reason in its headers while the others are applied.
  */
 export function createAppointmentConsumer(options: AppointmentConsumerOptions) {
   const { useCases, logger, producer } = options;
@@ -122,10 +149,12 @@ export function createAppointmentConsumer(options: AppointmentConsumerOptions) {
     consumer
       .run({
         autoCommit: true,
+        // Offsets are resolved as the transactions commit, never for a batch cut short.
+        eachBatchAutoResolve: false,
         // One appointment's events share a partition (keyed by appointment id), so they
         // stay in order; different appointments are independent.
         partitionsConsumedConcurrently: options.concurrency,
-        eachMessage: ({ topic, partition, message }) => handle(topic, partition, message),
+        eachBatch: handleBatch,
       })
       .catch((error: unknown) => {
         running = false;
@@ -134,6 +163,7 @@ export function createAppointmentConsumer(options: AppointmentConsumerOptions) {
   }
 
   async function apply(
+    deps: UseCaseDeps,
     type: AppointmentEventType,
     message: KafkaMessage,
     caller: (clinicId: string) => Caller,
@@ -141,27 +171,15 @@ export function createAppointmentConsumer(options: AppointmentConsumerOptions) {
     const json = parseJson(message.value);
     switch (type) {
       case 'appointment.created': {
-        const event = parse(AppointmentCreatedSchema, json);
-        if (event.appointmentType.toUpperCase() !== 'VIDEO')
-          return 'ignored: not a video appointment';
-        requireIds(event.appointmentId, event.clinicId);
-        if (!event.scheduledStart || !event.scheduledEnd) {
-          throw new PoisonMessage('invalid', 'scheduled_start and scheduled_end are required');
-        }
-        await scheduleConsultation(useCases, caller(event.clinicId), {
-          appointmentId: event.appointmentId,
-          doctorId: event.doctorId,
-          patientId: event.patientId,
-          scheduledStart: fromTimestamp(event.scheduledStart)!,
-          scheduledEnd: fromTimestamp(event.scheduledEnd)!,
-          provider: undefined,
-        });
+        const creation = appointmentCreation(json);
+        if (creation === IGNORED) return creation;
+        await scheduleConsultation(deps, caller(creation.clinicId), creation.request);
         return 'applied';
       }
       case 'appointment.cancelled': {
         const event = parse(AppointmentCancelledSchema, json);
         requireIds(event.appointmentId, event.clinicId);
-        await cancelConsultation(useCases, caller(event.clinicId), {
+        await cancelConsultation(deps, caller(event.clinicId), {
           appointmentId: event.appointmentId,
         });
         return 'applied';
@@ -172,7 +190,7 @@ export function createAppointmentConsumer(options: AppointmentConsumerOptions) {
         if (!event.scheduledStart || !event.scheduledEnd) {
           throw new PoisonMessage('invalid', 'scheduled_start and scheduled_end are required');
         }
-        await rescheduleConsultation(useCases, caller(event.clinicId), {
+        await rescheduleConsultation(deps, caller(event.clinicId), {
           appointmentId: event.appointmentId,
           scheduledStart: fromTimestamp(event.scheduledStart)!,
           scheduledEnd: fromTimestamp(event.scheduledEnd)!,
@@ -182,24 +200,137 @@ export function createAppointmentConsumer(options: AppointmentConsumerOptions) {
     }
   }
 
+  /**
+   * A fetched batch of one partition, in order: chunk by chunk in one transaction each, a
+   * chunk that fails one event at a time. Offsets move only past what committed; a stop or
+   * a rebalance ends the batch between transactions, and the rest is fetched again.
+   */
+  async function handleBatch(payload: EachBatchPayload): Promise<void> {
+    const { batch, resolveOffset, heartbeat, commitOffsetsIfNecessary } = payload;
+    const type = byTopic.get(batch.topic);
+    const goOn = () => payload.isRunning() && !payload.isStale();
+    for (let from = 0; from < batch.messages.length && goOn(); from += CHUNK) {
+      const chunk = batch.messages.slice(from, from + CHUNK);
+      if (type && APPLIED_TOGETHER.has(type) && (await applyTogether(type, batch, chunk))) {
+        resolveOffset(chunk[chunk.length - 1]!.offset);
+      } else {
+        for (const message of chunk) {
+          if (!goOn()) break;
+          await handle(batch.topic, batch.partition, message);
+          resolveOffset(message.offset);
+          await heartbeat();
+        }
+      }
+      await commitOffsetsIfNecessary();
+      await heartbeat();
+    }
+  }
+
+  /**
+   * Applies the events in one transaction, each in order with its inbox row, audit entry
+   * and outbox events; an event handled before is skipped. False when the transaction
+   * failed and rolled back (a poison event, a refusal, a lost race, the database): the
+   * caller then applies the events one by one, which sends the culprit alone to the
+   * dead-letter topic and records a refusal once.
+   */
+  async function applyTogether(
+    type: AppointmentEventType,
+    batch: EachBatchPayload['batch'],
+    messages: KafkaMessage[],
+  ): Promise<boolean> {
+    const { topic, partition } = batch;
+    const deliveries = messages.map((message) => ({
+      message,
+      outcome: '',
+      ...delivery(topic, partition, message),
+    }));
+    let events = false;
+    const scheduled: string[] = [];
+    try {
+      await useCases.orm.em.fork().transactional(async (em) => {
+        if (type === 'appointment.created') {
+          // The set-based path: a few statements for the whole chunk.
+          const wanted = deliveries.flatMap((d) => {
+            const creation = appointmentCreation(parseJson(d.message.value));
+            if (creation === IGNORED) d.outcome = creation;
+            return creation === IGNORED ? [] : [{ d, creation }];
+          });
+          const done = await scheduleConsultations(
+            useCases,
+            em,
+            wanted.map(({ d, creation }) => ({
+              caller: d.caller(creation.clinicId),
+              request: creation.request,
+            })),
+          );
+          for (const [i, result] of done.entries()) {
+            wanted[i]!.d.outcome = result.outcome;
+            if (result.outcome === 'applied' && result.created)
+              scheduled.push(result.consultationId);
+          }
+          events = addedEvents(em);
+          return;
+        }
+        const inTransaction: UseCaseDeps = { ...useCases, transaction: em };
+        for (const d of deliveries) {
+          d.outcome = await apply(inTransaction, type, d.message, d.caller).catch(
+            (error: unknown) => {
+              if (error instanceof EventAlreadyHandled) return 'already handled: skipped';
+              throw error;
+            },
+          );
+          // Each event's writes go out before the next is applied, and the EntityManager
+          // forgets them: every flush and query compares all the entities it manages, so
+          // keeping the whole chunk's would make it quadratic.
+          await em.flush();
+          em.clear();
+        }
+        events = addedEvents(em);
+      });
+    } catch (error) {
+      const offsets = `${messages[0]?.offset}-${messages.at(-1)?.offset}`;
+      logger.warn(
+        { err: error, topic, partition, offsets },
+        'appointment events could not be applied together: applying them one by one',
+      );
+      return false;
+    }
+    if (events) useCases.outbox?.committed();
+    for (const consultationId of scheduled) {
+      logger.info({ consultationId }, 'consultation scheduled');
+    }
+    for (const { log, outcome } of deliveries) log.info({ outcome }, 'appointment event handled');
+    return true;
+  }
+
+  /**
+   * Who an event is, for the inbox and the logs. CloudEvents: source and id together
+   * identify an event. Without a ce_id the record's position identifies it; without a
+   * ce_source its topic stands in for the source.
+   */
+  function delivery(topic: string, partition: number, message: KafkaMessage) {
+    const attributes = cloudEventAttributes(message.headers);
+    const eventId = attributes.id?.slice(0, 200) || `${topic}/${partition}/${message.offset}`;
+    const source = attributes.source?.slice(0, 200) || `kafka:${topic}`;
+    return {
+      log: logger.child({ eventId, source, topic, partition, offset: message.offset }),
+      caller: (clinicId: string): InboxCaller => ({
+        principal: { userId: APPOINTMENT_EVENTS_ACTOR, role: 'service', clinicId },
+        requestId: eventId,
+        inbox: { source, eventId, topic },
+      }),
+    };
+  }
+
+  /** One event in a transaction of its own, retried, or sent to the dead-letter topic. */
   async function handle(topic: string, partition: number, message: KafkaMessage): Promise<void> {
     const type = byTopic.get(topic);
     if (!type) return;
-    const attributes = cloudEventAttributes(message.headers);
-    // CloudEvents: source and id together identify an event. Without a ce_id the record's
-    // position identifies it; without a ce_source its topic stands in for the source.
-    const eventId = attributes.id?.slice(0, 200) || `${topic}/${partition}/${message.offset}`;
-    const source = attributes.source?.slice(0, 200) || `kafka:${topic}`;
-    const log = logger.child({ eventId, source, topic, partition, offset: message.offset });
-    const caller = (clinicId: string): Caller => ({
-      principal: { userId: APPOINTMENT_EVENTS_ACTOR, role: 'service', clinicId },
-      requestId: eventId,
-      inbox: { source, eventId, topic },
-    });
+    const { log, caller } = delivery(topic, partition, message);
 
     for (let attempt = 1; ; attempt++) {
       try {
-        const outcome = await apply(type, message, caller);
+        const outcome = await apply(useCases, type, message, caller);
         log.info({ outcome }, 'appointment event handled');
         return;
       } catch (error) {
@@ -257,7 +388,7 @@ export function createAppointmentConsumer(options: AppointmentConsumerOptions) {
     /** Connects and subscribes; resolves once kafkajs is running it (joining the group). */
     start,
     /**
-     * Finishes the message in hand, commits offsets, leaves the group and disconnects,
+     * Finishes the transaction in hand, commits offsets, leaves the group and disconnects,
      * whatever state the consumer is in (connecting, joining, running, crashed).
      */
     async stop() {
@@ -266,6 +397,27 @@ export function createAppointmentConsumer(options: AppointmentConsumerOptions) {
       await consumer.disconnect();
     },
   };
+}
+
+const IGNORED = 'ignored: not a video appointment';
+
+/** What an `appointment.created` asks for, or IGNORED when it is not a video appointment. */
+function appointmentCreation(json: JsonValue) {
+  const event = parse(AppointmentCreatedSchema, json);
+  if (event.appointmentType.toUpperCase() !== 'VIDEO') return IGNORED;
+  requireIds(event.appointmentId, event.clinicId);
+  if (!event.scheduledStart || !event.scheduledEnd) {
+    throw new PoisonMessage('invalid', 'scheduled_start and scheduled_end are required');
+  }
+  const request: ScheduleConsultationRequest = {
+    appointmentId: event.appointmentId,
+    doctorId: event.doctorId,
+    patientId: event.patientId,
+    scheduledStart: fromTimestamp(event.scheduledStart)!,
+    scheduledEnd: fromTimestamp(event.scheduledEnd)!,
+    provider: undefined,
+  };
+  return { clinicId: event.clinicId, request };
 }
 
 function parseJson(value: Buffer | null): JsonValue {

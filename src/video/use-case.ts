@@ -41,6 +41,13 @@ export interface UseCaseDeps {
   readonly watching?: Watching | undefined;
   /** Told after a unit of work committed events (the relay then publishes at once). */
   readonly outbox?: Pick<OutboxSignal, 'committed'> | undefined;
+  /**
+   * A transaction the caller opened and commits (the appointment consumer applies a batch
+   * of events in one). The unit of work runs in it as it is: not replayed, not committed,
+   * the outbox not told, and a refusal not recorded, since the caller rolls the whole
+   * transaction back and applies the events again one by one, which records it.
+   */
+  readonly transaction?: EntityManager | undefined;
 }
 
 /** Why a unit of work was replayed: its version check failed, or it was a deadlock's victim. */
@@ -50,13 +57,15 @@ export type ReplayReason = 'version_conflict' | 'deadlock';
 const MAX_ATTEMPTS = 5;
 
 /**
- * Runs one unit of work in a transaction on a fresh EntityManager. A lost optimistic
- * race replays the whole unit, which then sees the winner's state and decides again.
+ * Runs one unit of work in a transaction on a fresh EntityManager (or in the caller's,
+ * `deps.transaction`). A lost optimistic race replays the whole unit, which then sees
+ * the winner's state and decides again.
  */
 export async function unitOfWork<T>(
-  deps: Pick<UseCaseDeps, 'orm' | 'onReplay' | 'outbox'>,
+  deps: Pick<UseCaseDeps, 'orm' | 'onReplay' | 'outbox' | 'transaction'>,
   work: (em: EntityManager) => Promise<T>,
 ): Promise<T> {
+  if (deps.transaction) return work(deps.transaction);
   for (let attempt = 1; ; attempt++) {
     try {
       let events = false;
@@ -87,7 +96,8 @@ export async function unitOfWork<T>(
 
 /**
  * The audit trail around a use case: a refusal (a DomainError) is recorded in a
- * transaction of its own, since the refused one rolled back.
+ * transaction of its own, since the refused one rolled back (in a caller's transaction,
+ * by the caller's replay: see `UseCaseDeps.transaction`).
  */
 export async function auditRefusals<T>(
   deps: UseCaseDeps,
@@ -99,7 +109,7 @@ export async function auditRefusals<T>(
   try {
     return await run();
   } catch (error) {
-    if (error instanceof DomainError) {
+    if (error instanceof DomainError && !deps.transaction) {
       const record = {
         action,
         resourceType: 'consultation',

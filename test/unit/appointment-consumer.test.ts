@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { Kafka, Producer } from 'kafkajs';
+import type { ConsumerRunConfig, EachBatchPayload, Kafka, KafkaMessage, Producer } from 'kafkajs';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { createAppointmentConsumer } from '../../src/messaging/appointment-consumer.js';
@@ -14,6 +14,7 @@ function fakeKafka(options: { joins: boolean }) {
   const events = { GROUP_JOIN: 'consumer.group_join', CRASH: 'consumer.crash' } as const;
   const emitter = new EventEmitter();
   const calls = { connect: 0, subscribe: 0, run: 0, disconnect: 0 };
+  let runConfig: ConsumerRunConfig | undefined;
   let running = false;
   let connected = false;
   /** When set, connect() waits until releaseConnect() (a connect under way). */
@@ -35,8 +36,9 @@ function fakeKafka(options: { joins: boolean }) {
       calls.subscribe++;
       if (running) throw new Error('Cannot subscribe to topic while consumer is running');
     },
-    run() {
+    run(config: ConsumerRunConfig) {
       calls.run++;
+      runConfig = config;
       running = true;
       // A join slower than anyone's patience: it never completes here.
       return options.joins ? Promise.resolve() : new Promise<void>(() => {});
@@ -57,14 +59,16 @@ function fakeKafka(options: { joins: boolean }) {
       connectGate = true;
     },
     releaseConnect: () => releaseConnect?.(),
+    /** What the consumer gave kafkajs to handle a fetched batch with. */
+    eachBatch: (payload: EachBatchPayload) => runConfig?.eachBatch?.(payload),
   };
 }
 
-function consumerOf(kafka: Kafka) {
+function consumerOf(kafka: Kafka, producer = {} as Producer, useCases = {} as UseCaseDeps) {
   return createAppointmentConsumer({
     kafka,
-    producer: {} as Producer,
-    useCases: {} as UseCaseDeps,
+    producer,
+    useCases,
     logger: pino({ level: 'silent' }),
     groupId: 'group',
     topicFor: (type) => type,
@@ -106,5 +110,67 @@ describe('the appointment consumer', () => {
     // A later start (a reconnect loop that had not noticed) does nothing.
     await consumer.start();
     expect(fake.calls.connect).toBe(1);
+  });
+});
+
+describe('a fetched batch', () => {
+  /** A batch of unparseable appointment.created records: each can only be dead-lettered. */
+  function poisonBatch(count: number, running: () => boolean) {
+    const resolved: string[] = [];
+    const messages = Array.from(
+      { length: count },
+      (_, i) =>
+        ({
+          offset: String(i),
+          key: null,
+          value: Buffer.from('{not json'),
+          headers: {},
+        }) as unknown as KafkaMessage,
+    );
+    const payload = {
+      batch: { topic: 'appointment.created', partition: 0, messages },
+      resolveOffset: (offset: string) => resolved.push(offset),
+      heartbeat: async () => {},
+      commitOffsetsIfNecessary: async () => {},
+      isRunning: running,
+      isStale: () => false,
+    } as unknown as EachBatchPayload;
+    return { payload, resolved };
+  }
+
+  async function started() {
+    const fake = fakeKafka({ joins: true });
+    const letters: unknown[] = [];
+    const producer = {
+      send: async (record: unknown) => void letters.push(record),
+    } as unknown as Producer;
+    // The batch's transaction: the work runs and throws before it touches the database.
+    const em = {};
+    const useCases = {
+      orm: { em: { fork: () => ({ transactional: (work: (e: unknown) => unknown) => work(em) }) } },
+    } as unknown as UseCaseDeps;
+    const consumer = consumerOf(fake.kafka, producer, useCases);
+    await consumer.start();
+    return { fake, letters, consumer };
+  }
+
+  it('applies the events one by one when the batch fails together: each poison alone to the dead-letter topic', async () => {
+    const { fake, letters, consumer } = await started();
+    const { payload, resolved } = poisonBatch(3, () => true);
+    await fake.eachBatch(payload);
+    expect(letters).toHaveLength(3);
+    expect(resolved).toEqual(['0', '1', '2']);
+    await consumer.stop();
+  });
+
+  it('leaves the rest of the batch unresolved when stopped, to be fetched again', async () => {
+    const { fake, letters, consumer } = await started();
+    let checks = 0;
+    // Running for the chunk and its first event, stopped after that.
+    const { payload, resolved } = poisonBatch(3, () => ++checks <= 2);
+    await fake.eachBatch(payload);
+    expect(letters).toHaveLength(1);
+    expect(resolved).toEqual(['0']);
+    await consumer.stop();
   });
 });
