@@ -38,7 +38,7 @@ import {
   startService,
   startServiceInProcess,
 } from './fixture.js';
-import type { LatencySummary, LoadSummary } from './load.js';
+import { type LatencySummary, type LoadSummary, round } from './load.js';
 import { mib, sampleRss } from './memory.js';
 import { measureRpcOverhead, type RpcOverheadResult } from './rpc-overhead.js';
 import { measureScale, type ScaleResult, type ScaleStep } from './scale.js';
@@ -96,8 +96,9 @@ const SCALE = {
 } as const;
 
 const TARGETS = {
-  rpcRatio: 0.5,
-  rpcP99Ms: 20,
+  rpcRatio: 0.6,
+  /** The service's p99 at most this many times the bare handler's (DESIGN.md §8). */
+  rpcP99Factor: 1.5,
   writeRatio: 0.6,
   writeRoundTrips: 3,
   rssMiB: 256,
@@ -249,9 +250,9 @@ function report(r: Results): void {
       'GetConsultationStatus latency',
       latency(rpc.service),
       latency(rpc.baseline),
-      '',
-      `p99 < ${TARGETS.rpcP99Ms} ms`,
-      met(rpc.service.p99Ms < TARGETS.rpcP99Ms),
+      `p99 ×${round(rpc.service.p99Ms / rpc.baseline.p99Ms, 2)}`,
+      `p99 ≤ ${TARGETS.rpcP99Factor} × the bare handler's`,
+      met(rpc.service.p99Ms <= TARGETS.rpcP99Factor * rpc.baseline.p99Ms),
     ],
     [
       `GenerateToken throughput, ${WRITE_CONCURRENCY} callers`,
@@ -293,6 +294,7 @@ function report(r: Results): void {
   const ratios = {
     rpcThroughputRatio: rpc.ratio,
     rpcServiceP99Ms: rpc.service.p99Ms,
+    rpcP99Ratio: round(rpc.service.p99Ms / rpc.baseline.p99Ms, 2),
     writePathRatio: write.ratio,
     writeRoundTrips: r.statements.length,
     peakRssMiB: r.rssMiB,

@@ -1,4 +1,4 @@
-import { createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
+import { createHash, createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
 import {
   createRemoteJWKSet,
   decodeProtectedHeader,
@@ -75,37 +75,82 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     return [...pemKeys.filter((k) => k.alg === alg).map((k) => k.key), ...(jwks ? [jwks] : [])];
   }
 
+  const verified = verifiedTokens();
   return {
     async verify(token) {
       if (token.length > MAX_TOKEN_LENGTH) throw unauthenticated('token too large');
-      let alg: string | undefined;
+      const known = verified.get(token);
+      if (known) return known;
+      const principal = await verifyAnew(token);
+      verified.add(token, principal);
+      return principal;
+    },
+  };
+
+  async function verifyAnew(token: string): Promise<Principal> {
+    let alg: string | undefined;
+    try {
+      alg = decodeProtectedHeader(token).alg;
+    } catch (error) {
+      throw unauthenticated('token malformed', error);
+    }
+    if (!alg || !accepted.has(alg as Algorithm)) {
+      throw unauthenticated('token algorithm not accepted');
+    }
+    let lastError: unknown;
+    for (const key of keysFor(alg as Algorithm)) {
       try {
-        alg = decodeProtectedHeader(token).alg;
+        const { payload } = await jwtVerify(token, key as KeyObject, {
+          algorithms: [alg],
+          clockTolerance: options.clockSkewSeconds,
+          ...(options.issuer ? { issuer: options.issuer } : {}),
+          ...(options.audience ? { audience: options.audience } : {}),
+        });
+        checkLifetime(payload, options);
+        return principalOf(payload, options.clockSkewSeconds);
       } catch (error) {
-        throw unauthenticated('token malformed', error);
+        if (error instanceof DomainError) throw error;
+        lastError = error;
+        // Only a signature mismatch means "try the next key"; anything else is final.
+        if (!(error instanceof errors.JWSSignatureVerificationFailed)) break;
       }
-      if (!alg || !accepted.has(alg as Algorithm)) {
-        throw unauthenticated('token algorithm not accepted');
+    }
+    throw refusal(lastError);
+  }
+}
+
+/** How many verified tokens are remembered, and for how long at most. */
+const VERIFIED_TOKENS = 10_000;
+const VERIFIED_FOR_MS = 60_000;
+
+/**
+ * The tokens verified lately, by their SHA-256: a caller sends the same token with every
+ * call, and checking its signature again (an HMAC or RSA verification through WebCrypto)
+ * was a tenth of the CPU of a read. A token is answered from here only while it would
+ * still be accepted (its `exp` plus the skew, which `expiresAt` is) and for at most a
+ * minute after it was verified, so that a key withdrawn from the JWKS stops counting about
+ * as soon as it would have without this (jose keeps fetched keys for ten minutes anyway).
+ * Refused tokens are not kept. The oldest entry goes when the map is full.
+ */
+function verifiedTokens() {
+  const entries = new Map<string, { principal: Principal; until: number }>();
+  const keyOf = (token: string) => createHash('sha256').update(token).digest('base64');
+  return {
+    get(token: string): Principal | undefined {
+      const key = keyOf(token);
+      const entry = entries.get(key);
+      if (entry && entry.until > Date.now()) return entry.principal;
+      if (entry) entries.delete(key);
+      return undefined;
+    },
+    add(token: string, principal: Principal): void {
+      const expiresAt = principal.expiresAt?.getTime() ?? 0;
+      const until = Math.min(expiresAt, Date.now() + VERIFIED_FOR_MS);
+      if (entries.size >= VERIFIED_TOKENS) {
+        const oldest = entries.keys().next();
+        if (!oldest.done) entries.delete(oldest.value);
       }
-      let lastError: unknown;
-      for (const key of keysFor(alg as Algorithm)) {
-        try {
-          const { payload } = await jwtVerify(token, key as KeyObject, {
-            algorithms: [alg],
-            clockTolerance: options.clockSkewSeconds,
-            ...(options.issuer ? { issuer: options.issuer } : {}),
-            ...(options.audience ? { audience: options.audience } : {}),
-          });
-          checkLifetime(payload, options);
-          return principalOf(payload, options.clockSkewSeconds);
-        } catch (error) {
-          if (error instanceof DomainError) throw error;
-          lastError = error;
-          // Only a signature mismatch means "try the next key"; anything else is final.
-          if (!(error instanceof errors.JWSSignatureVerificationFailed)) break;
-        }
-      }
-      throw refusal(lastError);
+      entries.set(keyOf(token), { principal, until });
     },
   };
 }

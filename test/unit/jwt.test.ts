@@ -239,6 +239,51 @@ describe('token verification', () => {
   });
 });
 
+describe('tokens verified lately', () => {
+  it('are answered from memory, never past their exp and the skew', async () => {
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() });
+    try {
+      const verifier = createTokenVerifier({ ...base, hs256Secret: SECRET });
+      const token = await hs({ exp: now() + 40 });
+      const first = await verifier.verify(token);
+      // The same caller object: its signature was not checked again.
+      expect(await verifier.verify(token)).toBe(first);
+      // Past exp, within the skew (30 s): still accepted.
+      vi.setSystemTime(Date.now() + 50_000);
+      expect(await verifier.verify(token)).toMatchObject({ userId: 'doc-1' });
+      // Past exp and the skew: refused, as a verification would.
+      vi.setSystemTime(Date.now() + 25_000);
+      await expect(verifier.verify(token)).rejects.toMatchObject({ message: 'token expired' });
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('are verified again after a minute, and a refused token is never remembered', async () => {
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() });
+    try {
+      const verifier = createTokenVerifier({ ...base, hs256Secret: SECRET });
+      const token = await hs();
+      const first = await verifier.verify(token);
+      vi.setSystemTime(Date.now() + 59_000);
+      expect(await verifier.verify(token)).toBe(first);
+      vi.setSystemTime(Date.now() + 2_000);
+      const again = await verifier.verify(token);
+      expect(again).not.toBe(first);
+      expect(again).toEqual(first);
+
+      const forged = `${token.slice(0, -4)}AAAA`;
+      for (let i = 0; i < 2; i++) {
+        await expect(verifier.verify(forged)).rejects.toMatchObject({
+          message: 'token signature invalid',
+        });
+      }
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});
+
 describe('token lifetime and claim rules', () => {
   const options = { ...base, hs256Secret: SECRET };
   /** An HS256 or RS256 token with exactly these claims (no exp unless given). */
