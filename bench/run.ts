@@ -86,7 +86,8 @@ const WATCH = {
  */
 const SCALE = {
   history: { consultations: 100_000, auditEntries: 1_000_000, days: 730 },
-  rounds: 4,
+  /** More rounds, more calls per step (`BENCH_SCALE_ROUNDS`): steadier p99s, a longer run. */
+  rounds: Number(process.env.BENCH_SCALE_ROUNDS) || 4,
   visitsPerRound: 100,
   readsPerRound: 150,
   passesPerRound: 40,
