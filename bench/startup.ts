@@ -7,12 +7,11 @@
  * migrations, binding the port. Then the same again on the folder the first start left,
  * in a new process too: what every later start does.
  */
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { REPOSITORY_ROOT, rssBytes } from './child.js';
+import { rssBytes, startChildServer } from './child.js';
 import { serviceCommand } from './fixture.js';
 
 export interface StartupRun {
@@ -42,43 +41,18 @@ export async function measureStartup(runs: number): Promise<StartupRun[]> {
 
 /** Spawns the service on `dataDir`, times it until it is listening, then stops it. */
 async function timedStart(dataDir: string): Promise<{ ms: number; rssMiB: number }> {
-  const { nodeArgs = ['--import', 'tsx'], script } = await serviceCommand();
-  const env = {
-    PATH: process.env.PATH ?? '',
-    DATA_DIR: dataDir,
-    LOG_LEVEL: 'info',
-    PORT: '0',
-    HOST: '127.0.0.1',
-    RATE_LIMIT_REQUESTS: '0',
-  };
   const started = performance.now();
-  const child = spawn(process.execPath, [...nodeArgs, script], {
-    cwd: REPOSITORY_ROOT,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr = (stderr + chunk.toString()).slice(-4000);
+  const child = await startChildServer({
+    ...(await serviceCommand()),
+    env: { DATA_DIR: dataDir, LOG_LEVEL: 'info', PORT: '0', HOST: '127.0.0.1' },
+    port: (line) => (line.msg === 'listening' ? (line.port as number) : undefined),
   });
   try {
-    const ms = await new Promise<number>((resolve, reject) => {
-      let pending = '';
-      child.stdout.on('data', (chunk: Buffer) => {
-        pending += chunk.toString();
-        if (pending.includes('"msg":"listening"')) resolve(performance.now() - started);
-        else pending = pending.slice(-200);
-      });
-      void exited.then(() =>
-        reject(new Error(`the service exited before it was ready\n${stderr}`)),
-      );
-    });
-    const pid = child.pid;
-    if (pid === undefined) throw new Error('the service has no pid');
-    return { ms: Math.round(ms), rssMiB: Math.round(rssBytes(pid) / 2 ** 20) };
+    return {
+      ms: Math.round(performance.now() - started),
+      rssMiB: Math.round(rssBytes(child.pid) / 2 ** 20),
+    };
   } finally {
-    child.kill('SIGTERM');
-    await exited;
+    await child.stop();
   }
 }

@@ -1,27 +1,25 @@
 import { setTimeout as wait } from 'node:timers/promises';
-import { fromJson, type JsonValue } from '@bufbuild/protobuf';
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage, Producer } from 'kafkajs';
 import type { Logger } from 'pino';
-import {
-  AppointmentCancelledSchema,
-  AppointmentCreatedSchema,
-  AppointmentRescheduledSchema,
-} from '../../gen/video/v1/events_pb.js';
-import { DomainError } from '../domain/errors.js';
-import { fromTimestamp } from '../rpc/mappers.js';
 import { type Caller, EventAlreadyHandled } from '../video/audit.js';
 import { addedEvents } from '../video/events.js';
 import type { UseCaseDeps } from '../video/use-case.js';
 import { cancelConsultation } from '../video/use-cases/cancel-consultation.js';
 import { rescheduleConsultation } from '../video/use-cases/reschedule-consultation.js';
-import {
-  type ScheduleConsultationRequest,
-  scheduleConsultation,
-} from '../video/use-cases/schedule-consultation.js';
+import { scheduleConsultation } from '../video/use-cases/schedule-consultation.js';
 import {
   type InboxCaller,
   scheduleConsultations,
 } from '../video/use-cases/schedule-consultations.js';
+import {
+  appointmentCancellation,
+  appointmentCreation,
+  appointmentMove,
+  asPoison,
+  errorText,
+  IGNORED,
+  parseJson,
+} from './appointment-events.js';
 import { cloudEventAttributes } from './cloudevents.js';
 
 /** The appointment events this service reacts to (topic = type, with the prefix). */
@@ -35,7 +33,6 @@ export type AppointmentEventType = (typeof APPOINTMENT_EVENT_TYPES)[number];
 /** The actor that audit entries name for changes made by appointment events. */
 export const APPOINTMENT_EVENTS_ACTOR = 'appointment-events';
 
-const ID = /^[A-Za-z0-9._:@|-]{1,64}$/;
 const MAX_BACKOFF_MS = 30_000;
 /**
  * The most events of a fetched batch applied in one transaction: a commit per chunk, not
@@ -64,17 +61,6 @@ export interface AppointmentConsumerOptions {
   readonly maxAttempts: number;
   /** Partitions handled at once; messages of one partition stay in order. */
   readonly concurrency: number;
-}
-
-/** Why a message can never succeed: it goes to the dead-letter topic, and the partition moves on. */
-class PoisonMessage extends Error {
-  constructor(
-    readonly reason: string,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'PoisonMessage';
-  }
 }
 
 /**
@@ -177,24 +163,13 @@ export function createAppointmentConsumer(options: AppointmentConsumerOptions) {
         return 'applied';
       }
       case 'appointment.cancelled': {
-        const event = parse(AppointmentCancelledSchema, json);
-        requireIds(event.appointmentId, event.clinicId);
-        await cancelConsultation(deps, caller(event.clinicId), {
-          appointmentId: event.appointmentId,
-        });
+        const { clinicId, request } = appointmentCancellation(json);
+        await cancelConsultation(deps, caller(clinicId), request);
         return 'applied';
       }
       case 'appointment.rescheduled': {
-        const event = parse(AppointmentRescheduledSchema, json);
-        requireIds(event.appointmentId, event.clinicId);
-        if (!event.scheduledStart || !event.scheduledEnd) {
-          throw new PoisonMessage('invalid', 'scheduled_start and scheduled_end are required');
-        }
-        await rescheduleConsultation(deps, caller(event.clinicId), {
-          appointmentId: event.appointmentId,
-          scheduledStart: fromTimestamp(event.scheduledStart)!,
-          scheduledEnd: fromTimestamp(event.scheduledEnd)!,
-        });
+        const { clinicId, request } = appointmentMove(json);
+        await rescheduleConsultation(deps, caller(clinicId), request);
         return 'applied';
       }
     }
@@ -397,61 +372,4 @@ export function createAppointmentConsumer(options: AppointmentConsumerOptions) {
       await consumer.disconnect();
     },
   };
-}
-
-const IGNORED = 'ignored: not a video appointment';
-
-/** What an `appointment.created` asks for, or IGNORED when it is not a video appointment. */
-function appointmentCreation(json: JsonValue) {
-  const event = parse(AppointmentCreatedSchema, json);
-  if (event.appointmentType.toUpperCase() !== 'VIDEO') return IGNORED;
-  requireIds(event.appointmentId, event.clinicId);
-  if (!event.scheduledStart || !event.scheduledEnd) {
-    throw new PoisonMessage('invalid', 'scheduled_start and scheduled_end are required');
-  }
-  const request: ScheduleConsultationRequest = {
-    appointmentId: event.appointmentId,
-    doctorId: event.doctorId,
-    patientId: event.patientId,
-    scheduledStart: fromTimestamp(event.scheduledStart)!,
-    scheduledEnd: fromTimestamp(event.scheduledEnd)!,
-    provider: undefined,
-  };
-  return { clinicId: event.clinicId, request };
-}
-
-function parseJson(value: Buffer | null): JsonValue {
-  if (!value) throw new PoisonMessage('unparseable', 'empty message');
-  try {
-    return JSON.parse(value.toString('utf8')) as JsonValue;
-  } catch (error) {
-    throw new PoisonMessage('unparseable', `not JSON: ${errorText(error)}`);
-  }
-}
-
-function parse<Desc extends Parameters<typeof fromJson>[0]>(schema: Desc, json: JsonValue) {
-  try {
-    return fromJson(schema, json, { ignoreUnknownFields: true });
-  } catch (error) {
-    throw new PoisonMessage('unparseable', `not a ${schema.typeName}: ${errorText(error)}`);
-  }
-}
-
-function requireIds(appointmentId: string, clinicId: string): void {
-  if (!ID.test(appointmentId))
-    throw new PoisonMessage('invalid', 'appointment_id is missing or malformed');
-  if (!ID.test(clinicId)) throw new PoisonMessage('invalid', 'clinic_id is missing or malformed');
-}
-
-/** Errors that will fail the same way however often the message is retried. */
-function asPoison(error: unknown): PoisonMessage | undefined {
-  if (error instanceof PoisonMessage) return error;
-  if (error instanceof DomainError && error.code !== 'unavailable') {
-    return new PoisonMessage(error.code, error.message);
-  }
-  return undefined;
-}
-
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
