@@ -7,11 +7,11 @@
  * `00000000-0000-4000-8000-<100000000000 + n>`, is in progress since 5 minutes, its
  * doctor already holds a token (so GenerateToken updates nothing, only inserts).
  */
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
+import { bundleService } from '../scripts/service-bundle.js';
 import { type App, startApp } from '../src/app.js';
 import { mintToken } from '../src/auth/jwt.js';
 import { type Config, loadConfig } from '../src/config.js';
@@ -92,9 +92,9 @@ export interface Service {
 const SERVICE_FORM = process.env.BENCH_SERVICE === 'tsx' ? 'tsx' : 'production';
 
 /**
- * The production form: the compiled JavaScript, with the Node arguments of `npm run serve`
+ * The production form: the bundled service, with the Node arguments of `npm run serve`
  * (package.json), which the Docker image's CMD repeats. Read from package.json, so the
- * bench measures what is documented; compiled once per bench process.
+ * bench measures what is documented; bundled once per bench process.
  */
 function productionCommand(): { nodeArgs: string[]; script: string } {
   const manifest = JSON.parse(readFileSync(join(REPOSITORY_ROOT, 'package.json'), 'utf8')) as {
@@ -102,32 +102,23 @@ function productionCommand(): { nodeArgs: string[]; script: string } {
   };
   const [node, ...args] = (manifest.scripts.serve ?? '').split(/\s+/);
   const script = args.pop();
-  if (node !== 'node' || !script?.endsWith('.js')) {
-    throw new Error(`package.json's serve script is not "node [options] <file>.js": ${node}`);
+  if (node !== 'node' || !script?.endsWith('.mjs')) {
+    throw new Error(`package.json's serve script is not "node [options] <file>.mjs": ${node}`);
   }
   return { nodeArgs: args, script };
 }
 
-let compiled: Promise<void> | undefined;
-/** `tsc -p tsconfig.build.json`, once: the production form runs its output. */
-function compileOnce(): Promise<void> {
-  compiled ??= new Promise<void>((resolve, reject) => {
-    const tsc = join(REPOSITORY_ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
-    execFile(
-      process.execPath,
-      [tsc, '-p', 'tsconfig.build.json'],
-      { cwd: REPOSITORY_ROOT },
-      (error, stdout) =>
-        error ? reject(new Error(`compiling the service failed:\n${stdout}`)) : resolve(),
-    );
-  });
-  return compiled;
+let bundled: Promise<void> | undefined;
+/** `npm run build:service`, once: the production form runs its output. */
+function bundleOnce(): Promise<void> {
+  bundled ??= bundleService();
+  return bundled;
 }
 
 /** What the child runs: the compiled service as in production, or `src/main.ts` through tsx. */
 export async function serviceCommand(): Promise<{ nodeArgs?: string[]; script: string }> {
   if (SERVICE_FORM === 'tsx') return { script: 'src/main.ts' };
-  await compileOnce();
+  await bundleOnce();
   return productionCommand();
 }
 

@@ -4,8 +4,9 @@
  * `http2.createServer` that answers the same response message as a constant
  * (bare-server.ts). Each server runs in a Node process of its own, the load generator in
  * the bench's; same client code (Connect JSON over HTTP/2, one connection per server),
- * same concurrency; the two run alternately (baseline, service, baseline, service…) so
- * that machine noise falls on both.
+ * same concurrency; they run alternately (baseline, floor, service, baseline…) so that
+ * machine noise falls on all. The floor (floor-server.ts) is the bare handler plus the
+ * read's database work: what no code of the service can go below on this machine.
  */
 import { toJsonString } from '@bufbuild/protobuf';
 import {
@@ -14,6 +15,7 @@ import {
 } from '../gen/video/v1/video_service_pb.js';
 import { videoClient } from '../test/support/clients.js';
 import { type ChildServer, startChildServer } from './child.js';
+import { CLINIC, DOCTOR } from './fixture.js';
 import {
   type LoadResult,
   type LoadSummary,
@@ -25,12 +27,20 @@ import {
 
 export interface RpcOverheadResult {
   readonly baseline: LoadSummary;
+  readonly floor: LoadSummary;
   readonly service: LoadSummary;
   /** Service throughput over baseline throughput. */
   readonly ratio: number;
+  /** The floor's throughput over the baseline's: the most any service could reach here. */
+  readonly floorRatio: number;
 }
 
-export async function measureRpcOverhead(options: MeasurementOptions): Promise<RpcOverheadResult> {
+export interface RpcOverheadOptions extends MeasurementOptions {
+  /** The database the service uses, for the floor. */
+  readonly databaseUrl: string;
+}
+
+export async function measureRpcOverhead(options: RpcOverheadOptions): Promise<RpcOverheadResult> {
   const service = videoClient(options.serviceUrl, options.token);
   const [first] = options.consultationIds;
   if (!first) throw new Error('no consultations to read');
@@ -38,6 +48,8 @@ export async function measureRpcOverhead(options: MeasurementOptions): Promise<R
   const constant = await service.getConsultationStatus({ consultationId: first });
   const baselineServer = await startBaseline(constant);
   const baseline = videoClient(baselineServer.url, options.token);
+  const floorServer = await startFloor(constant, options.databaseUrl);
+  const floor = videoClient(floorServer.url, options.token);
 
   const ids = options.consultationIds;
   const load = (client: typeof service, serverPid: number) =>
@@ -53,17 +65,28 @@ export async function measureRpcOverhead(options: MeasurementOptions): Promise<R
     });
 
   const baselineRuns: LoadResult[] = [];
+  const floorRuns: LoadResult[] = [];
   const serviceRuns: LoadResult[] = [];
   try {
     for (let round = 0; round < options.rounds; round++) {
       baselineRuns.push(checked('baseline', await load(baseline, baselineServer.pid)));
+      floorRuns.push(checked('floor', await load(floor, floorServer.pid)));
       serviceRuns.push(checked('service', await load(service, options.servicePid)));
     }
   } finally {
     await baselineServer.stop();
+    await floorServer.stop();
   }
-  const result = { baseline: summarize(baselineRuns), service: summarize(serviceRuns) };
-  return { ...result, ratio: round(result.service.rps / result.baseline.rps, 3) };
+  const result = {
+    baseline: summarize(baselineRuns),
+    floor: summarize(floorRuns),
+    service: summarize(serviceRuns),
+  };
+  return {
+    ...result,
+    ratio: round(result.service.rps / result.baseline.rps, 3),
+    floorRatio: round(result.floor.rps / result.baseline.rps, 3),
+  };
 }
 
 /** A run with a failed call, in its warm-up or its window, measures something else: stop there. */
@@ -75,6 +98,26 @@ export function checked(name: string, result: LoadResult): LoadResult {
     );
   }
   return result;
+}
+
+/**
+ * The floor (floor-server.ts) in a process of its own, on the service's database, for the
+ * bench's clinic and doctor, answering `response` to the read.
+ */
+export function startFloor(
+  response: GetConsultationStatusResponse,
+  databaseUrl: string,
+): Promise<ChildServer> {
+  return startChildServer({
+    script: 'bench/floor-server.ts',
+    env: {
+      BARE_RESPONSE: toJsonString(GetConsultationStatusResponseSchema, response),
+      FLOOR_DATABASE_URL: databaseUrl,
+      FLOOR_CLINIC: CLINIC,
+      FLOOR_DOCTOR: DOCTOR,
+    },
+    port: (line) => (typeof line.port === 'number' ? line.port : undefined),
+  });
 }
 
 /** The bare handler (bare-server.ts) in a process of its own, answering `response`. */

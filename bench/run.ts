@@ -194,12 +194,18 @@ async function main(): Promise<void> {
       durationMs: SECONDS * 1000,
     };
 
-    log(`rpc overhead: ${ROUNDS} x (baseline, service), ${RPC_CONCURRENCY} callers`);
+    log(`rpc overhead: ${ROUNDS} x (baseline, floor, service), ${RPC_CONCURRENCY} callers`);
     const rss = sampleRss(service.process.pid);
-    const rpc = await measureRpcOverhead({ ...common, concurrency: RPC_CONCURRENCY });
+    const rpc = await measureRpcOverhead({
+      ...common,
+      databaseUrl: database.url,
+      concurrency: RPC_CONCURRENCY,
+    });
     const rpcRssMiB = rss.peak();
 
-    log(`write path: ${ROUNDS} x (GenerateToken, pgbench), ${WRITE_CONCURRENCY} callers`);
+    log(
+      `write path: ${ROUNDS} x (GenerateToken, its floor, pgbench), ${WRITE_CONCURRENCY} callers`,
+    );
     const write = await measureWritePath({
       ...common,
       databaseUrl: database.url,
@@ -256,12 +262,28 @@ function report(r: Results): void {
       met(rpc.service.p99Ms <= TARGETS.rpcP99Factor * rpc.baseline.p99Ms),
     ],
     [
+      'GetConsultationStatus, the floor: its statement on pg under the bare handler',
+      `${rpc.floor.rps} calls/s (${latency(rpc.floor)}; ${cpu(rpc.floor)})`,
+      `${rpc.baseline.rps} calls/s, bare handler`,
+      `${rpc.floorRatio}`,
+      'what any service could reach here',
+      '',
+    ],
+    [
       `GenerateToken throughput, ${WRITE_CONCURRENCY} callers`,
       `${write.service.rps} calls/s (${latency(write.service)}; ${cpu(write.service)})`,
       `${write.pgbench.tps} tps (pgbench, avg ${write.pgbench.latencyAvgMs} ms)`,
       `${write.ratio}`,
       `ratio ≥ ${TARGETS.writeRatio}`,
       met(write.ratio >= TARGETS.writeRatio),
+    ],
+    [
+      'GenerateToken, the floor: its two statements and the token on pg, nothing else',
+      `${write.floor.rps} calls/s (${latency(write.floor)}; ${cpu(write.floor)})`,
+      `${write.pgbench.tps} tps (pgbench)`,
+      `${write.floorRatio}`,
+      'what any service could reach here',
+      '',
     ],
     [
       'GenerateToken round trips to PostgreSQL per call',
@@ -296,7 +318,9 @@ function report(r: Results): void {
     rpcThroughputRatio: rpc.ratio,
     rpcServiceP99Ms: rpc.service.p99Ms,
     rpcP99Ratio: round(rpc.service.p99Ms / rpc.baseline.p99Ms, 2),
+    rpcFloorRatio: rpc.floorRatio,
     writePathRatio: write.ratio,
+    writeFloorRatio: write.floorRatio,
     writeRoundTrips: r.statements.length,
     peakRssMiB: r.rssMiB,
     rpcPeakRssMiB: r.rpcRssMiB,
@@ -311,7 +335,7 @@ function report(r: Results): void {
     detail: {
       rpc,
       watch: r.watch,
-      write: { service: write.service, pgbench: write.pgbench },
+      write: { service: write.service, floor: write.floor, pgbench: write.pgbench },
       events: r.events && {
         ...r.events,
         consume: {

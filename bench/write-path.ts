@@ -7,13 +7,17 @@
  * starts, the bench runs one GenerateToken against the service started in its own
  * process (`startApp`, same configuration, same database) and records the statements at
  * the pg driver (`recordGenerateTokenSql`): their number is the round trips per call.
+ * Between the two runs the floor (floor-server.ts): the same round trips and token with
+ * nothing of the service around them, the most any service could reach here.
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { create } from '@bufbuild/protobuf';
+import { GetConsultationStatusResponseSchema } from '../gen/video/v1/video_service_pb.js';
 import { videoClient } from '../test/support/clients.js';
 import { recordStatements } from '../test/support/statements.js';
 import { type LoadSummary, type MeasurementOptions, round, runLoad, summarize } from './load.js';
-import { checked } from './rpc-overhead.js';
+import { checked, startFloor } from './rpc-overhead.js';
 
 export const PGBENCH_SCRIPT = fileURLToPath(new URL('./generate-token.sql', import.meta.url));
 
@@ -29,9 +33,12 @@ export interface PgbenchSummary {
 
 export interface WritePathResult {
   readonly service: LoadSummary;
+  readonly floor: LoadSummary;
   readonly pgbench: PgbenchSummary;
   /** Service calls per second over pgbench transactions per second. */
   readonly ratio: number;
+  /** The floor's calls per second over pgbench's transactions per second. */
+  readonly floorRatio: number;
 }
 
 export async function measureWritePath(options: WritePathOptions): Promise<WritePathResult> {
@@ -40,30 +47,50 @@ export async function measureWritePath(options: WritePathOptions): Promise<Write
   const [first] = ids;
   if (!first) throw new Error('no consultations to join');
 
-  const serviceRuns = [];
-  const pgbenchRuns: PgbenchSummary[] = [];
-  for (let round = 0; round < options.rounds; round++) {
-    const run = await runLoad({
+  const floorServer = await startFloor(
+    create(GetConsultationStatusResponseSchema),
+    options.databaseUrl,
+  );
+  const floor = videoClient(floorServer.url, options.token);
+  const load = (target: typeof client, serverPid: number) =>
+    runLoad({
       concurrency: options.concurrency,
       warmupMs: options.warmupMs,
       durationMs: options.durationMs,
-      serverPid: options.servicePid,
+      serverPid,
       call: (worker, i) =>
-        client.generateToken({ consultationId: ids[(worker * 7919 + i) % ids.length] ?? first }),
+        target.generateToken({ consultationId: ids[(worker * 7919 + i) % ids.length] ?? first }),
     });
-    serviceRuns.push(checked('GenerateToken', run));
-    pgbenchRuns.push(
-      await runPgbench({
-        databaseUrl: options.databaseUrl,
-        concurrency: options.concurrency,
-        seconds: Math.round(options.durationMs / 1000),
-        consultations: ids.length,
-      }),
-    );
+
+  const serviceRuns = [];
+  const floorRuns = [];
+  const pgbenchRuns: PgbenchSummary[] = [];
+  try {
+    for (let round = 0; round < options.rounds; round++) {
+      serviceRuns.push(checked('GenerateToken', await load(client, options.servicePid)));
+      floorRuns.push(checked('GenerateToken (floor)', await load(floor, floorServer.pid)));
+      pgbenchRuns.push(
+        await runPgbench({
+          databaseUrl: options.databaseUrl,
+          concurrency: options.concurrency,
+          seconds: Math.round(options.durationMs / 1000),
+          consultations: ids.length,
+        }),
+      );
+    }
+  } finally {
+    await floorServer.stop();
   }
   const service = summarize(serviceRuns);
+  const floorSummary = summarize(floorRuns);
   const pgbench = combine(pgbenchRuns);
-  return { service, pgbench, ratio: round(service.rps / pgbench.tps, 3) };
+  return {
+    service,
+    floor: floorSummary,
+    pgbench,
+    ratio: round(service.rps / pgbench.tps, 3),
+    floorRatio: round(floorSummary.rps / pgbench.tps, 3),
+  };
 }
 
 /**

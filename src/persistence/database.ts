@@ -216,7 +216,12 @@ export async function openDatabase(
   };
 }
 
-/** A migrated, closed embedded data folder at `dataDir`: the template new folders copy. */
+/**
+ * A migrated, closed embedded data folder at `dataDir`: the template new folders copy.
+ * It keeps only the `postgres` database the service uses: initdb's `template0` and
+ * `template1` are 600 of its 1,000 files, and every fresh start copies them. Nothing
+ * creates databases in the embedded engine, which is all they are for.
+ */
 async function buildTemplate(config: Config, dataDir: string, logger: Logger): Promise<void> {
   const database = await openDatabase(
     { ...config, database: { ...config.database, dataDir } },
@@ -227,6 +232,21 @@ async function buildTemplate(config: Config, dataDir: string, logger: Logger): P
     await database.migrate();
   } finally {
     await database.stop();
+  }
+  const db = await PGlite.create(dataDir);
+  try {
+    // One by one: DROP DATABASE cannot run in the transaction a multi-statement exec is.
+    for (const statement of [
+      'alter database template0 with is_template false allow_connections true',
+      'drop database template0',
+      'alter database template1 with is_template false',
+      'drop database template1',
+      'checkpoint',
+    ]) {
+      await db.exec(statement);
+    }
+  } finally {
+    await db.close();
   }
 }
 

@@ -5,6 +5,9 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { MIGRATIONS } from './migrations/index.js';
 
+/** What a template holds besides the migrations: changed when its making changes. */
+const TEMPLATE_LAYOUT = 'the postgres database only';
+
 /**
  * A new embedded data folder starts as a copy of a template: a data folder whose initdb
  * has run and every migration is applied, made once per engine version and migration set
@@ -60,7 +63,7 @@ export function embeddedTemplates(
   };
 }
 
-/** The template's folder: named after the engine's version and the migrations it holds. */
+/** The template's folder: named after the engine's version, its layout and its migrations. */
 async function templateDir(cacheDir: string | undefined): Promise<string> {
   // The node_modules folder the engine was installed into (by `npm ci`, afresh each time).
   const engineEntry = fileURLToPath(import.meta.resolve('@electric-sql/pglite'));
@@ -70,6 +73,7 @@ async function templateDir(cacheDir: string | undefined): Promise<string> {
     await readFile(join(modules, '@electric-sql', 'pglite', 'package.json'), 'utf8'),
   ) as { version: string };
   const key = createHash('sha256')
+    .update(TEMPLATE_LAYOUT)
     .update(engine.version)
     .update(MIGRATIONS.map((m) => m.name).join(','))
     .digest('hex')

@@ -28,21 +28,31 @@ export async function readConsultationAudited(
       : principal.role === 'patient'
         ? ['and patient_id = ?', [principal.userId]]
         : ['', []];
-  const rows = await em.execute<Record<string, unknown>[]>(
-    `with c as (
-       select * from consultation where id = ? and clinic_id = ? ${ownership}
-     ), entry as (
-       insert into audit_entry (${AUDIT_INSERT.columns}) select ${AUDIT_INSERT.values} from c
-     )
-     select c.*, coalesce(
-       (select json_agg(p order by p.role) from participant p where p.consultation_id = c.id),
-       '[]') as participants
-     from c`,
-    [consultationId, principal.clinicId, ...owner, ...AUDIT_INSERT.params(audit)],
-  );
+  const rows = await em.execute<Record<string, unknown>[]>(readAuditedSql(ownership), [
+    consultationId,
+    principal.clinicId,
+    ...owner,
+    ...AUDIT_INSERT.params(audit),
+  ]);
   const [row] = rows;
   return row && toView(row);
 }
+
+/**
+ * The statement (MikroORM's `?` placeholders): the consultation by id and clinic, with
+ * `ownership` ('' or `and doctor_id = ?`/`and patient_id = ?`) narrowing it, then the
+ * audit entry's values, inserted only when the row was found.
+ */
+export const readAuditedSql = (ownership: string) =>
+  `with c as (
+     select * from consultation where id = ? and clinic_id = ? ${ownership}
+   ), entry as (
+     insert into audit_entry (${AUDIT_INSERT.columns}) select ${AUDIT_INSERT.values} from c
+   )
+   select c.*, coalesce(
+     (select json_agg(p order by p.role) from participant p where p.consultation_id = c.id),
+     '[]') as participants
+   from c`;
 
 /**
  * A row as the view reads it: keys camel-cased, and the times that json_agg gave as text

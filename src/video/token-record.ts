@@ -33,36 +33,41 @@ export async function recordTokenAtVersion(em: EntityManager, r: TokenRecord): P
          where id = ? and version = ? and provider_session_id is null returning id`,
         [r.newSession.provider, r.newSession.sessionId, r.at, r.consultationId, r.version],
       ]
-    : [
-        `select id from consultation where id = ? and version = ? for share`,
-        [r.consultationId, r.version],
-      ];
+    : [AT_VERSION, [r.consultationId, r.version]];
   const { audit, event } = r;
-  const rows = await em.execute<{ written: number }[]>(
-    `with c as (${checked}
-     ), token as (
-       update participant set first_token_at = ?
-       where id = ? and first_token_at is null and exists (select from c)
-     ), entry as (
-       insert into audit_entry (${AUDIT_INSERT.columns}) select ${AUDIT_INSERT.values} from c
-     ), event as (
-       insert into outbox_message (id, type, key, subject, clinic_id, payload, created_at)
-       select ?, ?, ?, ?, ?, ?::jsonb, ? from c
-     )
-     select count(*)::int as written from c`,
-    [
-      ...checkedParams,
-      r.at,
-      r.participantId,
-      ...AUDIT_INSERT.params(audit),
-      event.id,
-      event.type,
-      event.key,
-      event.subject,
-      event.clinicId,
-      JSON.stringify(event.payload),
-      event.createdAt,
-    ],
-  );
+  const rows = await em.execute<{ written: number }[]>(recordTokenSql(checked), [
+    ...checkedParams,
+    r.at,
+    r.participantId,
+    ...AUDIT_INSERT.params(audit),
+    event.id,
+    event.type,
+    event.key,
+    event.subject,
+    event.clinicId,
+    JSON.stringify(event.payload),
+    event.createdAt,
+  ]);
   return rows[0]?.written === 1;
 }
+
+/** The check when the session stays: the consultation at that version, row-locked. */
+export const AT_VERSION = 'select id from consultation where id = ? and version = ? for share';
+
+/**
+ * The statement (MikroORM's `?` placeholders): `checked`'s parameters, then the first
+ * token time and the participant, the audit entry's values, and the event's id, type,
+ * key, subject, clinic, payload and time. Answers `written`: 1, or 0 when nothing was.
+ */
+export const recordTokenSql = (checked: string) =>
+  `with c as (${checked}
+   ), token as (
+     update participant set first_token_at = ?
+     where id = ? and first_token_at is null and exists (select from c)
+   ), entry as (
+     insert into audit_entry (${AUDIT_INSERT.columns}) select ${AUDIT_INSERT.values} from c
+   ), event as (
+     insert into outbox_message (id, type, key, subject, clinic_id, payload, created_at)
+     select ?, ?, ?, ?, ?, ?::jsonb, ? from c
+   )
+   select count(*)::int as written from c`;

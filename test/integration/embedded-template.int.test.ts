@@ -3,7 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { afterAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
+import { openDatabase } from '../../src/persistence/database.js';
 import { embeddedTemplates } from '../../src/persistence/embedded-template.js';
 
 /**
@@ -97,4 +99,21 @@ describe('embedded data folders from a template', () => {
     expect(await readdir(root)).not.toContain('fresh');
     expect((await readdir(root)).filter((name) => name.includes('.copying-'))).toEqual([]);
   });
+});
+
+describe("the service's template", () => {
+  it('holds only the database the service uses, so a fresh start copies a third of the files', async () => {
+    const dataDir = join(root, 'service');
+    const config = loadConfig({ NODE_ENV: 'test', DATA_DIR: dataDir, MIGRATE_ON_START: 'true' });
+    const database = await openDatabase(config, logger);
+    try {
+      const sql = database.orm.em.getConnection();
+      const rows = await sql.execute<{ datname: string }[]>('select datname from pg_database');
+      expect(rows.map((r) => r.datname)).toEqual(['postgres']);
+      expect(await database.migrate()).toEqual([]);
+    } finally {
+      await database.stop();
+    }
+    expect(await readdir(join(dataDir, 'base'))).toEqual(['5']);
+  }, 60_000);
 });

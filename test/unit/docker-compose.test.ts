@@ -65,6 +65,6 @@ describe('the production command', () => {
     const cmd = /^CMD (\[.*\])$/m.exec(read('Dockerfile'))?.[1];
     expect(cmd).toBeDefined();
     expect((JSON.parse(cmd!) as string[]).join(' ')).toBe(manifest.scripts.serve);
-    expect(manifest.scripts.serve).toMatch(/^node .*dist\/src\/main\.js$/);
+    expect(manifest.scripts.serve).toMatch(/^node .*dist\/service\.mjs$/);
   });
 });

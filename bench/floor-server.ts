@@ -1,0 +1,150 @@
+/**
+ * The floor: what the two measured calls must do at the least, with nothing of the
+ * service around it. A connect-node handler on `http2.createServer`, as bare-server.ts,
+ * that does the database work the service's guarantees require, written directly on the
+ * pg driver (the same pool size as the service), and answers a fixed message:
+ *
+ * - GetConsultationStatus: the service's own statement (consultation-read.ts: the row,
+ *   its participants, and the read's audit entry, in one statement and one commit), for
+ *   the bench's doctor; answers BARE_RESPONSE, as the bare handler does.
+ * - GenerateToken: the service's two round trips: the consultation with its participants,
+ *   then one statement that checks its version and inserts the audit entry and the
+ *   outbox event (token-record.ts), with the Jitsi token signed between them by the
+ *   service's own provider.
+ *
+ * No authentication, no interceptors, no ORM, no view: the difference between this and
+ * the bare handler is the database's share of a call, which no code of the service can
+ * remove; between this and the service, the service's own. Configured by FLOOR_DATABASE_URL,
+ * BARE_RESPONSE, FLOOR_CLINIC and FLOOR_DOCTOR; prints `{"port":N}` and exits on SIGTERM
+ * (serve-for-bench.ts).
+ */
+import { randomUUID } from 'node:crypto';
+import { fromJson, type JsonValue } from '@bufbuild/protobuf';
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { Code, ConnectError, type ConnectRouter } from '@connectrpc/connect';
+import pg from 'pg';
+import { ParticipantRole, Provider } from '../gen/video/v1/consultation_pb.js';
+import {
+  GetConsultationStatusResponseSchema,
+  VideoService,
+} from '../gen/video/v1/video_service_pb.js';
+import { loadConfig } from '../src/config.js';
+import { createJitsiProvider } from '../src/providers/jitsi-provider.js';
+import { AUDIT_INSERT, auditRow } from '../src/video/audit.js';
+import { readAuditedSql } from '../src/video/consultation-read.js';
+import { AT_VERSION, recordTokenSql } from '../src/video/token-record.js';
+import { serveForBench } from './serve-for-bench.js';
+
+const env = (name: string) => {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set`);
+  return value;
+};
+const databaseUrl = env('FLOOR_DATABASE_URL');
+const clinicId = env('FLOOR_CLINIC');
+const doctorId = env('FLOOR_DOCTOR');
+const response = fromJson(
+  GetConsultationStatusResponseSchema,
+  JSON.parse(env('BARE_RESPONSE')) as JsonValue,
+);
+const config = loadConfig({ DATABASE_URL: databaseUrl });
+const pool = new pg.Pool({ connectionString: databaseUrl, max: config.database.poolSize });
+const jitsi = createJitsiProvider(config.providers.jitsi);
+const principal = { role: 'doctor', userId: doctorId, clinicId } as const;
+
+/** MikroORM's `?` placeholders as pg's `$n`. */
+const numbered = (sql: string) => {
+  let n = 0;
+  return sql.replace(/\?/g, () => `$${++n}`);
+};
+
+const READ = numbered(readAuditedSql('and doctor_id = ?'));
+
+const LOAD = numbered(
+  `select c.*, coalesce(
+     (select json_agg(p order by p.role) from participant p where p.consultation_id = c.id),
+     '[]') as participants
+   from consultation c where c.id = ? and c.clinic_id = ?`,
+);
+
+const RECORD = numbered(recordTokenSql(AT_VERSION));
+
+const audit = (action: 'consultation.read' | 'consultation.join', consultationId: string) =>
+  AUDIT_INSERT.params(
+    auditRow(
+      { principal },
+      { action, resourceType: 'consultation', resourceId: consultationId, outcome: 'allowed' },
+      new Date(),
+    ),
+  );
+
+interface Loaded {
+  id: string;
+  version: number;
+  appointment_id: string;
+  provider_session_id: string;
+  scheduled_end: Date;
+  participants: { id: string; role: string }[];
+}
+
+const routes = (router: ConnectRouter) =>
+  router.service(VideoService, {
+    async getConsultationStatus({ consultationId }) {
+      const { rows } = await pool.query(READ, [
+        consultationId,
+        clinicId,
+        doctorId,
+        ...audit('consultation.read', consultationId),
+      ]);
+      if (rows.length === 0) throw new ConnectError('consultation not found', Code.NotFound);
+      return response;
+    },
+
+    async generateToken({ consultationId }) {
+      const { rows } = await pool.query<Loaded>(LOAD, [consultationId, clinicId]);
+      const [c] = rows;
+      const doctor = c?.participants.find((p) => p.role === 'doctor');
+      if (!c || !doctor) throw new ConnectError('consultation not found', Code.NotFound);
+      const credentials = await jitsi.issueToken({
+        sessionId: c.provider_session_id,
+        participantId: doctor.id,
+        role: 'doctor',
+        expiresAt: new Date(c.scheduled_end),
+      });
+      const now = new Date();
+      const payload = {
+        consultationId,
+        appointmentId: c.appointment_id,
+        clinicId,
+        userId: doctorId,
+        userRole: 'PARTICIPANT_ROLE_DOCTOR',
+        provider: 'PROVIDER_JITSI',
+        expiresAt: credentials.expiresAt.toISOString(),
+      };
+      const recorded = await pool.query<{ written: number }>(RECORD, [
+        consultationId,
+        c.version,
+        now,
+        doctor.id,
+        ...audit('consultation.join', consultationId),
+        randomUUID(),
+        'video.token.generated',
+        consultationId,
+        consultationId,
+        clinicId,
+        JSON.stringify(payload),
+        now,
+      ]);
+      if (recorded.rows[0]?.written !== 1) throw new ConnectError('changed', Code.Aborted);
+      return {
+        token: credentials.token,
+        joinUrl: credentials.joinUrl,
+        provider: Provider.JITSI,
+        providerSessionId: c.provider_session_id,
+        expiresAt: timestampFromDate(credentials.expiresAt),
+        role: ParticipantRole.DOCTOR,
+      };
+    },
+  });
+
+await serveForBench(routes, () => pool.end());

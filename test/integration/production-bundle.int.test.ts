@@ -1,0 +1,168 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createClient } from '@connectrpc/connect';
+import { createGrpcTransport } from '@connectrpc/connect-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Health, HealthCheckResponse_ServingStatus } from '../../gen/grpc/health/v1/health_pb.js';
+import { Provider } from '../../gen/video/v1/consultation_pb.js';
+import { bundleService } from '../../scripts/service-bundle.js';
+import { mintToken } from '../../src/auth/jwt.js';
+import { DEVELOPMENT_JWT_SECRET } from '../../src/config/variables.js';
+import type { Role } from '../../src/domain/access.js';
+import { appointmentId, slot, videoClient } from '../support/clients.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { type OpenViduStandIn, startOpenViduStandIn } from '../support/openvidu-standin.js';
+
+/**
+ * The service as it ships: the one module `npm run build` bundles (scripts/service-bundle.ts),
+ * started with `npm run serve`'s command. A bundler can break what works from the sources:
+ * a dependency that reads files from beside its own module, a CommonJS `require`, a class
+ * the ORM finds by its name. So the bundle is made afresh, started in a process of its
+ * own, and called through each part it wires: the database and its migrations, OpenVidu
+ * (the stand-in), Jitsi, Connect and gRPC, the REST routes, the API reference, the web
+ * app, the metrics, and Kafka when the run has a broker.
+ */
+const OPENVIDU_SECRET = 'bundle-openvidu-secret';
+
+interface Running {
+  readonly child: ChildProcess;
+  readonly baseUrl: string;
+  /** The service's log lines so far, parsed. */
+  readonly log: Record<string, unknown>[];
+}
+
+let database: TestDatabase;
+let standIn: OpenViduStandIn;
+let service: Running;
+beforeAll(async () => {
+  await bundleService();
+  database = await createTestDatabase();
+  standIn = await startOpenViduStandIn({ secret: OPENVIDU_SECRET });
+  service = await serve({
+    NODE_ENV: 'test',
+    HOST: '127.0.0.1',
+    PORT: '0',
+    LOG_LEVEL: 'info',
+    ...database.env,
+    OPENVIDU_URL: standIn.url,
+    OPENVIDU_SECRET,
+    PROVIDER_DEFAULT: 'openvidu',
+    PROVIDER_BY_CLINIC: 'clinic-on-jitsi=jitsi',
+    ...(process.env.KAFKA_BROKERS && { KAFKA_BROKERS: process.env.KAFKA_BROKERS }),
+  });
+}, 120_000);
+
+afterAll(async () => {
+  if (service) {
+    const exited = new Promise((resolve) => service.child.once('exit', resolve));
+    service.child.kill('SIGTERM');
+    await exited;
+  }
+  await standIn?.close();
+  await database?.drop();
+});
+
+/** `npm run serve`, read from package.json, with `env` as its whole environment. */
+async function serve(env: Record<string, string>): Promise<Running> {
+  const manifest = JSON.parse(readFileSync('package.json', 'utf8')) as {
+    scripts: Record<string, string>;
+  };
+  const [, ...args] = (manifest.scripts.serve ?? '').split(/\s+/);
+  const child = spawn(process.execPath, args, {
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const log: Record<string, unknown>[] = [];
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    let pending = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      pending += chunk.toString();
+      const lines = pending.split('\n');
+      pending = lines.pop() ?? '';
+      for (const line of lines) {
+        const entry = JSON.parse(line) as Record<string, unknown>;
+        log.push(entry);
+        if (entry.msg === 'listening') resolve(entry.port as number);
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`the bundle exited (${code}):\n${stderr}`)));
+  });
+  return { child, baseUrl: `http://127.0.0.1:${port}`, log };
+}
+
+const token = (role: Role, userId: string, clinicId = 'clinic-1') =>
+  mintToken({ secret: DEVELOPMENT_JWT_SECRET, role, userId, clinicId });
+
+describe('the bundled service', () => {
+  it('schedules, starts and issues join tokens through OpenVidu and Jitsi', async () => {
+    for (const [clinicId, provider] of [
+      ['clinic-1', Provider.OPENVIDU],
+      ['clinic-on-jitsi', Provider.JITSI],
+    ] as const) {
+      const scheduler = videoClient(service.baseUrl, token('service', 'appointments', clinicId));
+      const { consultation } = await scheduler.scheduleConsultation({
+        appointmentId: appointmentId('bundle'),
+        doctorId: 'doc-bundle',
+        patientId: 'pat-bundle',
+        ...slot(5),
+      });
+      const doctor = videoClient(service.baseUrl, token('doctor', 'doc-bundle', clinicId), 'grpc');
+      await doctor.startConsultation({ consultationId: consultation!.id });
+      const joining = await doctor.generateToken({ consultationId: consultation!.id });
+      expect(joining.provider).toBe(provider);
+      expect(joining.token).not.toBe('');
+    }
+    expect(standIn.requests.some((r) => r.path.startsWith('/openvidu/api/sessions'))).toBe(true);
+  });
+
+  it('answers gRPC health, REST, its API reference, the web app and the metrics', async () => {
+    const health = createClient(Health, createGrpcTransport({ baseUrl: service.baseUrl }));
+    expect((await health.check({})).status).toBe(HealthCheckResponse_ServingStatus.SERVING);
+
+    const rest = await fetch(`${service.baseUrl}/api/video/providers/status`, {
+      headers: { authorization: `Bearer ${token('doctor', 'doc-bundle')}` },
+    });
+    expect(rest.status).toBe(200);
+    for (const [path, type] of [
+      ['/openapi.json', 'application/json'],
+      ['/docs/', 'text/html'],
+      ['/docs/swagger-ui-bundle.js', 'text/javascript'],
+      ['/app/', 'text/html'],
+      ['/metrics', 'text/plain'],
+    ] as const) {
+      const res = await fetch(`${service.baseUrl}${path}`);
+      expect([path, res.status, res.headers.get('content-type')]).toEqual([
+        path,
+        200,
+        expect.stringContaining(type),
+      ]);
+    }
+  });
+
+  it.runIf(process.env.KAFKA_BROKERS)('publishes what it committed to Kafka', async () => {
+    const deadline = Date.now() + 30_000;
+    let outbox: unknown;
+    while (Date.now() < deadline) {
+      const ready = (await (await fetch(`${service.baseUrl}/readyz`)).json()) as {
+        outbox: { pending: number };
+      };
+      outbox = ready.outbox;
+      if (ready.outbox.pending === 0) break;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    expect(outbox).toMatchObject({ pending: 0 });
+  });
+
+  it('logged no error of its own', () => {
+    // kafkajs logs the protocol errors it retries (a group rebalancing, a leader being
+    // elected for a new topic) at error level: the broker's moments, not the bundle's.
+    const errors = service.log.filter(
+      (entry) => (entry.level as number) >= 50 && entry.component !== 'kafka',
+    );
+    expect(errors).toEqual([]);
+  });
+});
