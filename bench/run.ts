@@ -53,7 +53,8 @@ const CONSULTATIONS = 1_000;
 const RPC_CONCURRENCY = 64;
 /** As many callers as the service has database connections (DATABASE_POOL_SIZE's default). */
 const WRITE_CONCURRENCY = 10;
-const ROUNDS = 2;
+/** Rounds of each target in measurements 1 and 2, alternating (BENCH_ROUNDS overrides). */
+const ROUNDS = Number(process.env.BENCH_ROUNDS) || 2;
 const STARTUP_RUNS = 3;
 /** The event measurements (KAFKA_BROKERS only): rates and length as the design states them. */
 const EVENTS = {
