@@ -1,5 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,6 +12,7 @@ import { bundleService } from '../../scripts/service-bundle.js';
 import { mintToken } from '../../src/auth/jwt.js';
 import { DEVELOPMENT_JWT_SECRET } from '../../src/config/variables.js';
 import type { Role } from '../../src/domain/access.js';
+import { buildWebApp } from '../../web/bundle.js';
 import { appointmentId, slot, videoClient } from '../support/clients.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { type OpenViduStandIn, startOpenViduStandIn } from '../support/openvidu-standin.js';
@@ -34,8 +38,12 @@ interface Running {
 let database: TestDatabase;
 let standIn: OpenViduStandIn;
 let service: Running;
+let webApp: string;
 beforeAll(async () => {
+  // What `npm run build` makes: the bundle, and the web app it serves.
   await bundleService();
+  webApp = await mkdtemp(join(tmpdir(), 'bundle-web-app-'));
+  await buildWebApp(webApp);
   database = await createTestDatabase();
   standIn = await startOpenViduStandIn({ secret: OPENVIDU_SECRET });
   service = await serve({
@@ -43,6 +51,7 @@ beforeAll(async () => {
     HOST: '127.0.0.1',
     PORT: '0',
     LOG_LEVEL: 'info',
+    WEB_APP_DIR: webApp,
     ...database.env,
     OPENVIDU_URL: standIn.url,
     OPENVIDU_SECRET,
@@ -60,6 +69,7 @@ afterAll(async () => {
   }
   await standIn?.close();
   await database?.drop();
+  if (webApp) await rm(webApp, { recursive: true, force: true });
 });
 
 /** `npm run serve`, read from package.json, with `env` as its whole environment. */
