@@ -79,10 +79,11 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
   return {
     async verify(token) {
       if (token.length > MAX_TOKEN_LENGTH) throw unauthenticated('token too large');
-      const known = verified.get(token);
+      const key = tokenKey(token);
+      const known = verified.get(key);
       if (known) return known;
       const principal = await verifyAnew(token);
-      verified.add(token, principal);
+      verified.add(key, principal);
       return principal;
     },
   };
@@ -134,26 +135,27 @@ const VERIFIED_FOR_MS = 60_000;
  */
 function verifiedTokens() {
   const entries = new Map<string, { principal: Principal; until: number }>();
-  const keyOf = (token: string) => createHash('sha256').update(token).digest('base64');
   return {
-    get(token: string): Principal | undefined {
-      const key = keyOf(token);
+    get(key: string): Principal | undefined {
       const entry = entries.get(key);
       if (entry && entry.until > Date.now()) return entry.principal;
       if (entry) entries.delete(key);
       return undefined;
     },
-    add(token: string, principal: Principal): void {
+    add(key: string, principal: Principal): void {
       const expiresAt = principal.expiresAt?.getTime() ?? 0;
       const until = Math.min(expiresAt, Date.now() + VERIFIED_FOR_MS);
       if (entries.size >= VERIFIED_TOKENS) {
         const oldest = entries.keys().next();
         if (!oldest.done) entries.delete(oldest.value);
       }
-      entries.set(keyOf(token), { principal, until });
+      entries.set(key, { principal, until });
     },
   };
 }
+
+/** A verified token's key in that memory: its SHA-256, computed once per call. */
+const tokenKey = (token: string) => createHash('sha256').update(token).digest('base64');
 
 /** Reads the caller out of verified claims; a token without them proves nobody. */
 function principalOf(claims: JWTPayload, clockSkewSeconds: number): Principal {

@@ -108,9 +108,9 @@ async function makeTemplate(template: string, build: (dir: string) => Promise<vo
 }
 
 /**
- * Copies a data folder: its folders first, then all its files at once. It holds about a
- * thousand small files, which `fs.cp` copies one after the other (most of a second here);
- * all at once they take the thread pool's time only. Not `cpSync`, which is as fast but
+ * Copies a data folder: its folders first, then all its files at once. It holds about 430
+ * small files, which `fs.cp` copies one after the other; all at once they take the thread
+ * pool's time only. Not `cpSync`, which is as fast but
  * stops the event loop for the whole copy, and other copies of the service may be serving
  * in this process (the tests start several).
  */
