@@ -23,9 +23,20 @@
  *   DATABASE_URL=... npm run bench -- startup
  *   KAFKA_BROKERS=127.0.0.1:9092 DATABASE_URL=... npm run bench -- events
  *   DATABASE_URL=... [BENCH_SCALE_PLANS=/tmp/plans.txt] npm run bench -- scale
+ *   DATABASE_URL=... npm run bench -- rate-limit
+ *   DATABASE_URL=... npm run bench -- audit-seal
+ *
+ * `npm run bench -- audit-seal` runs only the cost of the audit trail's seals
+ * (audit-seal-cost.ts): an entry's insert with and without their column and index, and
+ * the sealer's pass and a verification over 100 000 entries.
+ *
+ * `npm run bench -- rate-limit` runs only the cost of the rate limit shared by the
+ * copies (rate-limit.ts): the read with the limit off, counted in memory, and counted in
+ * the database, alternately.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { measureAuditSealCost } from './audit-seal-cost.js';
 import { REPOSITORY_ROOT, rssBytes } from './child.js';
 import type { CpuShares } from './cpu.js';
 import { type EventsResult, measureEvents } from './events.js';
@@ -40,6 +51,7 @@ import {
 } from './fixture.js';
 import { type LatencySummary, type LoadSummary, round } from './load.js';
 import { mib, sampleRss } from './memory.js';
+import { measureRateLimitCost, type RateLimitCostResult } from './rate-limit.js';
 import { measureRpcOverhead, type RpcOverheadResult } from './rpc-overhead.js';
 import { measureScale, type ScaleResult, type ScaleStep } from './scale.js';
 import { measureStartup, type StartupRun } from './startup.js';
@@ -134,10 +146,9 @@ async function main(): Promise<void> {
   const serverUrl = process.env.DATABASE_URL;
   if (!serverUrl) throw new Error('set DATABASE_URL to a PostgreSQL server (see bench/README.md)');
   const only = process.argv.slice(2).join(' ');
-  if (!['', 'watch', 'scale', 'startup', 'events'].includes(only)) {
-    throw new Error(
-      `unknown arguments: ${only} (npm run bench [-- watch | scale | startup | events])`,
-    );
+  const modes = ['watch', 'scale', 'startup', 'events', 'rate-limit', 'audit-seal'];
+  if (only !== '' && !modes.includes(only)) {
+    throw new Error(`unknown arguments: ${only} (npm run bench [-- ${modes.join(' | ')}])`);
   }
   if (only === 'startup') {
     for (const run of await measureStartup(STARTUP_RUNS)) {
@@ -162,6 +173,27 @@ async function main(): Promise<void> {
     }
     if (only === 'events') {
       reportEventsOnly(await runEvents(database.url));
+      return;
+    }
+    if (only === 'rate-limit') {
+      reportRateLimitCost(await runRateLimitCost(database.url));
+      return;
+    }
+    if (only === 'audit-seal') {
+      await (await startServiceInProcess(database.url)).app.stop();
+      log(`audit seals: ${ROUNDS} x (entry insert before, after), then 100 000 entries sealed`);
+      const result = await measureAuditSealCost({
+        databaseUrl: database.url,
+        rounds: ROUNDS,
+        seconds: SECONDS,
+      });
+      console.log(
+        `\nAudit entry inserts/s, before the seals ${result.before.tps}, with them ${result.after.tps}: ratio ${result.insertRatio}`,
+      );
+      console.log(
+        `Sealed ${result.entries} entries in ${result.seals} seals: ${result.sealMs} ms; verified in ${result.verifyMs} ms`,
+      );
+      console.log(`\n${JSON.stringify({ detail: { auditSeal: result } }, null, 2)}`);
       return;
     }
 
@@ -407,6 +439,43 @@ function reportEventsOnly(events: EventsResult): void {
     ...eventRows(events),
   ]);
   console.log(`\n${JSON.stringify({ detail: { events } }, null, 2)}`);
+}
+
+async function runRateLimitCost(databaseUrl: string): Promise<RateLimitCostResult> {
+  log('migrating and seeding');
+  const inProcess = await startServiceInProcess(databaseUrl);
+  try {
+    await seedConsultations(databaseUrl, CONSULTATIONS);
+  } finally {
+    await inProcess.app.stop();
+  }
+  log(
+    `rate-limit cost: ${ROUNDS} x (off, memory, postgres), ${RPC_CONCURRENCY} callers, then one caller`,
+  );
+  return measureRateLimitCost({
+    databaseUrl,
+    consultations: CONSULTATIONS,
+    concurrency: RPC_CONCURRENCY,
+    rounds: ROUNDS,
+    warmupMs: WARMUP_MS,
+    durationMs: SECONDS * 1000,
+  });
+}
+
+function reportRateLimitCost(result: RateLimitCostResult): void {
+  console.log('');
+  const rows = (['callers', 'oneCaller'] as const).flatMap((callers) => {
+    const r = result[callers];
+    const who = callers === 'callers' ? `${RPC_CONCURRENCY} callers` : 'one caller';
+    return (['off', 'memory', 'postgres'] as const).map((setup) => [
+      `GetConsultationStatus, ${who}, limit ${setup === 'off' ? 'off' : `counted in ${setup}`}`,
+      `${round(r[setup].rps, 0)} calls/s`,
+      `p50 ${r[setup].p50Ms} / p99 ${r[setup].p99Ms} ms`,
+      setup === 'off' ? '1' : String(setup === 'memory' ? r.memoryRatio : r.postgresRatio),
+    ]);
+  });
+  printTable([['Measurement', 'Throughput', 'Latency', 'Ratio to off'], ...rows]);
+  console.log(`\n${JSON.stringify({ detail: { rateLimit: result } }, null, 2)}`);
 }
 
 function reportWatchOnly(watch: WatchResult): void {

@@ -74,7 +74,7 @@ export async function measureWritePath(options: WritePathOptions): Promise<Write
           databaseUrl: options.databaseUrl,
           concurrency: options.concurrency,
           seconds: Math.round(options.durationMs / 1000),
-          consultations: ids.length,
+          variables: { consultations: ids.length },
         }),
       );
     }
@@ -107,12 +107,14 @@ export function recordGenerateTokenSql(options: {
   return recordStatements(() => client.generateToken({ consultationId: options.consultationId }));
 }
 
-/** pgbench (from PATH, or the PGBENCH variable) with the script, at the same concurrency. */
-async function runPgbench(options: {
+/** pgbench (from PATH, or the PGBENCH variable) running `script` (GenerateToken's by default). */
+export async function runPgbench(options: {
   databaseUrl: string;
   concurrency: number;
   seconds: number;
-  consultations: number;
+  /** pgbench's variables (`-D name=value`). */
+  variables: Readonly<Record<string, string | number>>;
+  script?: string;
 }): Promise<PgbenchSummary> {
   const args = [
     '-n',
@@ -122,10 +124,9 @@ async function runPgbench(options: {
     '2',
     '-T',
     String(options.seconds),
-    '-D',
-    `consultations=${options.consultations}`,
+    ...Object.entries(options.variables).flatMap(([name, value]) => ['-D', `${name}=${value}`]),
     '-f',
-    PGBENCH_SCRIPT,
+    options.script ?? PGBENCH_SCRIPT,
     options.databaseUrl,
   ];
   const output = await run(process.env.PGBENCH ?? 'pgbench', args);
@@ -144,7 +145,7 @@ async function runPgbench(options: {
 }
 
 /** Several pgbench runs as one: transactions add up, tps and latency are averaged. */
-function combine(runs: readonly PgbenchSummary[]): PgbenchSummary {
+export function combine(runs: readonly PgbenchSummary[]): PgbenchSummary {
   const sum = (pick: (run: PgbenchSummary) => number) =>
     runs.reduce((total, r) => total + pick(r), 0);
   return {

@@ -14,6 +14,7 @@ import { createReadiness } from './http/readiness.js';
 import { createHttpServer } from './http/server.js';
 import { loadWebApp } from './http/web-app.js';
 import { startMessaging } from './messaging/messaging.js';
+import { sealAuditTrail } from './persistence/audit-seals.js';
 import { openDatabase } from './persistence/database.js';
 import { createConfiguredProviders } from './providers/configured-providers.js';
 import { createHealthRoutes } from './rpc/health-service.js';
@@ -25,12 +26,19 @@ import {
   createRateLimitInterceptor,
   createValidationInterceptor,
 } from './rpc/interceptors.js';
+import {
+  memoryRateLimitStore,
+  postgresRateLimitStore,
+  type RateLimitStore,
+  type WindowCounter,
+} from './rpc/rate-limit.js';
 import { createReflectionRoutes } from './rpc/reflection-service.js';
 import { createVideoRoutes } from './rpc/video-routes.js';
 import { createAttendance } from './video/attendance.js';
 import { startChangeFeed } from './video/change-feed.js';
 import { createOutboxSignal } from './video/events.js';
 import { createPageTokens } from './video/pagination.js';
+import { periodicTask } from './video/periodic-task.js';
 import { createReconciler } from './video/reconciler.js';
 import { createSweeper } from './video/sweeper.js';
 import type { UseCaseDeps } from './video/use-case.js';
@@ -172,6 +180,20 @@ export async function startApp(
       onOutcome: (outcome) => metrics.attendanceReport('reconciler', outcome),
     });
     reconciler.start();
+    const sealer = periodicTask(
+      'audit sealer',
+      config.consultation.auditSealIntervalMs,
+      logger,
+      async () => {
+        for (const seal of await sealAuditTrail(database.pool())) {
+          logger.info(
+            { seq: seal.seq, entries: seal.entries, hash: seal.hash.toString('hex') },
+            'audit trail sealed',
+          );
+        }
+      },
+    );
+    sealer.start();
 
     const readiness = createReadiness({
       database,
@@ -182,6 +204,12 @@ export async function startApp(
       },
     });
     const ready = () => readiness.ready();
+    const limits = rateLimits(
+      config,
+      config.rateLimit.store === 'postgres'
+        ? postgresRateLimitStore(database.pool(), logger)
+        : memoryRateLimitStore(),
+    );
     const server = createHttpServer({
       host: config.host,
       port: config.port,
@@ -210,8 +238,8 @@ export async function startApp(
         createLoggingInterceptor(logger),
         createDeadlineInterceptor(),
         createErrorInterceptor(logger),
-        createAuthInterceptor(verifier, config.auth.failures),
-        createRateLimitInterceptor(config.rateLimit),
+        createAuthInterceptor(verifier, limits.failures),
+        createRateLimitInterceptor(limits.calls),
         createValidationInterceptor({
           maxImageBytes: config.consultation.maxImageBytes,
           now: () => clock.now(),
@@ -250,6 +278,7 @@ export async function startApp(
           ['webhooks', () => openViduWebhooks.drain()],
           ['sweeper', () => sweeper.stop()],
           ['reconciler', () => reconciler.stop()],
+          ['audit sealer', () => sealer.stop()],
           ['messaging', () => messaging.stop()],
         ];
         for (const [part, stop] of parts) await withinDeadline(part, stop(), deadline, logger);
@@ -262,4 +291,27 @@ export async function startApp(
     await database.stop();
     throw error;
   }
+}
+
+/** The per-caller limit and the failed-authentication limit; either off at 0. */
+function rateLimits(
+  config: Config,
+  store: RateLimitStore,
+): { calls?: WindowCounter; failures?: WindowCounter } {
+  const { requests, windowSeconds } = config.rateLimit;
+  const { limit, windowSeconds: failureWindowSeconds } = config.auth.failures;
+  return {
+    calls:
+      requests > 0
+        ? store.counter({ name: 'calls', blockAt: requests + 1, windowSeconds })
+        : undefined,
+    failures:
+      limit > 0
+        ? store.counter({
+            name: 'auth-failures',
+            blockAt: limit,
+            windowSeconds: failureWindowSeconds,
+          })
+        : undefined,
+  };
 }

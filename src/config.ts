@@ -120,6 +120,11 @@ export interface Config {
     /** Calls a caller may make per window; 0 turns limiting off. */
     readonly requests: number;
     readonly windowSeconds: number;
+    /**
+     * Where this limit and the failed-authentication one are counted: this copy's memory,
+     * or the database, shared by every copy (the default with DATABASE_URL).
+     */
+    readonly store: 'memory' | 'postgres';
   };
   readonly consultation: {
     /** A patient may check in (and a doctor join) this long before the slot starts. */
@@ -133,6 +138,8 @@ export interface Config {
     readonly maxConsultationMinutes: number;
     /** How often each copy looks for no-shows and overruns. */
     readonly sweepIntervalMs: number;
+    /** How often a copy seals the audit entries written since the last seal (audit-seals.ts). */
+    readonly auditSealIntervalMs: number;
     /** How often a consultation in progress is compared with the provider's live state. */
     readonly reconcileIntervalMs: number;
   };
@@ -250,6 +257,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       problems.push('PAGE_TOKEN_SECRET: required in production (the same on every copy)');
     }
   }
+  if (e.RATE_LIMIT_STORE === 'postgres' && !e.DATABASE_URL) {
+    problems.push(
+      'RATE_LIMIT_STORE: postgres needs DATABASE_URL (the embedded engine is one copy)',
+    );
+  }
   const cors = corsPolicy(e.CORS_ALLOWED_ORIGINS, e.NODE_ENV, problems);
   if (problems.length > 0) throw new ConfigError(problems);
 
@@ -330,6 +342,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     rateLimit: {
       requests: e.RATE_LIMIT_REQUESTS,
       windowSeconds: e.RATE_LIMIT_WINDOW_SECONDS,
+      store: e.RATE_LIMIT_STORE ?? (e.DATABASE_URL ? 'postgres' : 'memory'),
     },
     consultation: {
       joinWindowBeforeMinutes: e.JOIN_WINDOW_BEFORE_MINUTES,
@@ -338,6 +351,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       noShowGraceMinutes: e.NO_SHOW_GRACE_MINUTES,
       maxConsultationMinutes: e.MAX_CONSULTATION_MINUTES,
       sweepIntervalMs: e.SWEEP_INTERVAL_MS,
+      auditSealIntervalMs: e.AUDIT_SEAL_INTERVAL_MS,
       reconcileIntervalMs: e.RECONCILE_INTERVAL_MS,
     },
     providers: {

@@ -3,6 +3,7 @@ import { PGlite } from '@electric-sql/pglite';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 import { Migrator } from '@mikro-orm/migrations';
 import { MikroORM, type Options } from '@mikro-orm/postgresql';
+import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { embeddedTemplates } from './embedded-template.js';
@@ -30,6 +31,8 @@ export interface Database {
   migrate(): Promise<string[]>;
   /** LISTEN/NOTIFY: committed changes announced by the database (see notifications.ts). */
   readonly notifications: Notifications;
+  /** The ORM's own pool, for the few statements made without it (the shared rate limits). */
+  pool(): pg.Pool;
   stop(): Promise<void>;
 }
 
@@ -127,6 +130,7 @@ export async function openDatabase(
       if (!orm) throw new Error('the database is not open yet');
       return orm.em.getConnection().execute(sql);
     });
+  let pool: pg.Pool | undefined;
   let poolStats: () => PoolStats = () => ({ used: 0, free: 0, pending: 0, max: poolSize });
   const driverOptions = poolOptions(
     {
@@ -147,7 +151,8 @@ export async function openDatabase(
         logger.warn({ err: error }, 'database connection lost');
       },
     },
-    (stats) => {
+    (created, stats) => {
+      pool = created;
       poolStats = stats;
     },
   );
@@ -180,9 +185,17 @@ export async function openDatabase(
     }
   }
 
+  // The driver makes its pool at the first statement; one ping makes it now (and only
+  // logs if the database does not answer yet), so that pool() has one to give.
+  if (!pool) await ping();
+
   return {
     orm: opened,
     notifications,
+    pool() {
+      if (!pool) throw new Error('the database pool is not open');
+      return pool;
+    },
     // One ping at a time: probes that arrive while one runs share its answer.
     ping: () => {
       pinging ??= ping();

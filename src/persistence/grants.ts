@@ -5,7 +5,13 @@ import type { MikroORM } from '@mikro-orm/postgresql';
  * refuses UPDATE, DELETE and TRUNCATE on them with triggers; the service's role also
  * lacks the privileges, and, not being their owner, cannot drop or disable the triggers.
  */
-export const APPEND_ONLY_TABLES: readonly string[] = ['audit_entry'];
+export const APPEND_ONLY_TABLES: readonly string[] = ['audit_entry', 'audit_seal'];
+
+/**
+ * Tables of short-lived counts the service also deletes from: the shared rate limits,
+ * whose expired windows it clears (rate-limit.ts).
+ */
+export const DISPOSABLE_TABLES: readonly string[] = ['rate_limit'];
 
 /** The migrator's bookkeeping: the service itself never reads it. */
 const MIGRATION_TABLES: readonly string[] = ['mikro_orm_migrations'];
@@ -13,11 +19,13 @@ const MIGRATION_TABLES: readonly string[] = ['mikro_orm_migrations'];
 /** What the service's role may do to every other table: no DELETE, no TRUNCATE. */
 const READ_WRITE = 'select, insert, update';
 const APPEND_ONLY = 'select, insert';
+const DISPOSABLE = 'select, insert, update, delete';
 
 export interface GrantSummary {
   readonly role: string;
   readonly readWrite: readonly string[];
   readonly appendOnly: readonly string[];
+  readonly disposable: readonly string[];
   readonly sequences: readonly string[];
 }
 
@@ -25,7 +33,7 @@ export interface GrantSummary {
  * Gives `role` exactly what the service needs on the current database and schema, run
  * as the tables' owner (the migration role) after the migrations: CONNECT, USAGE on the
  * schema, SELECT/INSERT/UPDATE on the tables, SELECT/INSERT only on the append-only ones,
- * nothing on the migrator's table, USAGE on the sequences. Whatever the role held on
+ * DELETE too on the disposable ones, nothing on the migrator's table, USAGE on the sequences. Whatever the role held on
  * these tables before is revoked first, so the result is the same however often it runs.
  *
  * Roles belong to the whole PostgreSQL cluster, not to one database, so no migration can
@@ -82,7 +90,13 @@ export async function grantServiceRole(orm: MikroORM, role: string): Promise<Gra
   >('select current_database() as database, current_schema() as schema');
 
   const grantee = ident(role);
-  const summary = { role, readWrite: [] as string[], appendOnly: [] as string[], sequences };
+  const summary = {
+    role,
+    readWrite: [] as string[],
+    appendOnly: [] as string[],
+    disposable: [] as string[],
+    sequences,
+  };
   await orm.em.fork().transactional(async (em) => {
     const run = (statement: string) => em.execute(statement, [], 'run');
     await run(`grant connect on database ${ident(database)} to ${grantee}`);
@@ -90,11 +104,13 @@ export async function grantServiceRole(orm: MikroORM, role: string): Promise<Gra
     for (const table of tables) {
       await run(`revoke all on table ${ident(table)} from ${grantee}`);
       if (MIGRATION_TABLES.includes(table)) continue;
-      const appendOnly = APPEND_ONLY_TABLES.includes(table);
-      await run(
-        `grant ${appendOnly ? APPEND_ONLY : READ_WRITE} on table ${ident(table)} to ${grantee}`,
-      );
-      (appendOnly ? summary.appendOnly : summary.readWrite).push(table);
+      const [privileges, granted] = APPEND_ONLY_TABLES.includes(table)
+        ? [APPEND_ONLY, summary.appendOnly]
+        : DISPOSABLE_TABLES.includes(table)
+          ? [DISPOSABLE, summary.disposable]
+          : [READ_WRITE, summary.readWrite];
+      await run(`grant ${privileges} on table ${ident(table)} to ${grantee}`);
+      granted.push(table);
     }
     for (const { name } of allSequences) {
       await run(`revoke all on sequence ${ident(name)} from ${grantee}`);

@@ -34,12 +34,13 @@ const KEEPALIVE_INITIAL_DELAY_MS = 10_000;
 
 /**
  * The `pg` pool options MikroORM passes through (its `driverOptions`): timeouts, keepalive,
- * and the self-releasing connection class. `onPool` receives the pool once it exists.
+ * and the self-releasing connection class. `onPool` receives the pool once it exists, and
+ * a reading of what it holds.
  */
 export function poolOptions(
   settings: PoolSettings,
   events: PoolEvents,
-  onPool: (stats: () => PoolStats) => void,
+  onPool: (pool: pg.Pool, stats: () => PoolStats) => void,
 ): Record<string, unknown> {
   return {
     Client: selfReleasingClient(events),
@@ -52,7 +53,7 @@ export function poolOptions(
     keepAliveInitialDelayMillis: KEEPALIVE_INITIAL_DELAY_MS,
     onPoolCreated(pool: pg.Pool) {
       pool.on('connect', (client) => events.connected(client));
-      onPool(() => ({
+      onPool(pool, () => ({
         used: pool.totalCount - pool.idleCount,
         free: pool.idleCount,
         pending: pool.waitingCount,

@@ -2,12 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { Code, ConnectError, type Interceptor } from '@connectrpc/connect';
 import { codeToString } from '@connectrpc/connect/protocol-connect';
 import type { Logger } from 'pino';
-import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import type { TokenVerifier } from '../auth/jwt.js';
 import { DomainError, type DomainErrorCode } from '../domain/errors.js';
 import { databaseUnavailable } from '../persistence/database-errors.js';
 import { kClientAddress, kPrincipal, kRequestId } from './context.js';
 import { mappedStream } from './mapped-stream.js';
+import type { WindowCounter } from './rate-limit.js';
 import { type RuleOptions, validate } from './validation.js';
 
 /** Services anyone may call without a token: load balancers and tooling use them. */
@@ -127,32 +127,23 @@ export function createDeadlineInterceptor(): Interceptor {
 
 /**
  * Verifies the bearer token of every call but the public services. A client address whose
- * tokens failed `failures.limit` times within `failures.windowSeconds` is refused with
+ * tokens failed the limit of `failures` within its window is refused with
  * RESOURCE_EXHAUSTED (and `retry-after`) before its next token is even looked at, so
- * guessing or forging tokens is slow; 0 turns this off.
+ * guessing or forging tokens is slow. Without `failures`, failures are not counted.
+ *
+ * With a shared store an address is refused at once by the copy that counted the
+ * failure that reached the limit; another copy refuses it after its next failure there
+ * (the store answers the shared count), so success costs no round trip to the store.
  */
 export function createAuthInterceptor(
   verifier: TokenVerifier,
-  failures: { limit: number; windowSeconds: number } = { limit: 0, windowSeconds: 60 },
+  failures?: WindowCounter,
 ): Interceptor {
-  const failed = new RateLimiterMemory({
-    points: Math.max(1, failures.limit),
-    duration: failures.windowSeconds,
-  });
   return (next) => async (req) => {
     if (PUBLIC_SERVICES.has(req.service.typeName)) return next(req);
     const address = req.contextValues.get(kClientAddress) ?? 'unknown';
-    if (failures.limit > 0) {
-      const record = await failed.get(address);
-      if (record && record.consumedPoints >= failures.limit) {
-        const retryAfter = Math.max(1, Math.ceil(record.msBeforeNext / 1000));
-        throw new ConnectError(
-          `too many failed authentications: retry in ${retryAfter}s`,
-          Code.ResourceExhausted,
-          { 'retry-after': String(retryAfter) },
-        );
-      }
-    }
+    const blocked = failures?.blockedFor(address) ?? 0;
+    if (blocked > 0) throw exhausted('too many failed authentications', blocked);
     try {
       const header = req.header.get('authorization') ?? '';
       const match = /^Bearer ([^\s]+)$/i.exec(header);
@@ -165,11 +156,19 @@ export function createAuthInterceptor(
         error instanceof DomainError
           ? error.code === 'unauthenticated'
           : error instanceof ConnectError && error.code === Code.Unauthenticated;
-      if (refused && failures.limit > 0) await failed.penalty(address, 1);
+      if (refused) await failures?.count(address);
       throw error;
     }
     return next(req);
   };
+}
+
+/** RESOURCE_EXHAUSTED with a `retry-after` of whole seconds. */
+function exhausted(what: string, blockedMs: number): ConnectError {
+  const retryAfter = Math.max(1, Math.ceil(blockedMs / 1000));
+  return new ConnectError(`${what}: retry in ${retryAfter}s`, Code.ResourceExhausted, {
+    'retry-after': String(retryAfter),
+  });
 }
 
 /**
@@ -204,33 +203,17 @@ export function createValidationInterceptor(options: RuleOptions): Interceptor {
 }
 
 /**
- * Per-caller rate limiting: each principal (user in a clinic) gets `requests` calls per
- * `windowSeconds`; beyond that, RESOURCE_EXHAUSTED with a `retry-after` hint. Counted per
- * instance: behind a load balancer with N copies a caller may get up to N times the
- * limit (documented in the README).
+ * Per-caller rate limiting: each principal (user in a clinic) gets the calls `calls`
+ * allows per window; beyond that, RESOURCE_EXHAUSTED with a `retry-after` hint. Counted
+ * where `calls` counts: this copy's memory, or a store all copies share (rate-limit.ts).
  */
-export function createRateLimitInterceptor(options: {
-  requests: number;
-  windowSeconds: number;
-}): Interceptor {
-  const limiter = new RateLimiterMemory({
-    points: options.requests,
-    duration: options.windowSeconds,
-  });
+export function createRateLimitInterceptor(calls: WindowCounter | undefined): Interceptor {
   return (next) => async (req) => {
     const principal = req.contextValues.get(kPrincipal);
-    if (!principal || options.requests === 0) return next(req);
-    try {
-      await limiter.consume(`${principal.clinicId}/${principal.userId}`);
-    } catch (rejection) {
-      if (!(rejection instanceof RateLimiterRes)) throw rejection;
-      const retryAfter = Math.max(1, Math.ceil(rejection.msBeforeNext / 1000));
-      throw new ConnectError(
-        `rate limit exceeded: retry in ${retryAfter}s`,
-        Code.ResourceExhausted,
-        { 'retry-after': String(retryAfter) },
-      );
-    }
+    if (!principal || !calls) return next(req);
+    const key = `${principal.clinicId}/${principal.userId}`;
+    const blocked = calls.blockedFor(key) || (await calls.count(key));
+    if (blocked > 0) throw exhausted('rate limit exceeded', blocked);
     return next(req);
   };
 }

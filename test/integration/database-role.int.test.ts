@@ -146,7 +146,8 @@ describe.runIf(serverForSeveralCopies)('the service as a least-privilege databas
       await expect(grantServiceRole(orm, 'no_such_role_here')).rejects.toThrow(/does not exist/);
       // Again for the real one: the same privileges, however often it runs.
       const granted = await grantServiceRole(orm, db.service);
-      expect(granted.appendOnly).toEqual(['audit_entry']);
+      expect(granted.appendOnly).toEqual(['audit_entry', 'audit_seal']);
+      expect(granted.disposable).toEqual(['rate_limit']);
       expect(granted.readWrite).toContain('consultation');
       expect(granted.readWrite).not.toContain('mikro_orm_migrations');
     } finally {
@@ -170,10 +171,17 @@ describe.runIf(serverForSeveralCopies)('the service as a least-privilege databas
       `select has_table_privilege('audit_entry', 'insert') as insert,
               has_table_privilege('audit_entry', 'update') as update,
               has_table_privilege('consultation', 'update') as update_consultation,
-              has_table_privilege('consultation', 'delete') as delete_consultation`,
+              has_table_privilege('consultation', 'delete') as delete_consultation,
+              has_table_privilege('rate_limit', 'delete') as delete_rate_limit`,
     );
     expect(privileges.rows).toEqual([
-      { insert: true, update: false, update_consultation: true, delete_consultation: false },
+      {
+        insert: true,
+        update: false,
+        update_consultation: true,
+        delete_consultation: false,
+        delete_rate_limit: true,
+      },
     ]);
   }, 60_000);
 });

@@ -24,6 +24,18 @@ describe('configuration', () => {
     ).toBe(true);
   });
 
+  it('counts rate limits where the copies can share them: in the database when there is one', () => {
+    const url = 'postgresql://u:p@db:5432/video';
+    expect(loadConfig({}).rateLimit.store).toBe('memory');
+    expect(loadConfig({ DATABASE_URL: url }).rateLimit.store).toBe('postgres');
+    expect(loadConfig({ DATABASE_URL: url, RATE_LIMIT_STORE: 'memory' }).rateLimit.store).toBe(
+      'memory',
+    );
+    expect(() => loadConfig({ RATE_LIMIT_STORE: 'postgres' })).toThrow(
+      /RATE_LIMIT_STORE: postgres needs DATABASE_URL/,
+    );
+  });
+
   it('lists every problem at once', () => {
     try {
       loadConfig({ PORT: 'eighty', DATABASE_URL: 'mysql://x', AUTH_JWT_SECRET: 'short' });

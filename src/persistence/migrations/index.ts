@@ -15,6 +15,8 @@ import { Migration20261129120000 } from './20261129120000-open-consultations.js'
 import { Migration20261129150000 } from './20261129150000-unfinished-consultations.js';
 import { Migration20261129160000 } from './20261129160000-lookups-by-owner.js';
 import { Migration20261129170000 } from './20261129170000-keyset-order-indexes.js';
+import { Migration20261130090000 } from './20261130090000-rate-limit.js';
+import { Migration20261130100000 } from './20261130100000-audit-seals.js';
 
 /**
  * Every migration, in order. `npm run migration:create` writes new ones; list them here,
@@ -38,4 +40,6 @@ export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261129150000', class: Migration20261129150000 },
   { name: 'Migration20261129160000', class: Migration20261129160000 },
   { name: 'Migration20261129170000', class: Migration20261129170000 },
+  { name: 'Migration20261130090000', class: Migration20261130090000 },
+  { name: 'Migration20261130100000', class: Migration20261130100000 },
 ];
