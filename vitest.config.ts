@@ -2,7 +2,7 @@ import { defineConfig } from 'vitest/config';
 
 /**
  * Two tiers: `unit` (pure logic and in-memory RPC, no I/O) and `integration` (real
- * PostgreSQL or the embedded engine, the real server, a real Kafka broker).
+ * PostgreSQL or the embedded engine, the real server, a real Kafka broker, a real Zipkin).
  */
 export default defineConfig({
   test: {
@@ -19,6 +19,7 @@ export default defineConfig({
           include: ['test/integration/**/*.int.test.ts'],
           globalSetup: [
             'test/support/kafka-global-setup.ts',
+            'test/support/zipkin-global-setup.ts',
             'test/support/embedded-template-setup.ts',
           ],
           testTimeout: 30_000,

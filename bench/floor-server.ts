@@ -134,6 +134,8 @@ const routes = (router: ConnectRouter) =>
         clinicId,
         JSON.stringify(payload),
         now,
+        // No trace context: the floor is never traced.
+        null,
       ]);
       if (recorded.rows[0]?.written !== 1) throw new ConnectError('changed', Code.Aborted);
       return {

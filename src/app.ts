@@ -34,6 +34,7 @@ import {
 } from './rpc/rate-limit.js';
 import { createReflectionRoutes } from './rpc/reflection-service.js';
 import { createVideoRoutes } from './rpc/video-routes.js';
+import { createTracingInterceptor } from './tracing.js';
 import { createAttendance } from './video/attendance.js';
 import { startChangeFeed } from './video/change-feed.js';
 import { createOutboxSignal } from './video/events.js';
@@ -234,6 +235,7 @@ export async function startApp(
       },
       logger,
       interceptors: [
+        createTracingInterceptor(),
         metrics.interceptor,
         createLoggingInterceptor(logger),
         createDeadlineInterceptor(),

@@ -1,4 +1,5 @@
 import { type Logger, pino } from 'pino';
+import { traceFields } from './tracing.js';
 
 /**
  * JSON logs with ids, never PHI: headers that carry credentials and the fields that
@@ -10,6 +11,8 @@ export function createLogger(level: string, destination?: NodeJS.WritableStream)
     {
       level,
       base: { service: 'video-service' },
+      // With tracing on, a line written inside a traced call names its trace and span.
+      mixin: traceFields,
       serializers: { err: safeError },
       redact: {
         paths: [

@@ -6,6 +6,7 @@
 import { startApp } from './app.js';
 import { ConfigError, loadConfig, redactedConfig } from './config.js';
 import { createLogger } from './logger.js';
+import { startTracing } from './tracing.js';
 
 let config: ReturnType<typeof loadConfig>;
 try {
@@ -20,6 +21,7 @@ try {
 
 const logger = createLogger(config.logLevel);
 logger.debug({ config: redactedConfig(config) }, 'configuration');
+const tracing = await startTracing(process.env, logger);
 
 const app = await startApp(config, logger).catch((error: unknown) => {
   logger.fatal({ err: error }, 'could not start');
@@ -60,7 +62,8 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
       process.exit(1);
     }, config.shutdownTimeoutMs + HARD_EXIT_MARGIN_MS).unref();
     app.stop().then(
-      () => process.exit(0),
+      // What the last calls traced is exported before the exit.
+      () => tracing.stop().finally(() => process.exit(0)),
       (error: unknown) => {
         logger.error({ err: error }, 'unclean shutdown');
         process.exit(1);

@@ -266,7 +266,15 @@ export function createRestTranscoder(options: RestTranscoderOptions): RestTransc
 }
 
 /** Request headers a REST call hands on to the handler. */
-const FORWARDED_HEADERS = ['authorization', 'user-agent', 'x-request-id', 'connect-timeout-ms'];
+const FORWARDED_HEADERS = [
+  'authorization',
+  'user-agent',
+  'x-request-id',
+  'connect-timeout-ms',
+  // W3C trace context: the call's span continues the caller's trace.
+  'traceparent',
+  'tracestate',
+];
 
 /** The Connect answer as REST JSON: errors and JSON pass through; binary is converted. */
 async function asJsonAnswer(

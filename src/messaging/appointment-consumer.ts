@@ -1,6 +1,7 @@
 import { setTimeout as wait } from 'node:timers/promises';
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage, Producer } from 'kafkajs';
 import type { Logger } from 'pino';
+import { inConsumerSpans } from '../tracing.js';
 import { type Caller, EventAlreadyHandled } from '../video/audit.js';
 import { addedEvents } from '../video/events.js';
 import type { UseCaseDeps } from '../video/use-case.js';
@@ -186,12 +187,18 @@ export function createAppointmentConsumer(options: AppointmentConsumerOptions) {
     const goOn = () => payload.isRunning() && !payload.isStale();
     for (let from = 0; from < batch.messages.length && goOn(); from += CHUNK) {
       const chunk = batch.messages.slice(from, from + CHUNK);
-      if (type && APPLIED_TOGETHER.has(type) && (await applyTogether(type, batch, chunk))) {
+      const together =
+        type &&
+        APPLIED_TOGETHER.has(type) &&
+        (await inConsumerSpans(batch.topic, chunk, () => applyTogether(type, batch, chunk)));
+      if (together) {
         resolveOffset(chunk[chunk.length - 1]!.offset);
       } else {
         for (const message of chunk) {
           if (!goOn()) break;
-          await handle(batch.topic, batch.partition, message);
+          await inConsumerSpans(batch.topic, [message], () =>
+            handle(batch.topic, batch.partition, message),
+          );
           resolveOffset(message.offset);
           await heartbeat();
         }

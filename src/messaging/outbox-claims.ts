@@ -17,6 +17,8 @@ export interface OutboxRow {
   subject: string;
   payload: unknown;
   created_at: Date | string;
+  /** The writing call's trace context, if it was traced. */
+  trace_parent: string | null;
 }
 
 /** Events this copy claimed: the earliest pending events of some keys, in commit order. */
@@ -68,7 +70,7 @@ update outbox_message u
        attempts = u.attempts + 1
   from batch
  where u.id = batch.id
-returning u.id, u.seq, u.type, u.key, u.subject, u.payload, u.created_at`;
+returning u.id, u.seq, u.type, u.key, u.subject, u.payload, u.created_at, u.trace_parent`;
 
 export function outboxClaims(
   orm: MikroORM,

@@ -1,5 +1,6 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
+import { publishSpans } from '../tracing.js';
 import type { OutboxSignal } from '../video/events.js';
 import { type KafkaRecord, toKafkaRecord } from './cloudevents.js';
 import { type Claim, outboxClaims } from './outbox-claims.js';
@@ -125,10 +126,13 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
 
   /** Publishes the claim with no transaction open, renewing its lease until the broker answers. */
   async function publishClaimed(held: Claim, signal: AbortSignal): Promise<void> {
+    const topics = held.rows.map((row) => options.topicFor(row.type));
+    const spans = publishSpans(
+      held.rows.map((row, i) => ({ topic: topics[i] ?? '', traceParent: row.trace_parent })),
+    );
     const send = publisher.publish(
-      held.rows.map((row) => ({
-        topic: options.topicFor(row.type),
-        record: toKafkaRecord(
+      held.rows.map((row, i) => {
+        const record = toKafkaRecord(
           {
             id: row.id,
             source: options.source,
@@ -138,8 +142,16 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
             data: row.payload,
           },
           row.key,
-        ),
-      })),
+        );
+        return {
+          topic: topics[i] ?? '',
+          record: { ...record, headers: { ...record.headers, ...spans.headers[i] } },
+        };
+      }),
+    );
+    send.then(
+      () => spans.end(),
+      (error: unknown) => spans.end(error),
     );
     let renewal: NodeJS.Timeout | undefined;
     const keepClaim = () => {

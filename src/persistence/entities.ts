@@ -259,6 +259,8 @@ export const OutboxMessageSchema = defineEntity({
     claimedBy: p.uuid().nullable(),
     /** When that claim lapses unless its copy renews it. */
     claimedUntil: p.datetime().nullable(),
+    /** The writing call's trace context (`traceparent`), when it was traced (tracing.ts). */
+    traceParent: p.string().length(55).nullable(),
   },
   indexes: [
     {

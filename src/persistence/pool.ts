@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { tracedStatement } from '../tracing.js';
 
 /** What the connection pool holds right now, for readiness and metrics. */
 export interface PoolStats {
@@ -115,6 +116,20 @@ export function selfReleasingClient(events: PoolEvents): typeof pg.Client {
       return () => {
         throw new Error('Release called on client which has already been released to the pool.');
       };
+    }
+
+    /**
+     * Each statement sent as a promise is traced (tracing.ts); callbacks and cursors are
+     * not. (`never`: the result is whatever pg's own overload of these arguments answers.)
+     */
+    override query(...args: unknown[]): never {
+      const [first, , last] = args;
+      const text = typeof first === 'string' ? first : (first as { text?: unknown } | null)?.text;
+      const send = () => (super.query as (...a: unknown[]) => unknown)(...args);
+      if (typeof text !== 'string' || typeof last === 'function' || typeof args[1] === 'function') {
+        return send() as never;
+      }
+      return tracedStatement(this, text, () => send() as Promise<unknown>) as never;
     }
 
     #releaseBroken(error: Error) {

@@ -16,6 +16,7 @@ import {
   TokenGeneratedSchema,
 } from '../../gen/video/v1/events_pb.js';
 import { OutboxMessageSchema } from '../persistence/entities.js';
+import { activeTraceparent } from '../tracing.js';
 
 /**
  * The events the service announces, each with the `events.proto` message that is its
@@ -124,5 +125,6 @@ export function outboxRow<T extends EventType>(
     clinicId: scope.clinicId,
     payload: toJson(schema, message) as Record<string, unknown>,
     createdAt: at,
+    traceParent: activeTraceparent(),
   };
 }

@@ -47,6 +47,7 @@ export async function recordTokenAtVersion(em: EntityManager, r: TokenRecord): P
     event.clinicId,
     JSON.stringify(event.payload),
     event.createdAt,
+    event.traceParent,
   ]);
   return rows[0]?.written === 1;
 }
@@ -57,7 +58,8 @@ export const AT_VERSION = 'select id from consultation where id = ? and version 
 /**
  * The statement (MikroORM's `?` placeholders): `checked`'s parameters, then the first
  * token time and the participant, the audit entry's values, and the event's id, type,
- * key, subject, clinic, payload and time. Answers `written`: 1, or 0 when nothing was.
+ * key, subject, clinic, payload, time and trace context. Answers `written`: 1, or 0 when
+ * nothing was.
  */
 export const recordTokenSql = (checked: string) =>
   `with c as (${checked}
@@ -67,7 +69,7 @@ export const recordTokenSql = (checked: string) =>
    ), entry as (
      insert into audit_entry (${AUDIT_INSERT.columns}) select ${AUDIT_INSERT.values} from c
    ), event as (
-     insert into outbox_message (id, type, key, subject, clinic_id, payload, created_at)
-     select ?, ?, ?, ?, ?, ?::jsonb, ? from c
+     insert into outbox_message (id, type, key, subject, clinic_id, payload, created_at, trace_parent)
+     select ?, ?, ?, ?, ?, ?::jsonb, ?, ? from c
    )
    select count(*)::int as written from c`;

@@ -1,11 +1,11 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { Health, HealthCheckResponse_ServingStatus } from '../../gen/grpc/health/v1/health_pb.js';
 import { Provider } from '../../gen/video/v1/consultation_pb.js';
 import { bundleService } from '../../scripts/service-bundle.js';
@@ -16,6 +16,8 @@ import { buildWebApp } from '../../web/bundle.js';
 import { appointmentId, slot, videoClient } from '../support/clients.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { type OpenViduStandIn, startOpenViduStandIn } from '../support/openvidu-standin.js';
+import { type ServiceProcess, startServiceProcess } from '../support/service-process.js';
+import { zipkinTrace } from '../support/zipkin.js';
 
 /**
  * The service as it ships: the one module `npm run build` bundles (scripts/service-bundle.ts),
@@ -28,16 +30,9 @@ import { type OpenViduStandIn, startOpenViduStandIn } from '../support/openvidu-
  */
 const OPENVIDU_SECRET = 'bundle-openvidu-secret';
 
-interface Running {
-  readonly child: ChildProcess;
-  readonly baseUrl: string;
-  /** The service's log lines so far, parsed. */
-  readonly log: Record<string, unknown>[];
-}
-
 let database: TestDatabase;
 let standIn: OpenViduStandIn;
-let service: Running;
+let service: ServiceProcess;
 let webApp: string;
 beforeAll(async () => {
   // What `npm run build` makes: the bundle, and the web app it serves.
@@ -62,46 +57,19 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  if (service) {
-    const exited = new Promise((resolve) => service.child.once('exit', resolve));
-    service.child.kill('SIGTERM');
-    await exited;
-  }
+  await service?.stop();
   await standIn?.close();
   await database?.drop();
   if (webApp) await rm(webApp, { recursive: true, force: true });
 });
 
 /** `npm run serve`, read from package.json, with `env` as its whole environment. */
-async function serve(env: Record<string, string>): Promise<Running> {
+function serve(env: Record<string, string>): Promise<ServiceProcess> {
   const manifest = JSON.parse(readFileSync('package.json', 'utf8')) as {
     scripts: Record<string, string>;
   };
   const [, ...args] = (manifest.scripts.serve ?? '').split(/\s+/);
-  const child = spawn(process.execPath, args, {
-    env: { PATH: process.env.PATH ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const log: Record<string, unknown>[] = [];
-  let stderr = '';
-  child.stderr?.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  const port = await new Promise<number>((resolve, reject) => {
-    let pending = '';
-    child.stdout?.on('data', (chunk: Buffer) => {
-      pending += chunk.toString();
-      const lines = pending.split('\n');
-      pending = lines.pop() ?? '';
-      for (const line of lines) {
-        const entry = JSON.parse(line) as Record<string, unknown>;
-        log.push(entry);
-        if (entry.msg === 'listening') resolve(entry.port as number);
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`the bundle exited (${code}):\n${stderr}`)));
-  });
-  return { child, baseUrl: `http://127.0.0.1:${port}`, log };
+  return startServiceProcess(args, env);
 }
 
 const token = (role: Role, userId: string, clinicId = 'clinic-1') =>
@@ -155,6 +123,40 @@ describe('the bundled service', () => {
         200,
         expect.stringContaining(type),
       ]);
+    }
+  });
+
+  it('traces when asked to, loading the tracing SDK from node_modules', async () => {
+    const zipkinUrl = inject('zipkinUrl');
+    const serviceName = `video-service-bundle-${randomBytes(3).toString('hex')}`;
+    // A database of its own: the embedded engine's folder belongs to one process.
+    const own = await createTestDatabase();
+    const traced = await serve({
+      NODE_ENV: 'test',
+      HOST: '127.0.0.1',
+      PORT: '0',
+      LOG_LEVEL: 'info',
+      ...own.env,
+      OTEL_TRACES_EXPORTER: 'zipkin',
+      OTEL_EXPORTER_ZIPKIN_ENDPOINT: `${zipkinUrl}/api/v2/spans`,
+      OTEL_SERVICE_NAME: serviceName,
+      OTEL_BSP_SCHEDULE_DELAY: '100',
+    });
+    try {
+      const traceId = randomBytes(16).toString('hex');
+      await videoClient(traced.baseUrl, token('doctor', 'doc-bundle')).getProviderStatus(
+        {},
+        { headers: { traceparent: `00-${traceId}-${randomBytes(8).toString('hex')}-01` } },
+      );
+      await expect
+        .poll(async () => (await zipkinTrace(zipkinUrl, traceId)).map((s) => s.name), {
+          timeout: 10_000,
+        })
+        .toContain('video.v1.videoservice/getproviderstatus');
+      expect(traced.log.some((entry) => entry.msg === 'tracing on')).toBe(true);
+    } finally {
+      await traced.stop();
+      await own.drop();
     }
   });
 

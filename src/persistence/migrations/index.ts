@@ -17,6 +17,7 @@ import { Migration20261129160000 } from './20261129160000-lookups-by-owner.js';
 import { Migration20261129170000 } from './20261129170000-keyset-order-indexes.js';
 import { Migration20261130090000 } from './20261130090000-rate-limit.js';
 import { Migration20261130100000 } from './20261130100000-audit-seals.js';
+import { Migration20261130110000 } from './20261130110000-outbox-trace-context.js';
 
 /**
  * Every migration, in order. `npm run migration:create` writes new ones; list them here,
@@ -42,4 +43,5 @@ export const MIGRATIONS: MigrationObject[] = [
   { name: 'Migration20261129170000', class: Migration20261129170000 },
   { name: 'Migration20261130090000', class: Migration20261130090000 },
   { name: 'Migration20261130100000', class: Migration20261130100000 },
+  { name: 'Migration20261130110000', class: Migration20261130110000 },
 ];
