@@ -103,7 +103,8 @@ function rpcSystem(header: Headers): string {
 /**
  * A server span per call, named `<service>/<method>`, continuing the caller's
  * `traceparent` (Connect, gRPC, gRPC-Web, and REST, whose transcoder forwards it); the
- * handler's own work (its statements) is its children.
+ * handler's own work (its statements) is its children. A server stream's span covers its
+ * opening (the checks and the first read), not the hours it may stay open.
  */
 export function createTracingInterceptor(): Interceptor {
   return (next) => async (req) => {
