@@ -55,6 +55,9 @@ const ATTR_SERVER_PORT = 'server.port';
 const ATTR_MESSAGING_SYSTEM = 'messaging.system';
 const ATTR_MESSAGING_OPERATION_TYPE = 'messaging.operation.type';
 const ATTR_MESSAGING_DESTINATION_NAME = 'messaging.destination.name';
+/** The service's own: which video provider a call went to, and what it asked. */
+const ATTR_VIDEO_PROVIDER = 'video.provider';
+const ATTR_VIDEO_OPERATION = 'video.provider.operation';
 
 export const TRACER_NAME = 'video-service';
 const tracer = () => trace.getTracer(TRACER_NAME);
@@ -189,6 +192,35 @@ export function tracedStatement<T>(
     },
     (error: unknown) => {
       failed(span, error);
+      span.end();
+      throw error;
+    },
+  );
+}
+
+/**
+ * A client span around one call to a video provider (OpenVidu's REST API; Jitsi signs
+ * locally), under the active span: where a slow join went. It names the provider and
+ * the operation only; session and participant ids stay out (they are derived from the
+ * consultation's).
+ */
+export function tracedProviderCall<T>(
+  provider: string,
+  operation: string,
+  run: () => Promise<T>,
+): Promise<T> {
+  if (!trace.getSpan(context.active())?.isRecording()) return run();
+  const span = tracer().startSpan(`${provider} ${operation}`, {
+    kind: SpanKind.CLIENT,
+    attributes: { [ATTR_VIDEO_PROVIDER]: provider, [ATTR_VIDEO_OPERATION]: operation },
+  });
+  return context.with(trace.setSpan(context.active(), span), run).then(
+    (result) => {
+      span.end();
+      return result;
+    },
+    (error: unknown) => {
+      span.setStatus({ code: SpanStatusCode.ERROR });
       span.end();
       throw error;
     },

@@ -14,6 +14,7 @@ import type {
   ProviderStatusView,
   VideoProvider,
 } from '../domain/ports.js';
+import { tracedProviderCall } from '../tracing.js';
 
 export const PROVIDER_NAMES: readonly ProviderName[] = ['jitsi', 'openvidu'];
 
@@ -142,9 +143,9 @@ function guard(provider: VideoProvider, options: RegistryOptions): Guarded {
         entry.latencyMs = entry.latencyMs === 0 ? ms : entry.latencyMs * 0.8 + ms * 0.2;
       }
     };
-  const call = async <T>(fn: () => Promise<T>): Promise<T> => {
+  const call = async <T>(operation: string, fn: () => Promise<T>): Promise<T> => {
     try {
-      return await breaker.execute(timed(fn));
+      return await tracedProviderCall(provider.name, operation, () => breaker.execute(timed(fn)));
     } catch (error) {
       if (error instanceof BrokenCircuitError) {
         throw new DomainError('unavailable', `provider ${provider.name} is failing (circuit open)`);
@@ -158,19 +159,20 @@ function guard(provider: VideoProvider, options: RegistryOptions): Guarded {
   const liveSessions = provider.liveSessions?.bind(provider);
   (entry as { provider: VideoProvider }).provider = {
     name: provider.name,
-    ensureSession: (id) => call(() => provider.ensureSession(id)),
-    issueToken: (request) => call(() => provider.issueToken(request)),
-    endSession: (id) => call(() => provider.endSession(id)),
+    ensureSession: (id) => call('ensureSession', () => provider.ensureSession(id)),
+    issueToken: (request) => call('issueToken', () => provider.issueToken(request)),
+    endSession: (id) => call('endSession', () => provider.endSession(id)),
     health: () => provider.health(),
     ...(liveSessions
-      ? { liveSessions: (ids: readonly string[]) => call(() => liveSessions(ids)) }
+      ? { liveSessions: (ids: readonly string[]) => call('liveSessions', () => liveSessions(ids)) }
       : {}),
     ...(recording
       ? {
           recording: {
-            start: (id: string) => call(() => recording.start(id)),
-            stop: (sessionId: string, id: string) => call(() => recording.stop(sessionId, id)),
-            status: (id: string) => call(() => recording.status(id)),
+            start: (id: string) => call('startRecording', () => recording.start(id)),
+            stop: (sessionId: string, id: string) =>
+              call('stopRecording', () => recording.stop(sessionId, id)),
+            status: (id: string) => call('recordingStatus', () => recording.status(id)),
           },
         }
       : {}),
