@@ -31,7 +31,7 @@ export interface Database {
   migrate(): Promise<string[]>;
   /** LISTEN/NOTIFY: committed changes announced by the database (see notifications.ts). */
   readonly notifications: Notifications;
-  /** The ORM's own pool, for the few statements made without it (the shared rate limits). */
+  /** The ORM's own pool, for the few statements made without it (rate limits, audit seals). */
   pool(): pg.Pool;
   stop(): Promise<void>;
 }

@@ -1,7 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { setTimeout } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { TechnicalIssueType } from '../../gen/video/v1/video_service_pb.js';
@@ -26,19 +23,16 @@ const brokers = inject('kafkaBrokers');
 
 const zipkinUrl = inject('zipkinUrl');
 let database: TestDatabase;
-let dataDir: string;
 let service: ServiceProcess;
 let baseUrl: string;
 
 beforeAll(async () => {
   database = await createTestDatabase();
-  dataDir = await mkdtemp(join(tmpdir(), 'video-service-tracing-'));
   service = await startServiceProcess(['--import', 'tsx', 'src/main.ts'], {
     NODE_ENV: 'test',
     HOST: '127.0.0.1',
     PORT: '0',
     LOG_LEVEL: 'info',
-    DATA_DIR: dataDir,
     ...database.env,
     KAFKA_BROKERS: brokers,
     KAFKA_TOPIC_PREFIX: PREFIX,
@@ -53,7 +47,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await service?.stop();
-  await rm(dataDir, { recursive: true, force: true });
   await database?.drop();
 });
 
