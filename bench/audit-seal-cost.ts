@@ -11,7 +11,8 @@
  */
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { sealAuditTrail, verifyAuditTrail } from '../src/persistence/audit-seals.js';
+import { sealAuditTrail } from '../src/persistence/audit-seals.js';
+import { verifyAuditTrail } from '../src/persistence/audit-verification.js';
 import { withClient } from './fixture.js';
 import { round } from './load.js';
 import { combine, type PgbenchSummary, runPgbench } from './write-path.js';

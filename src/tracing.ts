@@ -29,8 +29,6 @@ import type { Logger } from 'pino';
  * `traceparent`.
  */
 export interface Tracing {
-  /** Whether spans are recorded and exported. */
-  readonly enabled: boolean;
   /** Exports what is buffered and stops. */
   stop(): Promise<void>;
 }
@@ -59,7 +57,7 @@ const ATTR_MESSAGING_DESTINATION_NAME = 'messaging.destination.name';
 const ATTR_VIDEO_PROVIDER = 'video.provider';
 const ATTR_VIDEO_OPERATION = 'video.provider.operation';
 
-export const TRACER_NAME = 'video-service';
+const TRACER_NAME = 'video-service';
 const tracer = () => trace.getTracer(TRACER_NAME);
 /** Set once the SDK runs: until then a call pays nothing for tracing. */
 let tracing = false;
@@ -71,7 +69,7 @@ let tracing = false;
 export async function startTracing(env: NodeJS.ProcessEnv, logger: Logger): Promise<Tracing> {
   const exporter = env.OTEL_TRACES_EXPORTER?.trim();
   if (!exporter || exporter === 'none' || env.OTEL_SDK_DISABLED === 'true') {
-    return { enabled: false, stop: async () => {} };
+    return { stop: async () => {} };
   }
   const { NodeSDK } = await import('@opentelemetry/sdk-node');
   const sdk = new NodeSDK({
@@ -82,7 +80,6 @@ export async function startTracing(env: NodeJS.ProcessEnv, logger: Logger): Prom
   tracing = true;
   logger.info({ exporter }, 'tracing on');
   return {
-    enabled: true,
     stop: async () => {
       await sdk.shutdown();
       tracing = false;
@@ -172,7 +169,7 @@ export function tracedStatement<T>(
   text: string,
   run: () => Promise<T>,
 ): Promise<T> {
-  if (!trace.getSpan(context.active())?.isRecording()) return run();
+  if (!inRecordedSpan()) return run();
   const operation = /^\s*(\w+)/.exec(text)?.[1]?.toLowerCase() ?? 'query';
   const span = tracer().startSpan(`${operation} ${target.database ?? ''}`.trim(), {
     kind: SpanKind.CLIENT,
@@ -185,17 +182,7 @@ export function tracedStatement<T>(
       ...(target.port && { [ATTR_SERVER_PORT]: target.port }),
     },
   });
-  return context.with(trace.setSpan(context.active(), span), run).then(
-    (result) => {
-      span.end();
-      return result;
-    },
-    (error: unknown) => {
-      failed(span, error);
-      span.end();
-      throw error;
-    },
-  );
+  return runIn(span, run, statementFailed);
 }
 
 /**
@@ -209,17 +196,30 @@ export function tracedProviderCall<T>(
   operation: string,
   run: () => Promise<T>,
 ): Promise<T> {
-  if (!trace.getSpan(context.active())?.isRecording()) return run();
+  if (!inRecordedSpan()) return run();
   const span = tracer().startSpan(`${provider} ${operation}`, {
     kind: SpanKind.CLIENT,
     attributes: { [ATTR_VIDEO_PROVIDER]: provider, [ATTR_VIDEO_OPERATION]: operation },
   });
+  return runIn(span, run);
+}
+
+/** Whether a recorded span is active: only then are child spans made. */
+const inRecordedSpan = () => tracing && !!trace.getSpan(context.active())?.isRecording();
+
+/** Runs `run` as `span`'s work and ends the span with it; a failure marks it an error. */
+function runIn<T>(
+  span: Span,
+  run: () => Promise<T>,
+  failed: (span: Span, error: unknown) => void = () => {},
+): Promise<T> {
   return context.with(trace.setSpan(context.active(), span), run).then(
     (result) => {
       span.end();
       return result;
     },
     (error: unknown) => {
+      failed(span, error);
       span.setStatus({ code: SpanStatusCode.ERROR });
       span.end();
       throw error;
@@ -228,12 +228,11 @@ export function tracedProviderCall<T>(
 }
 
 /** A failed statement: its SQLSTATE, never its message (which quotes values). */
-function failed(span: Span, error: unknown): void {
+function statementFailed(span: Span, error: unknown): void {
   const code = (error as { code?: unknown } | undefined)?.code;
   if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) {
     span.setAttribute(ATTR_DB_RESPONSE_STATUS_CODE, code);
   }
-  span.setStatus({ code: SpanStatusCode.ERROR });
 }
 
 /**
@@ -250,7 +249,7 @@ export function withoutLiterals(sql: string): string {
 
 /** The active span's ids, for a log line (pino's mixin); nothing outside a recorded span. */
 export function traceFields(): { trace_id?: string; span_id?: string } {
-  const span = trace.getSpan(context.active());
+  const span = tracing ? trace.getSpan(context.active()) : undefined;
   if (!span?.isRecording()) return {};
   const { traceId, spanId } = span.spanContext();
   return { trace_id: traceId, span_id: spanId };
@@ -265,7 +264,7 @@ const carrierGetter: TextMapGetter<Carrier> = {
 
 /** The active span's context as a `traceparent`, to keep with an outbox row; null outside one. */
 export function activeTraceparent(): string | null {
-  if (!trace.getSpan(context.active())?.isRecording()) return null;
+  if (!inRecordedSpan()) return null;
   const carrier: Carrier = {};
   propagation.inject(context.active(), carrier);
   return carrier.traceparent ?? null;
@@ -347,6 +346,7 @@ export async function inConsumerSpans<T>(
   records: readonly { readonly headers?: IHeaders }[],
   work: () => Promise<T>,
 ): Promise<T> {
+  if (!tracing) return work();
   const spans = records.map((record) =>
     tracer().startSpan(
       `process ${topic}`,

@@ -1,6 +1,7 @@
 /**
- * The audit trail's seals from the command line (audit-seals.ts), on DATABASE_URL's
- * database, else the embedded engine's in DATA_DIR (with the service stopped):
+ * The audit trail's seals from the command line (audit-seals.ts, audit-verification.ts),
+ * on DATABASE_URL's database, else the embedded engine's in DATA_DIR (with the service
+ * stopped):
  *
  * - `npm run audit:verify`: checks the trail against its seals and prints one JSON line:
  *   the seals and entries verified, the entries not sealed yet, and the chain head (the
@@ -17,13 +18,13 @@ import { createInterface } from 'node:readline';
 import pg from 'pg';
 import { loadConfig } from '../config.js';
 import { createLogger } from '../logger.js';
+import type { Queryable } from './audit-seals.js';
 import {
   type AuditVerification,
   exportAuditTrail,
-  type Queryable,
   verifyAuditExport,
   verifyAuditTrail,
-} from './audit-seals.js';
+} from './audit-verification.js';
 import { openDatabase } from './database.js';
 
 const [command, ...args] = process.argv.slice(2);

@@ -7,13 +7,12 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MAX_ENTRIES_PER_SEAL, sealAuditTrail } from '../../src/persistence/audit-seals.js';
 import {
   type AuditVerification,
-  MAX_ENTRIES_PER_SEAL,
-  sealAuditTrail,
   verifyAuditExport,
   verifyAuditTrail,
-} from '../../src/persistence/audit-seals.js';
+} from '../../src/persistence/audit-verification.js';
 import { startTestApp, type TestApp } from '../support/app.js';
 import { appointmentId, slot, videoClient } from '../support/clients.js';
 import {

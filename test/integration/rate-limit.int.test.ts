@@ -1,11 +1,11 @@
 import { setTimeout } from 'node:timers/promises';
 import { Code, ConnectError } from '@connectrpc/connect';
-import pg from 'pg';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { STORE_RETRY_MS } from '../../src/rpc/rate-limit.js';
 import { startTestApp, type TestApp } from '../support/app.js';
 import { codeOf, videoClient } from '../support/clients.js';
 import {
+  admin,
   createTestDatabase,
   serverForSeveralCopies,
   type TestDatabase,
@@ -98,7 +98,7 @@ describe.runIf(serverForSeveralCopies)('two copies on one database', () => {
   }, async () => {
     const [a, b] = await start({ RATE_LIMIT_REQUESTS: '3', RATE_LIMIT_WINDOW_SECONDS: '60' });
     const url = database.env.DATABASE_URL ?? '';
-    await sql(url, 'alter table rate_limit rename to rate_limit_away');
+    await admin(url, 'alter table rate_limit rename to rate_limit_away');
     try {
       for (const copy of [a, b]) {
         const caller = videoClient(copy.baseUrl, copy.token('doctor', 'doc-steady'));
@@ -107,7 +107,7 @@ describe.runIf(serverForSeveralCopies)('two copies on one database', () => {
         expect(codes).toEqual(['ok', 'ok', 'ok', Code.ResourceExhausted]);
       }
     } finally {
-      await sql(url, 'alter table rate_limit_away rename to rate_limit');
+      await admin(url, 'alter table rate_limit_away rename to rate_limit');
     }
     // Each copy asks the store again after a while: then back to the shared count, a new
     // caller gets the limit once across both.
@@ -124,13 +124,3 @@ describe.runIf(serverForSeveralCopies)('two copies on one database', () => {
     expect(codes.filter((code) => code === 'ok')).toHaveLength(3);
   });
 });
-
-async function sql(url: string, statement: string): Promise<void> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    await client.query(statement);
-  } finally {
-    await client.end();
-  }
-}

@@ -88,7 +88,8 @@ export async function createLeastPrivilegeDatabase(): Promise<
   };
 }
 
-async function admin(serverUrl: string, sql: string): Promise<void> {
+/** Runs one statement on `url`'s database in a connection of its own. */
+export async function admin(serverUrl: string, sql: string): Promise<void> {
   const client = new pg.Client({ connectionString: serverUrl });
   await client.connect();
   try {
