@@ -6,25 +6,18 @@
  * setting instead of the service: tables PostgreSQL has never analyzed are estimated
  * nearly empty, and plans chosen for a few rows read whole histories.
  *
- * Each pass does what the daemon does on its default one-minute round over a database:
- * for every table of the bench's database, a `VACUUM (ANALYZE)` when its dead rows, or
- * the rows inserted since its last vacuum, passed the server's thresholds
- * (`autovacuum_vacuum_threshold` + `autovacuum_vacuum_scale_factor` × rows, and the
- * `_insert_` pair), else an `ANALYZE` when the rows changed since its last analysis
- * passed `autovacuum_analyze_threshold` + `autovacuum_analyze_scale_factor` × rows. The
- * thresholds are read from the server, so the passes follow its configuration.
+ * Each pass is the one the service runs on its embedded engine
+ * (src/persistence/autovacuum.ts), on the daemon's default one-minute round.
  */
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
+import { autovacuumPass, type AutovacuumWork as Work } from '../src/persistence/autovacuum.js';
 import { round } from './load.js';
 
 /** One table's vacuum or analysis by a pass, and what it cost. */
-export interface AutovacuumWork {
-  /** Seconds since the stand-in started. */
+export interface AutovacuumWork extends Work {
+  /** Seconds since the stand-in started, when the pass began. */
   readonly atSeconds: number;
-  readonly table: string;
-  readonly action: 'vacuum analyze' | 'analyze';
-  readonly ms: number;
 }
 
 export interface AutovacuumStandIn {
@@ -61,42 +54,13 @@ export async function startAutovacuumStandIn(
   };
 }
 
-interface Due {
-  readonly table: string;
-  readonly vacuum: boolean;
-  readonly analyze: boolean;
-}
-
-/** The tables due, by the daemon's formulas over the server's own settings. */
-const DUE = `
-  with setting as (
-    select max(setting::float) filter (where name = 'autovacuum_vacuum_threshold') as vt,
-           max(setting::float) filter (where name = 'autovacuum_vacuum_scale_factor') as vs,
-           max(setting::float) filter (where name = 'autovacuum_vacuum_insert_threshold') as it,
-           max(setting::float) filter (where name = 'autovacuum_vacuum_insert_scale_factor') as "is",
-           max(setting::float) filter (where name = 'autovacuum_analyze_threshold') as at,
-           max(setting::float) filter (where name = 'autovacuum_analyze_scale_factor') as "as"
-      from pg_settings
-  )
-  select t.relname as table,
-         t.n_dead_tup > s.vt + s.vs * greatest(c.reltuples, 0)
-           or t.n_ins_since_vacuum > s.it + s.is * greatest(c.reltuples, 0) as vacuum,
-         t.n_mod_since_analyze > s.at + s.as * greatest(c.reltuples, 0) as analyze
-    from pg_stat_user_tables t join pg_class c on c.oid = t.relid, setting s
-   order by t.relname`;
-
 async function runPass(client: pg.Client, started: number, work: AutovacuumWork[]) {
-  const { rows } = await client.query<Due>(DUE);
-  for (const due of rows) {
-    if (!due.vacuum && !due.analyze) continue;
-    const action = due.vacuum ? 'vacuum analyze' : 'analyze';
-    const from = performance.now();
-    await client.query(`${due.vacuum ? 'vacuum (analyze)' : 'analyze'} "${due.table}"`);
+  const passStarted = performance.now();
+  for (const done of await autovacuumPass((sql) => client.query(sql))) {
     work.push({
-      atSeconds: round((from - started) / 1000, 1),
-      table: due.table,
-      action,
-      ms: round(performance.now() - from, 1),
+      ...done,
+      atSeconds: round((passStarted - started) / 1000, 1),
+      ms: round(done.ms, 1),
     });
   }
 }

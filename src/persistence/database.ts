@@ -6,6 +6,8 @@ import { MikroORM, type Options } from '@mikro-orm/postgresql';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
+import { periodicTask } from '../video/periodic-task.js';
+import { autovacuumPass } from './autovacuum.js';
 import { embeddedTemplates } from './embedded-template.js';
 import { ENTITIES } from './entities.js';
 import { APPEND_ONLY_TABLES, grantServiceRole, roleOf } from './grants.js';
@@ -90,6 +92,12 @@ export function ormOptions(
  * UNAVAILABLE after the server's short acquire timeout.
  */
 const EMBEDDED_ACQUIRE_TIMEOUT_MS = 30_000;
+/**
+ * How often autovacuum's rules run on the embedded engine, which has no daemon of its own
+ * (autovacuum.ts). Shorter than the daemon's minute: a fresh data folder has no statistics
+ * at all, and a burst of writes should not run for long on plans made for empty tables.
+ */
+const EMBEDDED_AUTOVACUUM_INTERVAL_MS = 10_000;
 
 export async function openDatabase(
   config: Config,
@@ -189,6 +197,14 @@ export async function openDatabase(
   // logs if the database does not answer yet), so that pool() has one to give.
   if (!pool) await ping();
 
+  // The embedded engine has no autovacuum daemon: the service applies its rules.
+  const autovacuum =
+    embedded &&
+    periodicTask('embedded engine autovacuum', EMBEDDED_AUTOVACUUM_INTERVAL_MS, logger, () =>
+      vacuumEmbedded(opened, logger),
+    );
+  autovacuum?.start();
+
   return {
     orm: opened,
     notifications,
@@ -219,6 +235,7 @@ export async function openDatabase(
       return migrateAsOwner(config.database.migrationUrl ?? clientUrl, clientUrl, logger);
     },
     async stop() {
+      await autovacuum?.stop();
       await notifications.stop();
       await opened.close(true);
       if (embedded) {
@@ -227,6 +244,14 @@ export async function openDatabase(
       }
     },
   };
+}
+
+/** One autovacuum pass over the embedded engine, on its one connection. */
+async function vacuumEmbedded(orm: MikroORM, logger: Logger): Promise<void> {
+  const run = async (sql: string) => ({ rows: await orm.em.getConnection().execute(sql) });
+  for (const work of await autovacuumPass(run)) {
+    logger.debug({ ...work, ms: Math.round(work.ms) }, 'embedded engine: autovacuum rules applied');
+  }
 }
 
 /**
