@@ -1,4 +1,4 @@
-import type { EntityManager, FilterQuery } from '@mikro-orm/core';
+import type { EntityManager, FilterObject } from '@mikro-orm/core';
 import { type Action, authorize, type Principal } from '../domain/access.js';
 import type { ParticipantRole } from '../domain/consultation.js';
 import { DomainError, notFound } from '../domain/errors.js';
@@ -30,7 +30,7 @@ export async function loadConsultation(
 }
 
 /** The consultations a caller may see at all, as a query filter (see canSee). */
-export function visibleTo(principal: Principal): FilterQuery<ConsultationEntity> {
+export function visibleTo(principal: Principal): FilterObject<ConsultationEntity> {
   switch (principal.role) {
     case 'patient':
       return { clinicId: principal.clinicId, patientId: principal.userId };

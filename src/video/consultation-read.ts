@@ -9,6 +9,9 @@ import {
 } from './views.js';
 
 /**
+ * Consultations read with SQL and made views without entities: GetConsultationStatus here,
+ * and the history's pages (PARTICIPANTS_OF_C and rowView).
+ *
  * GetConsultationStatus, the most frequent call, as one SQL statement: the consultation
  * if the caller may see it (tenancy and ownership in the WHERE clause: `canSee` of the
  * access policy, which the caller checks again on the answer),
@@ -35,7 +38,7 @@ export async function readConsultationAudited(
     ...AUDIT_INSERT.params(audit),
   ]);
   const [row] = rows;
-  return row && toView(row);
+  return row && rowView(row);
 }
 
 /**
@@ -49,10 +52,13 @@ export const readAuditedSql = (ownership: string) =>
    ), entry as (
      insert into audit_entry (${AUDIT_INSERT.columns}) select ${AUDIT_INSERT.values} from c
    )
-   select c.*, coalesce(
-     (select json_agg(p order by p.role) from participant p where p.consultation_id = c.id),
-     '[]') as participants
+   select c.*, ${PARTICIPANTS_OF_C} as participants
    from c`;
+
+/** The participants of the consultation row `c`, as one JSON array (a column of the row). */
+export const PARTICIPANTS_OF_C = `coalesce(
+     (select json_agg(p order by p.role) from participant p where p.consultation_id = c.id),
+     '[]')`;
 
 /**
  * A row as the view reads it: keys camel-cased, and the times that json_agg gave as text
@@ -81,7 +87,8 @@ const TIME_COLUMNS = new Set([
   'recording_consent_at',
 ]);
 
-function toView(row: Record<string, unknown>): ConsultationView {
+/** A consultation row with its `participants` column (PARTICIPANTS_OF_C) as a view. */
+export function rowView(row: Record<string, unknown>): ConsultationView {
   // json_agg's participants: parsed by the driver, or text on the embedded engine.
   const participants = (
     typeof row.participants === 'string' ? JSON.parse(row.participants) : row.participants

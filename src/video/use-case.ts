@@ -1,10 +1,9 @@
 import {
   DeadlockException,
-  type EntityManager,
   OptimisticLockError,
   UniqueConstraintViolationException,
 } from '@mikro-orm/core';
-import type { MikroORM } from '@mikro-orm/postgresql';
+import type { EntityManager, MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import type { Action } from '../domain/access.js';
 import type { WindowRules } from '../domain/consultation.js';

@@ -136,22 +136,28 @@ interface PlanNode {
 
 /**
  * Every scan of the plan: what it read, and how many rows over all its loops (those it
- * passed on and those its filter threw away: it read both).
+ * passed on and those its filter threw away: it read both). A bitmap index scan right
+ * under its heap scan found exactly the entries the heap scan then reads (and counts, with
+ * those a lossy recheck threw away), so it is counted there once; under a BitmapAnd or
+ * BitmapOr it may read far more entries than the heap scan keeps, and counts on its own.
  */
-function scans(node: PlanNode): { scan: string; rows: number }[] {
-  const own = node['Node Type'].includes('Scan')
-    ? [
-        {
-          scan: `${node['Node Type']} ${node['Relation Name'] ?? ''} ${node['Index Name'] ?? ''}`.trim(),
-          rows:
-            (node['Actual Rows'] +
-              (node['Rows Removed by Filter'] ?? 0) +
-              (node['Rows Removed by Index Recheck'] ?? 0)) *
-            node['Actual Loops'],
-        },
-      ]
-    : [];
-  return [...own, ...(node.Plans ?? []).flatMap(scans)];
+function scans(node: PlanNode, parent?: PlanNode): { scan: string; rows: number }[] {
+  const countedByHeapScan =
+    node['Node Type'] === 'Bitmap Index Scan' && parent?.['Node Type'] === 'Bitmap Heap Scan';
+  const own =
+    node['Node Type'].includes('Scan') && !countedByHeapScan
+      ? [
+          {
+            scan: `${node['Node Type']} ${node['Relation Name'] ?? ''} ${node['Index Name'] ?? ''}`.trim(),
+            rows:
+              (node['Actual Rows'] +
+                (node['Rows Removed by Filter'] ?? 0) +
+                (node['Rows Removed by Index Recheck'] ?? 0)) *
+              node['Actual Loops'],
+          },
+        ]
+      : [];
+  return [...own, ...(node.Plans ?? []).flatMap((child) => scans(child, node))];
 }
 
 /** The waiting room's statements: those that read its tables. */

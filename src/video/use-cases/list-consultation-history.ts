@@ -1,13 +1,14 @@
-import type { FilterQuery } from '@mikro-orm/core';
+import { type FilterObject, raw } from '@mikro-orm/core';
 import { authorize } from '../../domain/access.js';
 import type { ConsultationStatus } from '../../domain/consultation.js';
 import { invalidArgument } from '../../domain/errors.js';
 import { type ConsultationEntity, ConsultationSchema } from '../../persistence/entities.js';
 import type { Caller } from '../audit.js';
 import { visibleTo } from '../consultation-access.js';
+import { PARTICIPANTS_OF_C, rowView } from '../consultation-read.js';
 import { keysetPage, type PageRequest } from '../pagination.js';
 import { auditedRead, type UseCaseDeps } from '../use-case.js';
-import { type ConsultationView, toView } from '../views.js';
+import type { ConsultationView } from '../views.js';
 
 export interface ListConsultationHistoryRequest extends PageRequest {
   /** Empty for every status. */
@@ -33,7 +34,7 @@ export async function listConsultationHistory(
     if (scheduledFrom && scheduledTo && scheduledTo < scheduledFrom) {
       throw invalidArgument('scheduled_to', 'must not be before scheduled_from');
     }
-    const where: FilterQuery<ConsultationEntity>[] = [visibleTo(principal)];
+    const where: FilterObject<ConsultationEntity>[] = [visibleTo(principal)];
     if (request.statuses.length > 0) where.push({ status: { $in: [...request.statuses] } });
     if (scheduledFrom) where.push({ scheduledStart: { $gte: scheduledFrom } });
     if (scheduledTo) where.push({ scheduledStart: { $lt: scheduledTo } });
@@ -53,14 +54,22 @@ export async function listConsultationHistory(
       request,
       scope,
       'scheduledStart',
-      (c: ConsultationEntity) => c.scheduledStart,
-      ({ after, orderBy, limit }) =>
-        em.find(
-          ConsultationSchema,
-          { $and: after ? [...where, after] : where },
-          { populate: ['participants'], orderBy, limit },
-        ),
+      (c: ConsultationView) => c.scheduledStart,
+      // Rows with their participants in one statement, made views directly. A page of 20
+      // as entities (hydrated, identity-mapped, snapshot for change tracking) grew the heap
+      // by about three times as much per call and took 5 ms against 3, and the collections
+      // it caused were the history pages' slowest calls (bench/README, scale).
+      async ({ after, orderBy, limit }) => {
+        const rows = await em
+          .createQueryBuilder(ConsultationSchema, 'c')
+          .select(['*', raw(`${PARTICIPANTS_OF_C} as participants`)])
+          .where({ $and: after ? [...where, after] : where })
+          .orderBy(orderBy)
+          .limit(limit)
+          .execute<Record<string, unknown>[]>('all', false);
+        return rows.map(rowView);
+      },
     );
-    return { consultations: page.items.map(toView), nextPageToken: page.nextPageToken };
+    return { consultations: page.items, nextPageToken: page.nextPageToken };
   });
 }
