@@ -6,7 +6,11 @@
  *
  * - GetConsultationStatus: the service's own statement (consultation-read.ts: the row,
  *   its participants, and the read's audit entry, in one statement and one commit), for
- *   the bench's doctor; answers BARE_RESPONSE, as the bare handler does.
+ *   the bench's doctor; answers BARE_RESPONSE, as the bare handler does. With
+ *   `FLOOR_AUDIT=grouped`, the experiment of a group commit instead: the row and its
+ *   participants in one statement, then the read's audit entry handed to a batcher that
+ *   inserts every entry waiting in one multi-row INSERT (one commit, one WAL flush) while
+ *   the previous batch's is in flight; each call answers once its entry is committed.
  * - GenerateToken: the service's two round trips: the consultation with its participants,
  *   then one statement that checks its version and inserts the audit entry and the
  *   outbox event (token-record.ts), with the Jitsi token signed between them by the
@@ -31,7 +35,7 @@ import {
 import { loadConfig } from '../src/config.js';
 import { createJitsiProvider } from '../src/providers/jitsi-provider.js';
 import { AUDIT_INSERT, auditRow } from '../src/video/audit.js';
-import { readAuditedSql } from '../src/video/consultation-read.js';
+import { PARTICIPANTS_OF_C, readAuditedSql } from '../src/video/consultation-read.js';
 import { AT_VERSION, recordTokenSql } from '../src/video/token-record.js';
 import { serveForBench } from './serve-for-bench.js';
 
@@ -61,10 +65,12 @@ const numbered = (sql: string) => {
 const READ = numbered(readAuditedSql('and doctor_id = ?'));
 
 const LOAD = numbered(
-  `select c.*, coalesce(
-     (select json_agg(p order by p.role) from participant p where p.consultation_id = c.id),
-     '[]') as participants
-   from consultation c where c.id = ? and c.clinic_id = ?`,
+  `select c.*, ${PARTICIPANTS_OF_C} as participants from consultation c
+    where c.id = ? and c.clinic_id = ?`,
+);
+const READ_ONLY = numbered(
+  `select c.*, ${PARTICIPANTS_OF_C} as participants from consultation c
+    where c.id = ? and c.clinic_id = ? and c.doctor_id = ?`,
 );
 
 const RECORD = numbered(recordTokenSql(AT_VERSION));
@@ -78,6 +84,43 @@ const audit = (action: 'consultation.read' | 'consultation.join', consultationId
     ),
   );
 
+/**
+ * Group commit: `commit(params)` resolves once an audit entry with those values is
+ * committed. Entries that arrive while a batch is being inserted wait for the next one.
+ */
+function groupCommit() {
+  let waiting: { params: unknown[]; done: (error?: unknown) => void }[] = [];
+  let inserting = false;
+  const columns = AUDIT_INSERT.columns.split(',').length;
+  async function insertWaiting() {
+    inserting = true;
+    while (waiting.length > 0) {
+      const batch = waiting;
+      waiting = [];
+      let n = 0;
+      const rows = batch.map(
+        () => `(${Array.from({ length: columns }, () => `$${++n}`).join(', ')})`,
+      );
+      try {
+        await pool.query(
+          `insert into audit_entry (${AUDIT_INSERT.columns}) values ${rows.join(', ')}`,
+          batch.flatMap((entry) => entry.params),
+        );
+        for (const entry of batch) entry.done();
+      } catch (error) {
+        for (const entry of batch) entry.done(error);
+      }
+    }
+    inserting = false;
+  }
+  return (params: unknown[]) =>
+    new Promise<void>((resolve, reject) => {
+      waiting.push({ params, done: (error) => (error ? reject(error) : resolve()) });
+      if (!inserting) void insertWaiting();
+    });
+}
+const grouped = process.env.FLOOR_AUDIT === 'grouped' ? groupCommit() : undefined;
+
 interface Loaded {
   id: string;
   version: number;
@@ -90,6 +133,12 @@ interface Loaded {
 const routes = (router: ConnectRouter) =>
   router.service(VideoService, {
     async getConsultationStatus({ consultationId }) {
+      if (grouped) {
+        const { rows } = await pool.query(READ_ONLY, [consultationId, clinicId, doctorId]);
+        if (rows.length === 0) throw new ConnectError('consultation not found', Code.NotFound);
+        await grouped(audit('consultation.read', consultationId));
+        return response;
+      }
       const { rows } = await pool.query(READ, [
         consultationId,
         clinicId,

@@ -6,7 +6,9 @@
  * the bench's; same client code (Connect JSON over HTTP/2, one connection per server),
  * same concurrency; they run alternately (baseline, floor, service, baseline…) so that
  * machine noise falls on all. The floor (floor-server.ts) is the bare handler plus the
- * read's database work: what no code of the service can go below on this machine.
+ * read's database work: what no code of the service can go below on this machine. The
+ * grouped floor is the same with the read's audit entries group-committed (floor-server.ts):
+ * the experiment of what that would give the service.
  */
 import { toJsonString } from '@bufbuild/protobuf';
 import {
@@ -33,6 +35,9 @@ export interface RpcOverheadResult {
   readonly ratio: number;
   /** The floor's throughput over the baseline's: the most any service could reach here. */
   readonly floorRatio: number;
+  /** The floor with the read audits group-committed. */
+  readonly groupedFloor: LoadSummary;
+  readonly groupedFloorRatio: number;
 }
 
 export interface RpcOverheadOptions extends MeasurementOptions {
@@ -50,6 +55,8 @@ export async function measureRpcOverhead(options: RpcOverheadOptions): Promise<R
   const baseline = videoClient(baselineServer.url, options.token);
   const floorServer = await startFloor(constant, options.databaseUrl);
   const floor = videoClient(floorServer.url, options.token);
+  const groupedFloorServer = await startFloor(constant, options.databaseUrl, 'grouped');
+  const groupedFloor = videoClient(groupedFloorServer.url, options.token);
 
   const ids = options.consultationIds;
   const load = (client: typeof service, serverPid: number) =>
@@ -67,25 +74,32 @@ export async function measureRpcOverhead(options: RpcOverheadOptions): Promise<R
   const baselineRuns: LoadResult[] = [];
   const floorRuns: LoadResult[] = [];
   const serviceRuns: LoadResult[] = [];
+  const groupedFloorRuns: LoadResult[] = [];
   try {
     for (let round = 0; round < options.rounds; round++) {
       baselineRuns.push(checked('baseline', await load(baseline, baselineServer.pid)));
       floorRuns.push(checked('floor', await load(floor, floorServer.pid)));
       serviceRuns.push(checked('service', await load(service, options.servicePid)));
+      groupedFloorRuns.push(
+        checked('grouped floor', await load(groupedFloor, groupedFloorServer.pid)),
+      );
     }
   } finally {
     await baselineServer.stop();
     await floorServer.stop();
+    await groupedFloorServer.stop();
   }
   const result = {
     baseline: summarize(baselineRuns),
     floor: summarize(floorRuns),
     service: summarize(serviceRuns),
+    groupedFloor: summarize(groupedFloorRuns),
   };
   return {
     ...result,
     ratio: round(result.service.rps / result.baseline.rps, 3),
     floorRatio: round(result.floor.rps / result.baseline.rps, 3),
+    groupedFloorRatio: round(result.groupedFloor.rps / result.baseline.rps, 3),
   };
 }
 
@@ -107,6 +121,7 @@ export function checked(name: string, result: LoadResult): LoadResult {
 export function startFloor(
   response: GetConsultationStatusResponse,
   databaseUrl: string,
+  audit: 'per read' | 'grouped' = 'per read',
 ): Promise<ChildServer> {
   return startChildServer({
     script: 'bench/floor-server.ts',
@@ -115,6 +130,7 @@ export function startFloor(
       FLOOR_DATABASE_URL: databaseUrl,
       FLOOR_CLINIC: CLINIC,
       FLOOR_DOCTOR: DOCTOR,
+      ...(audit === 'grouped' && { FLOOR_AUDIT: 'grouped' }),
     },
     port: (line) => (typeof line.port === 'number' ? line.port : undefined),
   });

@@ -227,7 +227,9 @@ async function main(): Promise<void> {
       durationMs: SECONDS * 1000,
     };
 
-    log(`rpc overhead: ${ROUNDS} x (baseline, floor, service), ${RPC_CONCURRENCY} callers`);
+    log(
+      `rpc overhead: ${ROUNDS} x (baseline, floor, service, grouped floor), ${RPC_CONCURRENCY} callers`,
+    );
     const rss = sampleRss(service.process.pid);
     const rpc = await measureRpcOverhead({
       ...common,
@@ -303,6 +305,14 @@ function report(r: Results): void {
       '',
     ],
     [
+      'GetConsultationStatus, the floor with its audit entries group-committed (experiment)',
+      `${rpc.groupedFloor.rps} calls/s (${latency(rpc.groupedFloor)}; ${cpu(rpc.groupedFloor)})`,
+      `${rpc.baseline.rps} calls/s, bare handler`,
+      `${rpc.groupedFloorRatio}`,
+      'what group commit would let a service reach',
+      '',
+    ],
+    [
       `GenerateToken throughput, ${WRITE_CONCURRENCY} callers`,
       `${write.service.rps} calls/s (${latency(write.service)}; ${cpu(write.service)})`,
       `${write.pgbench.tps} tps (pgbench, avg ${write.pgbench.latencyAvgMs} ms)`,
@@ -352,6 +362,7 @@ function report(r: Results): void {
     rpcServiceP99Ms: rpc.service.p99Ms,
     rpcP99Ratio: round(rpc.service.p99Ms / rpc.baseline.p99Ms, 2),
     rpcFloorRatio: rpc.floorRatio,
+    rpcGroupedFloorRatio: rpc.groupedFloorRatio,
     writePathRatio: write.ratio,
     writeFloorRatio: write.floorRatio,
     writeRoundTrips: r.statements.length,
