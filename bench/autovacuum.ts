@@ -64,3 +64,20 @@ async function runPass(client: pg.Client, started: number, work: AutovacuumWork[
     });
   }
 }
+
+/** What ran the daemon's rules, and the stand-in's work in all (for the printed reports). */
+export function autovacuumText(server: boolean, standIn: readonly AutovacuumWork[] = []): string {
+  return server
+    ? "the server's daemon"
+    : `off on the server; the bench's stand-in did ${workText(standIn)}`;
+}
+
+/** The stand-in's work in all: how many vacuums and analyses, and their time. */
+export function workText(standIn: readonly AutovacuumWork[] = []): string {
+  const total = (action: AutovacuumWork['action']) => {
+    const done = standIn.filter((w) => w.action === action);
+    const ms = done.reduce((sum, w) => sum + w.ms, 0);
+    return `${done.length} × ${action} (${round(ms / 1000, 1)} s)`;
+  };
+  return `${total('vacuum analyze')}, ${total('analyze')}`;
+}

@@ -31,6 +31,12 @@ import { execFileSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { videoClient } from '../test/support/clients.js';
+import {
+  type AutovacuumStandIn,
+  type AutovacuumWork,
+  autovacuumIsOn,
+  startAutovacuumStandIn,
+} from './autovacuum.js';
 import { REPOSITORY_ROOT } from './child.js';
 import { type CpuShares, startCpuMeter } from './cpu.js';
 import {
@@ -113,6 +119,14 @@ export interface ScaleResult {
   readonly cpu: { readonly calls: CpuShares; readonly passes: CpuShares };
   /** Only with `plansFile`: each step's statements on the seeded database, summarised. */
   readonly plans: Partial<Record<StepName, PlanSummary>> | undefined;
+  /**
+   * Whether the server's autovacuum daemon ran; when it did not, what the bench's stand-in
+   * did on each database by the daemon's rules (autovacuum.ts).
+   */
+  readonly autovacuum: {
+    readonly server: boolean;
+    readonly standIn?: Readonly<Record<Side['name'], readonly AutovacuumWork[]>>;
+  };
   readonly seconds: number;
 }
 
@@ -156,13 +170,33 @@ export async function measureScale(options: ScaleOptions): Promise<ScaleResult> 
       await openTarget('empty', databases.empty, window),
       await openTarget('seeded', databases.seeded, window),
     ];
+    // Without the daemon, the empty database's tables, which the run fills from a few rows,
+    // would keep the plans of their first analysis (the seeded one's barely change).
+    const serverAutovacuum = await withClient(options.serverUrl, autovacuumIsOn);
+    if (!serverAutovacuum) {
+      log(
+        'autovacuum is off on this server: the bench applies its rules to both databases every minute',
+      );
+    }
+    let standIns: Record<Side['name'], AutovacuumStandIn> | undefined;
     try {
+      standIns = serverAutovacuum
+        ? undefined
+        : {
+            empty: await startAutovacuumStandIn(databases.empty.url),
+            seeded: await startAutovacuumStandIn(databases.seeded.url),
+          };
       const depths = await warmUp(targets, options);
       const cpu = await measure(targets, databases, options);
       const plans = options.plansFile
         ? await recordPlans(targets[1], options.plansFile)
         : undefined;
       const [empty, seeded] = targets;
+      const standIn = standIns && {
+        empty: await standIns.empty.stop(),
+        seeded: await standIns.seeded.stop(),
+      };
+      standIns = undefined;
       return {
         steps: STEPS.map((step) => compare(step, empty.samples, seeded.samples)),
         ...seeding,
@@ -170,9 +204,15 @@ export async function measureScale(options: ScaleOptions): Promise<ScaleResult> 
         source,
         cpu,
         plans,
+        autovacuum: { server: serverAutovacuum, standIn },
         seconds: round((performance.now() - started) / 1000, 0),
       };
     } finally {
+      const left = Object.values(standIns ?? {});
+      await settled(
+        'stopping the autovacuum stand-in',
+        left.map(async (s) => void (await s.stop())),
+      );
       await settled('stopping a service', targets.map(closeTarget));
     }
   } finally {

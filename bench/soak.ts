@@ -59,7 +59,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { type CallOptions, Code, ConnectError } from '@connectrpc/connect';
 import type pg from 'pg';
 import { slot, type VideoClient, videoClient } from '../test/support/clients.js';
-import { type AutovacuumWork, autovacuumIsOn, startAutovacuumStandIn } from './autovacuum.js';
+import {
+  type AutovacuumWork,
+  autovacuumIsOn,
+  autovacuumText,
+  startAutovacuumStandIn,
+} from './autovacuum.js';
 import { rssBytes } from './child.js';
 import { type CpuShares, startCpuMeter } from './cpu.js';
 import {
@@ -659,21 +664,13 @@ function report(record: SoakRecord): void {
   );
   console.log(tableHeader());
   for (const m of record.minutes) console.log(tableRow(cellsOf(m)));
-  console.log(`\n${autovacuumText(record.autovacuum)}`);
+  console.log(
+    `\nAutovacuum: ${autovacuumText(record.autovacuum.server, record.autovacuum.standIn)}.`,
+  );
   console.log(`\n${verdictText(record)}`);
   for (const [code, first] of Object.entries(record.firstErrors)) {
     console.log(`- first ${code}: ${first}`);
   }
-}
-
-function autovacuumText({ server, standIn = [] }: SoakRecord['autovacuum']): string {
-  if (server) return "Autovacuum: the server's daemon.";
-  const total = (action: AutovacuumWork['action']) => {
-    const done = standIn.filter((w) => w.action === action);
-    const ms = done.reduce((sum, w) => sum + w.ms, 0);
-    return `${done.length} × ${action} (${round(ms / 1000, 1)} s)`;
-  };
-  return `Autovacuum: off on the server; the bench's stand-in did ${total('vacuum analyze')}, ${total('analyze')}.`;
 }
 
 function verdictText(record: SoakRecord): string {
