@@ -65,15 +65,25 @@ async function runPass(client: pg.Client, started: number, work: AutovacuumWork[
   }
 }
 
-/** What ran the daemon's rules, and the stand-in's work in all (for the printed reports). */
-export function autovacuumText(server: boolean, standIn: readonly AutovacuumWork[] = []): string {
-  return server
-    ? "the server's daemon"
-    : `off on the server; the bench's stand-in did ${workText(standIn)}`;
+/**
+ * What ran the daemon's rules, and the stand-in's work in all (for the printed reports):
+ * one list, or lists by where they ran ("on the empty database": …).
+ */
+export function autovacuumText(
+  server: boolean,
+  standIn: readonly AutovacuumWork[] | Readonly<Record<string, readonly AutovacuumWork[]>> = [],
+): string {
+  if (server) return "the server's daemon";
+  const done = Array.isArray(standIn)
+    ? workText(standIn)
+    : Object.entries(standIn)
+        .map(([where, work]) => `${workText(work)} ${where}`)
+        .join(', ');
+  return `off on the server; the bench's stand-in did ${done}`;
 }
 
-/** The stand-in's work in all: how many vacuums and analyses, and their time. */
-export function workText(standIn: readonly AutovacuumWork[] = []): string {
+/** How many vacuums and analyses, and their time. */
+function workText(standIn: readonly AutovacuumWork[]): string {
   const total = (action: AutovacuumWork['action']) => {
     const done = standIn.filter((w) => w.action === action);
     const ms = done.reduce((sum, w) => sum + w.ms, 0);

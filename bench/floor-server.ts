@@ -64,14 +64,11 @@ const numbered = (sql: string) => {
 
 const READ = numbered(readAuditedSql('and doctor_id = ?'));
 
-const LOAD = numbered(
-  `select c.*, ${PARTICIPANTS_OF_C} as participants from consultation c
-    where c.id = ? and c.clinic_id = ?`,
-);
-const READ_ONLY = numbered(
-  `select c.*, ${PARTICIPANTS_OF_C} as participants from consultation c
-    where c.id = ? and c.clinic_id = ? and c.doctor_id = ?`,
-);
+/** The consultation with its participants, in the clinic (READ_ONLY: and the doctor's). */
+const LOAD_SQL = `select c.*, ${PARTICIPANTS_OF_C} as participants from consultation c
+                   where c.id = ? and c.clinic_id = ?`;
+const LOAD = numbered(LOAD_SQL);
+const READ_ONLY = numbered(`${LOAD_SQL} and c.doctor_id = ?`);
 
 const RECORD = numbered(recordTokenSql(AT_VERSION));
 
@@ -91,19 +88,15 @@ const audit = (action: 'consultation.read' | 'consultation.join', consultationId
 function groupCommit() {
   let waiting: { params: unknown[]; done: (error?: unknown) => void }[] = [];
   let inserting = false;
-  const columns = AUDIT_INSERT.columns.split(',').length;
   async function insertWaiting() {
     inserting = true;
     while (waiting.length > 0) {
       const batch = waiting;
       waiting = [];
-      let n = 0;
-      const rows = batch.map(
-        () => `(${Array.from({ length: columns }, () => `$${++n}`).join(', ')})`,
-      );
+      const rows = batch.map(() => `(${AUDIT_INSERT.values})`).join(', ');
       try {
         await pool.query(
-          `insert into audit_entry (${AUDIT_INSERT.columns}) values ${rows.join(', ')}`,
+          numbered(`insert into audit_entry (${AUDIT_INSERT.columns}) values ${rows}`),
           batch.flatMap((entry) => entry.params),
         );
         for (const entry of batch) entry.done();

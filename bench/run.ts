@@ -37,7 +37,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { measureAuditSealCost } from './audit-seal-cost.js';
-import { autovacuumText, workText } from './autovacuum.js';
+import { autovacuumText } from './autovacuum.js';
 import { REPOSITORY_ROOT, rssBytes } from './child.js';
 import type { CpuShares } from './cpu.js';
 import { type EventsResult, measureEvents } from './events.js';
@@ -627,11 +627,11 @@ function reportScale(r: ScaleResult): void {
   console.log(`CPU while the calls were timed: ${describeCpu(r.cpu.calls)}.`);
   console.log(`CPU while the passes were timed: ${describeCpu(r.cpu.passes)}.`);
   const { server, standIn } = r.autovacuum;
-  console.log(
-    server
-      ? `Autovacuum: ${autovacuumText(true)}.\n`
-      : `Autovacuum: off on the server; the bench's stand-in did ${workText(standIn?.empty)} on the empty database, ${workText(standIn?.seeded)} on the seeded one.\n`,
-  );
+  const work = standIn && {
+    'on the empty database': standIn.empty,
+    'on the seeded one': standIn.seeded,
+  };
+  console.log(`Autovacuum: ${autovacuumText(server, work)}.\n`);
   printTable(rows);
   for (const line of heavyStatements(r)) console.log(line);
   const missed = r.steps.filter((step) => !scaleMet(step)).map((step) => step.step);

@@ -12,6 +12,7 @@ import {
 } from '@opentelemetry/api';
 import type { IHeaders } from 'kafkajs';
 import type { Logger } from 'pino';
+import { headerValue } from './messaging/cloudevents.js';
 
 /**
  * OpenTelemetry traces, off unless OTEL_TRACES_EXPORTER names an exporter (`otlp`,
@@ -327,12 +328,7 @@ export function publishSpans(events: readonly { topic: string; traceParent: stri
 
 /** A consumed record's trace context: `traceparent`, else CloudEvents' `ce_traceparent`. */
 function recordTraceparent(headers: IHeaders | undefined): string | undefined {
-  for (const name of ['traceparent', 'ce_traceparent']) {
-    const value = headers?.[name];
-    const first = Array.isArray(value) ? value[0] : value;
-    if (first !== undefined) return first.toString();
-  }
-  return undefined;
+  return headerValue(headers, 'traceparent') ?? headerValue(headers, 'ce_traceparent');
 }
 
 /**

@@ -37,16 +37,19 @@ export function toKafkaRecord(event: CloudEvent, key: string): KafkaRecord {
   };
 }
 
+/** A consumed record's header as text (its first value when repeated), if it has it. */
+export function headerValue(headers: IHeaders | undefined, name: string): string | undefined {
+  const value = headers?.[name];
+  const first = Array.isArray(value) ? value[0] : value;
+  return first === undefined ? undefined : first.toString();
+}
+
 /** The `ce_*` attributes of a consumed record, when its producer sent them. */
 export function cloudEventAttributes(headers: IHeaders | undefined): {
   id?: string;
   type?: string;
   source?: string;
 } {
-  const get = (name: string) => {
-    const value = headers?.[name];
-    const first = Array.isArray(value) ? value[0] : value;
-    return first === undefined ? undefined : first.toString();
-  };
+  const get = (name: string) => headerValue(headers, name);
   return { id: get('ce_id'), type: get('ce_type'), source: get('ce_source') };
 }

@@ -11,7 +11,7 @@ export const APPEND_ONLY_TABLES: readonly string[] = ['audit_entry', 'audit_seal
  * Tables of short-lived counts the service also deletes from: the shared rate limits,
  * whose expired windows it clears (rate-limit.ts).
  */
-export const DISPOSABLE_TABLES: readonly string[] = ['rate_limit'];
+const DISPOSABLE_TABLES: readonly string[] = ['rate_limit'];
 
 /** The migrator's bookkeeping: the service itself never reads it. */
 const MIGRATION_TABLES: readonly string[] = ['mikro_orm_migrations'];

@@ -1,12 +1,8 @@
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { Kafka, logLevel } from 'kafkajs';
+import { repositoryScript, runScript } from './scripts.js';
 
-const run = promisify(execFile);
-
-const startScript = fileURLToPath(new URL('../../scripts/kafka/start-kafka.sh', import.meta.url));
-const stopScript = fileURLToPath(new URL('../../scripts/kafka/stop-kafka.sh', import.meta.url));
+const startScript = repositoryScript('kafka/start-kafka.sh');
+const stopScript = repositoryScript('kafka/stop-kafka.sh');
 
 /** The first run downloads the broker's jars from Maven Central; later starts take seconds. */
 const START_TIMEOUT_MS = 10 * 60_000;
@@ -72,21 +68,5 @@ async function warmUp(brokers: string[]): Promise<void> {
   } finally {
     await producer.disconnect();
     await admin.disconnect();
-  }
-}
-
-/** Runs one of the scripts and answers the KEY=value lines it prints on stdout. */
-async function runScript(script: string, timeout: number): Promise<Record<string, string>> {
-  try {
-    const { stdout } = await run('bash', [script], { timeout, maxBuffer: 16 * 1024 * 1024 });
-    const values: Record<string, string> = {};
-    for (const line of stdout.split('\n')) {
-      const [, key, value] = /^([A-Z_]+)=(.*)$/.exec(line.trim()) ?? [];
-      if (key !== undefined) values[key] = value ?? '';
-    }
-    return values;
-  } catch (error) {
-    const stderr = (error as { stderr?: string }).stderr ?? '';
-    throw new Error(`${script} failed:\n${stderr}`, { cause: error });
   }
 }

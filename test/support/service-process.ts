@@ -1,8 +1,7 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 
 /** The service in a Node process of its own, as it runs outside the tests. */
 export interface ServiceProcess {
-  readonly child: ChildProcess;
   readonly baseUrl: string;
   /** Its log lines so far, parsed. */
   readonly log: Record<string, unknown>[];
@@ -42,7 +41,6 @@ export async function startServiceProcess(
     child.once('exit', (code) => reject(new Error(`the service exited (${code}):\n${stderr}`)));
   });
   return {
-    child,
     baseUrl: `http://127.0.0.1:${port}`,
     log,
     async stop() {

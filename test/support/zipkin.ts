@@ -1,9 +1,4 @@
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
-
-const root = fileURLToPath(new URL('../..', import.meta.url));
-const run = promisify(execFile);
+import { repositoryScript, runScript } from './scripts.js';
 
 /** A real Zipkin server: ZIPKIN_URL when set, else one started by scripts/zipkin. */
 export interface Zipkin {
@@ -15,23 +10,14 @@ export interface Zipkin {
 export async function ensureZipkin(): Promise<Zipkin> {
   const given = process.env.ZIPKIN_URL;
   if (given) return { url: given, stop: async () => {} };
-  const { stdout } = await run('bash', ['scripts/zipkin/start-zipkin.sh'], {
-    cwd: root,
-    timeout: 240_000,
-  });
-  const vars = new Map(
-    stdout
-      .trim()
-      .split('\n')
-      .map((line) => line.split('=', 2) as [string, string]),
-  );
-  const url = vars.get('ZIPKIN_URL');
-  if (!url) throw new Error(`start-zipkin.sh printed no ZIPKIN_URL:\n${stdout}`);
-  const reused = vars.get('ZIPKIN_REUSED') === '1';
+  const started = await runScript(repositoryScript('zipkin/start-zipkin.sh'), 240_000);
+  const url = started.ZIPKIN_URL;
+  if (!url) throw new Error(`start-zipkin.sh printed no ZIPKIN_URL: ${JSON.stringify(started)}`);
+  const reused = started.ZIPKIN_REUSED === '1';
   return {
     url,
     stop: async () => {
-      if (!reused) await run('bash', ['scripts/zipkin/stop-zipkin.sh'], { cwd: root });
+      if (!reused) await runScript(repositoryScript('zipkin/stop-zipkin.sh'), 60_000);
     },
   };
 }
