@@ -98,10 +98,14 @@ export interface BrokerMonitor extends BrokerState {
 
 /**
  * Whether the broker answers, checked for real: every `intervalMs` a metadata request
- * (kafkajs `describeCluster`, no retries) on a connection of its own. One not answered
- * within `intervalMs` counts as unreachable at once, refused or hanging alike, and no
- * second check starts while one is still waiting. A publish the broker acknowledged
- * counts as an answer too.
+ * (kafkajs `describeCluster`, no retries) on a connection of its own. A check refused, or
+ * still waiting after `intervalMs`, finds the broker unreachable unless it answered
+ * within the last `intervalMs`; no second check starts while one is still waiting. A
+ * publish the broker acknowledged counts as an answer too.
+ *
+ * An answer vouches for the broker for one interval only: the relay's last acknowledgement
+ * before a freeze lands after the check that will hang has begun, and must not keep the
+ * broker "reachable" for as long as that check waits (kafkajs's request timeout, 30 s).
  */
 export function createBrokerMonitor(
   kafka: Kafka,
@@ -133,8 +137,10 @@ export function createBrokerMonitor(
     set(true);
   }
 
+  /** Whether the broker answered within the last interval (a check, a connect, a publish). */
+  const answeredLately = () => Date.now() - lastAnswer < intervalMs;
+
   async function check(): Promise<void> {
-    const started = Date.now();
     try {
       if (!adminConnected) {
         await admin.connect();
@@ -143,9 +149,7 @@ export function createBrokerMonitor(
       await admin.describeCluster();
       answered();
     } catch {
-      // A check that failed late (it hung through a partition) is stale once the broker
-      // has answered since it began.
-      if (lastAnswer < started) set(false);
+      if (!answeredLately()) set(false);
       adminConnected = false;
       await admin.disconnect().catch(() => {});
     }
@@ -153,8 +157,7 @@ export function createBrokerMonitor(
 
   function tick() {
     if (checkingSince !== undefined) {
-      // Still waiting counts as unreachable, unless the broker answered meanwhile.
-      if (Date.now() - checkingSince >= intervalMs && lastAnswer < checkingSince) set(false);
+      if (Date.now() - checkingSince >= intervalMs && !answeredLately()) set(false);
       return;
     }
     checkingSince = Date.now();

@@ -1,7 +1,10 @@
 import { loadavg } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TechnicalIssueType } from '../../gen/video/v1/video_service_pb.js';
+import { createLogger } from '../../src/logger.js';
+import { createBrokerMonitor } from '../../src/messaging/kafka.js';
 import { EVENT_TYPES } from '../../src/video/events.js';
 import { startTestApp, type TestApp } from '../support/app.js';
 import { appointmentId, slot, videoClient } from '../support/clients.js';
@@ -303,5 +306,47 @@ describe('a Kafka outage does not stall the API', () => {
 
   it('broker frozen (SIGSTOP): calls stay fast, readiness says kafka false, nothing is lost or duplicated', async () => {
     await outage('frozen');
+  }, 300_000);
+});
+
+describe('the broker monitor', () => {
+  it('finds a frozen broker unreachable, though it answered a publish after the hanging check began', async () => {
+    const kafka = await theBroker();
+    const intervalMs = 200;
+    const monitor = createBrokerMonitor(
+      new Kafka({ brokers: [kafka.brokers], logLevel: logLevel.NOTHING }),
+      intervalMs,
+      createLogger('silent'),
+    );
+    cleanups.push(() => monitor.stop());
+    monitor.start();
+    await until(
+      async () => monitor.connected(),
+      (connected) => connected,
+      30_000,
+    );
+    kafka.freeze();
+    try {
+      // The next check starts and hangs; then an acknowledgement lands, as a publish's ack
+      // sent just before the freeze does while the relay is busy.
+      await new Promise((resolve) => setTimeout(resolve, 2 * intervalMs));
+      monitor.reachable();
+      const noticedAfter = Date.now();
+      await until(
+        async () => monitor.connected(),
+        (connected) => !connected,
+        10 * intervalMs,
+      );
+      console.info(
+        `broker monitor: frozen broker found unreachable ${Date.now() - noticedAfter} ms after its last answer`,
+      );
+    } finally {
+      kafka.thaw();
+    }
+    await until(
+      async () => monitor.connected(),
+      (connected) => connected,
+      30_000,
+    );
   }, 300_000);
 });
