@@ -67,10 +67,21 @@ export const PARTICIPANTS_OF_C = `coalesce(
 function camelCased(row: Record<string, unknown>): Record<string, unknown> {
   const fields: Record<string, unknown> = {};
   for (const [column, value] of Object.entries(row)) {
-    const key = column.replace(/_([a-z])/g, (_, letter: string) => letter.toUpperCase());
-    fields[key] = typeof value === 'string' && TIME_COLUMNS.has(column) ? new Date(value) : value;
+    const field = fieldName(column);
+    fields[field] = typeof value === 'string' && TIME_COLUMNS.has(column) ? new Date(value) : value;
   }
   return fields;
+}
+
+/** Each column's field name, worked out once: the columns are the tables' few. */
+const FIELD_NAMES = new Map<string, string>();
+function fieldName(column: string): string {
+  let field = FIELD_NAMES.get(column);
+  if (field === undefined) {
+    field = column.replace(/_([a-z])/g, (_, letter: string) => letter.toUpperCase());
+    FIELD_NAMES.set(column, field);
+  }
+  return field;
 }
 
 const TIME_COLUMNS = new Set([
