@@ -25,4 +25,4 @@ EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:8080/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # As `npm run serve` runs it (package.json; README "Running it in production" says why these).
-CMD ["node", "--max-semi-space-size=4", "--max-old-space-size=1024", "dist/service.mjs"]
+CMD ["node", "--max-semi-space-size=4", "--max-old-space-size=1024", "--disable-warning=TimeoutNegativeWarning", "dist/service.mjs"]

@@ -184,4 +184,11 @@ describe('the bundled service', () => {
     );
     expect(errors).toEqual([]);
   });
+
+  it('printed no warning of Node on stderr', () => {
+    // kafkajs 2.2.4 sets a negative timer on every broker connection (tulios/kafkajs#1751),
+    // which Node 24 reports on stderr as a TimeoutNegativeWarning at each start.
+    const warnings = service.stderr().match(/^\(node:\d+\) .*$/gm);
+    expect(warnings).toBeNull();
+  });
 });

@@ -5,6 +5,8 @@ export interface ServiceProcess {
   readonly baseUrl: string;
   /** Its log lines so far, parsed. */
   readonly log: Record<string, unknown>[];
+  /** What it wrote to stderr so far (Node's own warnings go there). */
+  stderr(): string;
   /** SIGTERM, then waits for the exit. */
   stop(): Promise<void>;
 }
@@ -43,6 +45,7 @@ export async function startServiceProcess(
   return {
     baseUrl: `http://127.0.0.1:${port}`,
     log,
+    stderr: () => stderr,
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = new Promise((resolve) => child.once('exit', resolve));
