@@ -12,8 +12,9 @@
  *    are inserted and the transaction commits (src/video/events.ts `addEvent`, from each use case;
  *    src/messaging/outbox-relay.ts sends `new Date(row.created_at)` as `ce_time`). So the
  *    interval runs from just before the commit to the bench's consumer holding the record:
- *    the rest of the transaction and its commit, the relay's poll (every 50 ms), the
- *    publish (acks=all) and the consumer's fetch.
+ *    the rest of the transaction and its commit, the relay's wake-up (the committing copy
+ *    signals its relay at once; the 50 ms poll is for other copies' commits), its claim,
+ *    the publish (acks=all) and the consumer's fetch.
  * 2. `appointment.created` on Kafka → consultation row. Appointment events at a steady
  *    rate, each stamped when handed to the producer; the service's consumer applies them.
  *    The latency is the consultation row's `created_at` (the service's clock read inside
