@@ -8,6 +8,7 @@ import {
 } from '../../src/messaging/appointment-consumer.js';
 import { appointmentId } from '../support/clients.js';
 import { collectRecords, uniquePrefix } from '../support/events.js';
+import { createTopics } from '../support/kafka.js';
 import { openTestUseCases, type TestUseCases } from '../support/use-cases.js';
 
 /**
@@ -43,14 +44,7 @@ async function topicsOf(prefix: string) {
   await admin.connect();
   try {
     const topics = APPOINTMENT_EVENT_TYPES.map((type) => `${prefix}${type}`);
-    await admin.createTopics({
-      waitForLeaders: true,
-      topics: [...topics, ...topics.map((t) => `${t}.dlq`)].map((topic) => ({
-        topic,
-        numPartitions: 1,
-        replicationFactor: 1,
-      })),
-    });
+    await createTopics(admin, [...topics, ...topics.map((t) => `${t}.dlq`)], 1);
   } finally {
     await admin.disconnect();
   }

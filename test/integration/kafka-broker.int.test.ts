@@ -10,6 +10,7 @@ import {
   type Producer,
 } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import { createTopics } from '../support/kafka.js';
 
 /**
  * The broker the other Kafka tests rely on, checked on its own: kafkajs 2.2.4 against a
@@ -34,10 +35,7 @@ beforeAll(async () => {
   admin = kafka.admin();
   await admin.connect();
   // Pre-created: auto-creation on KRaft can briefly answer "does not host this partition".
-  await admin.createTopics({
-    waitForLeaders: true,
-    topics: [{ topic, numPartitions: 1, replicationFactor: 1 }],
-  });
+  await createTopics(admin, [topic], 1);
 }, 300_000);
 
 afterAll(async () => {

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Kafka, type KafkaMessage, logLevel } from 'kafkajs';
+import { createTopics } from './kafka.js';
 
 /** A topic prefix of its own, so test files never read each other's events. */
 export const uniquePrefix = (name: string) => `test-${name}-${randomBytes(4).toString('hex')}.`;
@@ -23,11 +24,11 @@ export async function collectRecords(brokers: string, topics: string[]) {
   });
   const admin = kafka.admin();
   await admin.connect();
-  await admin.createTopics({
-    waitForLeaders: true,
-    topics: topics.map((topic) => ({ topic, numPartitions: 3, replicationFactor: 1 })),
-  });
-  await admin.disconnect();
+  try {
+    await createTopics(admin, topics, 3);
+  } finally {
+    await admin.disconnect();
+  }
   const consumer = kafka.consumer({
     groupId: `test-reader-${randomBytes(4).toString('hex')}`,
     maxWaitTimeInMs: 100,

@@ -1,4 +1,4 @@
-import { Kafka, logLevel } from 'kafkajs';
+import { type Admin, Kafka, logLevel } from 'kafkajs';
 import { repositoryScript, runScript } from './scripts.js';
 
 const startScript = repositoryScript('kafka/start-kafka.sh');
@@ -69,4 +69,50 @@ async function warmUp(brokers: string[]): Promise<void> {
     await producer.disconnect();
     await admin.disconnect();
   }
+}
+
+/**
+ * Creates the topics (any that exist are left as they are) and waits until every one of
+ * their partitions has a leader. kafkajs's own `waitForLeaders` waits out "leader not
+ * available" only: a KRaft broker can also answer, for a moment after creating a topic,
+ * that it does not host it (UNKNOWN_TOPIC_OR_PARTITION), and kafkajs then fails the
+ * creation that succeeded. Both answers are waited out here.
+ */
+export async function createTopics(
+  admin: Admin,
+  topics: readonly string[],
+  numPartitions: number,
+  timeoutMs = 30_000,
+): Promise<void> {
+  await admin.createTopics({
+    waitForLeaders: false,
+    topics: topics.map((topic) => ({ topic, numPartitions, replicationFactor: 1 })),
+  });
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const { topics: found } = await admin.fetchTopicMetadata({ topics: [...topics] });
+      const led = found.every(
+        (t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0),
+      );
+      if (found.length === topics.length && led) return;
+    } catch (error) {
+      if (!TOPIC_NOT_READY.has(kafkaErrorType(error) ?? '')) throw error;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`topics without a leader after ${timeoutMs} ms: ${topics.join(', ')}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+const TOPIC_NOT_READY = new Set(['UNKNOWN_TOPIC_OR_PARTITION', 'LEADER_NOT_AVAILABLE']);
+
+/** The protocol error's type, of the error or of what it wraps (kafkajs's retries do). */
+function kafkaErrorType(error: unknown): string | undefined {
+  for (let e = error as { type?: string; cause?: unknown } | undefined; e; ) {
+    if (typeof e.type === 'string') return e.type;
+    e = e.cause as typeof e;
+  }
+  return undefined;
 }
